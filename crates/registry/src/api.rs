@@ -1,0 +1,417 @@
+//! The admin API's wire shapes (as fixed by the contract), independent of any HTTP framework.
+//! Inputs deny unknown fields so typos fail loudly instead of being ignored.
+
+use crate::types::{AuthType, FieldError, IpRulesDoc};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Pagination parameters.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ListParams {
+    /// Page size, default 50, at most 1000.
+    pub limit: Option<u64>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    /// The effective page size.
+    pub fn limit(&self) -> u64 {
+        self.limit.unwrap_or(50).clamp(1, 1000)
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// Cursor for the next page, or null at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A scope a collection defines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeDoc {
+    /// Scope name, unique server-wide (e.g. `orders:read`).
+    pub name: String,
+    /// What the scope allows.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Create (or, merged with a patch, replace) an API collection.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionInput {
+    /// Display name, unique.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// The resource indicator (RFC 8707): an absolute URI, unique.
+    pub audience: String,
+    /// The scopes this collection defines.
+    #[serde(default)]
+    pub scopes: Vec<ScopeDoc>,
+    /// Base URL consumers call.
+    #[serde(default)]
+    pub integration_url: Option<String>,
+    /// Link to the API's documentation.
+    #[serde(default)]
+    pub documentation_url: Option<String>,
+}
+
+/// An API collection (resource server).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Collection {
+    /// `col_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// The audience tokens for this collection carry.
+    pub audience: String,
+    /// The scopes it defines.
+    pub scopes: Vec<ScopeDoc>,
+    /// Base URL consumers call.
+    pub integration_url: Option<String>,
+    /// Link to the API's documentation.
+    pub documentation_url: Option<String>,
+    /// The id this resource server uses to call introspection (`grs_…`).
+    pub introspection_client_id: String,
+    /// True for the built-in admin API collection, which cannot be changed.
+    pub builtin: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The answer to creating a collection: the only time its introspection secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionCreated {
+    /// The collection.
+    #[serde(flatten)]
+    pub collection: Collection,
+    /// The introspection secret; shown once.
+    pub introspection_client_secret: String,
+}
+
+/// The person managing a client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// First name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Email address.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Create (or, merged with a patch, replace) a client.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    /// Display name, unique.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Project the client belongs to (filters lists).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Who manages the client.
+    #[serde(default)]
+    pub contact: Contact,
+    /// An inactive client cannot obtain or use any credential.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A client: an organisation that consumes APIs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Client {
+    /// `cli_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Project.
+    pub project: Option<String>,
+    /// Who manages the client.
+    pub contact: Contact,
+    /// Whether the client may use its credentials.
+    pub active: bool,
+    /// Whether a logo was uploaded (`GET /clients/{id}/logo`).
+    pub has_logo: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Create (or, merged with a patch, replace) an access profile.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInput {
+    /// Display name, unique within the client.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Granted collection ids.
+    #[serde(default)]
+    pub collections: Vec<String>,
+    /// Grant every user collection, present and future (never the built-in admin one).
+    #[serde(default)]
+    pub all_collections: bool,
+    /// Optional subset of the collections' scopes (least privilege); null means all.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// How the consumer proves itself; cannot change after creation.
+    pub auth_type: AuthType,
+    /// Where the profile may be used from.
+    #[serde(default)]
+    pub ip_rules: IpRulesDoc,
+    /// Policy (rate limit, quota); reserved for the policies API.
+    #[serde(default)]
+    pub policy_id: Option<String>,
+    /// An inactive profile cannot obtain or use any credential.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Lifetime of issued access tokens, default 3600, at most GATEHOUSE_MAX_TOKEN_TTL.
+    #[serde(default)]
+    pub token_ttl_seconds: Option<i64>,
+    /// Extra claims copied into issued access tokens.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub custom_claims: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// Where a consumer connects for one granted collection.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConnectionCollection {
+    /// The collection's audience (RFC 8707 resource).
+    pub audience: String,
+    /// Base URL to call.
+    pub integration_url: Option<String>,
+    /// API documentation.
+    pub documentation_url: Option<String>,
+}
+
+/// Everything a consumer needs to connect.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Connection {
+    /// The issuer (`iss` of tokens).
+    pub issuer: String,
+    /// `POST` here for tokens.
+    pub token_endpoint: String,
+    /// OpenID Connect discovery document.
+    pub discovery_url: String,
+    /// RFC 7662 introspection endpoint.
+    pub introspection_endpoint: String,
+    /// Per granted collection.
+    pub collections: Vec<ConnectionCollection>,
+}
+
+/// An access profile.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Profile {
+    /// `prf_…`
+    pub id: String,
+    /// The owning client.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Granted collection ids (explicit grants).
+    pub collections: Vec<String>,
+    /// Whether every user collection is granted.
+    pub all_collections: bool,
+    /// The configured scope subset, or null for all scopes of the granted collections.
+    pub scopes: Option<Vec<String>>,
+    /// The scopes this profile can actually obtain now (extension).
+    pub effective_scopes: Vec<String>,
+    /// Authentication method.
+    pub auth_type: AuthType,
+    /// The profile's public OAuth identity (`gco_…`).
+    pub oauth_client_id: String,
+    /// Where the profile may be used from.
+    pub ip_rules: IpRulesDoc,
+    /// Attached policy.
+    pub policy_id: Option<String>,
+    /// Whether the profile may be used.
+    pub active: bool,
+    /// Lifetime of issued access tokens.
+    pub token_ttl_seconds: i64,
+    /// Extra claims in issued access tokens.
+    #[schema(value_type = Object)]
+    pub custom_claims: serde_json::Value,
+    /// Connection details for the consumer.
+    pub connection: Connection,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The answer to creating a profile: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileCreated {
+    /// The profile.
+    #[serde(flatten)]
+    pub profile: Profile,
+    /// For `oauth2` profiles: the client secret, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_client_secret: Option<String>,
+}
+
+/// Body of a secret refresh.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshSecretInput {
+    /// Keep the previous secret valid this many seconds (default 0: revoke at once).
+    #[serde(default)]
+    pub grace_seconds: Option<i64>,
+}
+
+/// A freshly issued profile secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileSecretIssued {
+    /// The profile's client id.
+    pub oauth_client_id: String,
+    /// The new secret; shown once.
+    pub oauth_client_secret: String,
+    /// Until when the previous secret(s) remain valid; null when revoked at once.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly issued collection introspection secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionSecretIssued {
+    /// The collection's introspection client id.
+    pub introspection_client_id: String,
+    /// The new secret; shown once.
+    pub introspection_client_secret: String,
+    /// Until when the previous secret(s) remain valid; null when revoked at once.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEvent {
+    /// `evt_…`, ordered by time.
+    pub id: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who did it (the admin's OAuth client id, or `system`).
+    pub actor: String,
+    /// What was done, e.g. `collection.create`.
+    pub action: String,
+    /// The kind of resource.
+    pub target_type: String,
+    /// The resource id.
+    pub target_id: String,
+    /// Non-secret details.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// A logo image, type checked by its magic bytes.
+#[derive(Debug, Clone)]
+pub struct Logo {
+    /// `image/png` or `image/jpeg`.
+    pub content_type: &'static str,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Logo {
+    /// Maximum logo size.
+    pub const MAX_BYTES: usize = 256 * 1024;
+
+    /// Accept PNG or JPEG up to 256 KiB, judged by content, not by any declared type.
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, FieldError> {
+        if bytes.is_empty() {
+            return Err(FieldError::new("logo", "required", "the logo is empty"));
+        }
+        if bytes.len() > Self::MAX_BYTES {
+            return Err(FieldError::new("logo", "too_large", "the logo must be at most 256 KiB"));
+        }
+        let content_type = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            "image/png"
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            "image/jpeg"
+        } else {
+            return Err(FieldError::new("logo", "unsupported_type", "the logo must be a PNG or JPEG image"));
+        };
+        Ok(Self { content_type, bytes })
+    }
+}
+
+/// Apply an RFC 7396 JSON Merge Patch to `target`.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    match patch {
+        Value::Object(patch_map) => {
+            if !target.is_object() {
+                *target = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(target_map) = target {
+                for (key, value) in patch_map {
+                    if value.is_null() {
+                        target_map.remove(key);
+                    } else {
+                        merge_patch(target_map.entry(key.clone()).or_insert(Value::Null), value);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_rfc7396_examples() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
+        let mut doc = json!({"a": ["b"]});
+        merge_patch(&mut doc, &json!({"a": "c"}));
+        assert_eq!(doc, json!({"a": "c"}));
+        let mut doc = json!({"e": null});
+        merge_patch(&mut doc, &json!({"a": 1}));
+        assert_eq!(doc, json!({"e": null, "a": 1}));
+    }
+
+    #[test]
+    fn logos_are_judged_by_content() {
+        assert_eq!(Logo::parse(b"\x89PNG\r\n\x1a\nrest".to_vec()).map(|l| l.content_type).ok(), Some("image/png"));
+        assert_eq!(Logo::parse(vec![0xFF, 0xD8, 0xFF, 0xE0]).map(|l| l.content_type).ok(), Some("image/jpeg"));
+        assert!(Logo::parse(b"GIF89a".to_vec()).is_err());
+        assert!(Logo::parse(vec![0xFF; Logo::MAX_BYTES + 1]).is_err());
+    }
+}

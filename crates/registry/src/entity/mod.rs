@@ -1,0 +1,10 @@
+//! sea-orm entities, one module per table. Domain types live apart from these rows.
+
+pub mod access_profile;
+pub mod audit_event;
+pub mod client;
+pub mod client_secret;
+pub mod collection;
+pub mod collection_scope;
+pub mod profile_collection;
+pub mod signing_key;

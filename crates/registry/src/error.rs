@@ -1,0 +1,74 @@
+//! The registry's error type. No HTTP here: the admin and token crates map these at their edge.
+
+use crate::types::FieldError;
+
+/// What can go wrong in a registry operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The named kind of resource does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule was broken (name, audience, scope).
+    #[error("conflict on {field}: {message}")]
+    Conflict {
+        /// The field that collides.
+        field: String,
+        /// A human-readable explanation.
+        message: String,
+    },
+    /// The input is well-formed JSON but breaks validation rules.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// The database could not be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the text is for logs only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RegistryError {
+    /// A single-field validation error.
+    pub fn invalid(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        RegistryError::Validation(vec![FieldError::new(field, code, message)])
+    }
+}
+
+impl From<sea_orm::DbErr> for RegistryError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        use sea_orm::{DbErr, SqlErr};
+        if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
+            return RegistryError::Conflict {
+                field: unique_field(&detail).to_owned(),
+                message: "a resource with this value already exists".to_owned(),
+            };
+        }
+        match err {
+            DbErr::Conn(e) => RegistryError::Unavailable(e.to_string()),
+            DbErr::ConnectionAcquire(e) => RegistryError::Unavailable(e.to_string()),
+            other => RegistryError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn unique_field(detail: &str) -> &'static str {
+    for field in ["audience", "introspection_client_id", "oauth_client_id", "name"] {
+        if detail.contains(field) {
+            return field;
+        }
+    }
+    if detail.contains("collection_scopes") || detail.contains("pkey") {
+        return "scopes";
+    }
+    "id"
+}
+
+impl From<crate::secret::HashError> for RegistryError {
+    fn from(err: crate::secret::HashError) -> Self {
+        RegistryError::Internal(err.to_string())
+    }
+}
+
+/// Result alias for registry operations.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

@@ -1,0 +1,192 @@
+//! Secrets: generation from the OS CSPRNG, a wrapper that never prints, argon2id hashing
+//! behind a bounded semaphore, and SHA-256 digests for cache keys.
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier, Version};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+/// A secret value. Not `Clone`, `Debug` prints `[secret elided]`, and reading it takes a call
+/// whose name says so.
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wrap a secret.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret text. Every call site is a place where the secret leaves its box.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[secret elided]")
+    }
+}
+
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        // Best-effort wipe; the allocator may have copied it earlier.
+        // SAFETY-free: overwrite through the safe byte view of an owned String.
+        let bytes = std::mem::take(&mut self.0).into_bytes();
+        let mut bytes = bytes;
+        for b in bytes.iter_mut() {
+            *b = 0;
+        }
+        std::hint::black_box(&bytes);
+    }
+}
+
+/// Prefix of generated OAuth client secrets (and collection introspection secrets).
+pub const CLIENT_SECRET_PREFIX: &str = "gcs_";
+
+/// A fresh client secret: prefix + 43 base62 characters (≥ 256 bits from the OS CSPRNG).
+pub fn generate_client_secret() -> SecretString {
+    SecretString::new(format!("{CLIENT_SECRET_PREFIX}{}", crate::ids::base62(43)))
+}
+
+/// SHA-256 of arbitrary bytes.
+pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// Constant-time equality of two byte strings.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// Errors of the password hasher.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashError {
+    /// The hashing task failed to run.
+    #[error("hashing task failed")]
+    Task,
+    /// argon2 refused the input or parameters.
+    #[error("argon2 error: {0}")]
+    Argon2(String),
+}
+
+/// argon2id hashing and verification, run on the blocking pool behind a semaphore so a flood
+/// cannot exhaust memory (each hash holds `m_cost` KiB while it runs).
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    dummy_hash: Arc<str>,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("m_cost", &self.params.m_cost())
+            .field("t_cost", &self.params.t_cost())
+            .field("permits", &self.permits.available_permits())
+            .finish()
+    }
+}
+
+impl PasswordHasher {
+    /// OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane; at most `concurrency` at once.
+    pub fn new(concurrency: usize) -> Result<Self, HashError> {
+        let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| HashError::Argon2(e.to_string()))?;
+        Self::with_params(params, concurrency)
+    }
+
+    /// A hasher with explicit parameters (tests and benchmarks may lower the cost).
+    pub fn with_params(params: Params, concurrency: usize) -> Result<Self, HashError> {
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let dummy = argon
+            .hash_password(crate::ids::base62(43).as_bytes())
+            .map_err(|e| HashError::Argon2(e.to_string()))?
+            .to_string();
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy.into(),
+        })
+    }
+
+    fn argon(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hash a secret into a PHC string.
+    pub async fn hash(&self, secret: &SecretString) -> Result<String, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
+        let argon = self.argon();
+        let bytes = secret.expose_secret().as_bytes().to_vec();
+        tokio::task::spawn_blocking(move || {
+            let out = argon
+                .hash_password(&bytes)
+                .map(|h| h.to_string())
+                .map_err(|e| HashError::Argon2(e.to_string()));
+            drop(SecretString::new(String::from_utf8(bytes).unwrap_or_default()));
+            out
+        })
+        .await
+        .map_err(|_| HashError::Task)?
+    }
+
+    /// Check a secret against any of several PHC hashes; the index of the first match.
+    /// With no hashes, the secret is checked against a dummy hash so that an unknown client
+    /// costs the same time as a known one.
+    pub async fn verify_any(&self, secret: &str, hashes: Vec<String>) -> Result<Option<usize>, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
+        let argon = self.argon();
+        let dummy = self.dummy_hash.clone();
+        let candidate = SecretString::new(secret.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let check = |phc: &str| {
+                PasswordVerifier::<str>::verify_password(&argon, candidate.expose_secret().as_bytes(), phc).is_ok()
+            };
+            if hashes.is_empty() {
+                let _ = check(&dummy);
+                return Ok(None);
+            }
+            Ok(hashes.iter().position(|h| check(h)))
+        })
+        .await
+        .map_err(|_| HashError::Task)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> PasswordHasher {
+        PasswordHasher::with_params(Params::new(256, 1, 1, None).unwrap(), 2).unwrap()
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = generate_client_secret();
+        assert_eq!(format!("{s:?}"), "[secret elided]");
+        assert!(s.expose_secret().starts_with("gcs_"));
+        assert_eq!(s.expose_secret().len(), 4 + 43);
+    }
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let h = cheap();
+        let s = generate_client_secret();
+        let phc = h.hash(&s).await.unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(!phc.contains(s.expose_secret()));
+        assert_eq!(h.verify_any(s.expose_secret(), vec!["junk".into(), phc.clone()]).await.unwrap(), Some(1));
+        assert_eq!(h.verify_any("wrong", vec![phc]).await.unwrap(), None);
+        assert_eq!(h.verify_any("anything", vec![]).await.unwrap(), None);
+    }
+}

@@ -1,0 +1,72 @@
+//! The audit log: every admin change writes one event, inside the change's transaction.
+
+use super::{Actor, Registry, decode_cursor, encode_cursor};
+use crate::api::{AuditEvent, ListParams, Page};
+use crate::entity::audit_event;
+use crate::error::Result;
+use crate::ids::{IdKind, new_sorted_id};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+
+impl Registry {
+    /// Append an audit event through `conn` (normally the change's transaction).
+    /// `details` must never contain a secret.
+    pub(crate) async fn audit<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let at = self.now();
+        audit_event::ActiveModel {
+            id: Set(new_sorted_id(IdKind::Audit, at.timestamp_millis())),
+            at: Set(at),
+            actor: Set(actor.0.clone()),
+            action: Set(action.to_owned()),
+            target_type: Set(target_type.to_owned()),
+            target_id: Set(target_id.to_owned()),
+            details: Set(details.to_string()),
+        }
+        .insert(conn)
+        .await?;
+        tracing::info!(actor = %actor.0, action, target_type, target_id, "audit");
+        Ok(())
+    }
+
+    /// List audit events, oldest first.
+    pub async fn list_audit_events(&self, params: &ListParams) -> Result<Page<AuditEvent>> {
+        let limit = params.limit();
+        let mut query = audit_event::Entity::find().order_by_asc(audit_event::Column::Id);
+        if let Some(after) = decode_cursor(params.cursor.as_deref())? {
+            query = query.filter(audit_event::Column::Id.gt(after));
+        }
+        let rows = query.limit(limit + 1).all(&self.inner.db).await?;
+        Ok(page(rows, limit, |r| r.id.clone(), |r| AuditEvent {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
+        }))
+    }
+}
+
+/// Cut `limit + 1` rows into a page and its cursor.
+pub(crate) fn page<R, T>(
+    mut rows: Vec<R>,
+    limit: u64,
+    id: impl Fn(&R) -> String,
+    map: impl FnMut(R) -> T,
+) -> Page<T> {
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(&id(r))) } else { None };
+    Page {
+        items: rows.into_iter().map(map).collect(),
+        next_cursor,
+    }
+}

@@ -1,0 +1,279 @@
+//! Credential checks on the hot path: profile snapshots cached in memory, argon2id only on a
+//! cache miss, and a verified-secret cache so repeat authentications cost microseconds.
+
+use super::Registry;
+use crate::entity::{access_profile, client, client_secret};
+use crate::error::{RegistryError, Result};
+use crate::ids::{IdKind, new_id};
+use crate::secret::sha256;
+use crate::types::{AuthType, IpRules, IpRulesDoc};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Longest grace period a rotated secret may keep (30 days).
+pub const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
+
+/// A collection as granted to one profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedCollection {
+    /// `col_…`
+    pub id: String,
+    /// The collection's audience.
+    pub audience: String,
+    /// Where consumers call it.
+    pub integration_url: Option<String>,
+    /// Its documentation.
+    pub documentation_url: Option<String>,
+    /// The scopes of this collection the profile may obtain.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct SecretRecord {
+    id: String,
+    hash: String,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Everything the token endpoint needs about one profile, loaded once and cached.
+#[derive(Debug, Clone)]
+pub struct ProfileSnapshot {
+    /// `prf_…`
+    pub profile_id: String,
+    /// `cli_…`
+    pub client_id: String,
+    /// The client's display name.
+    pub client_name: String,
+    /// `gco_…`
+    pub oauth_client_id: String,
+    /// Authentication method.
+    pub auth_type: AuthType,
+    /// The profile's own switch.
+    pub profile_active: bool,
+    /// The client's switch.
+    pub client_active: bool,
+    /// Where the profile may be used from.
+    pub ip_rules: IpRules,
+    /// Access token lifetime.
+    pub token_ttl_seconds: i64,
+    /// Extra claims for access tokens.
+    pub custom_claims: serde_json::Map<String, serde_json::Value>,
+    /// Granted collections and scopes.
+    pub grants: Vec<GrantedCollection>,
+    secrets: Vec<SecretRecord>,
+}
+
+impl ProfileSnapshot {
+    /// Both the profile and its client are switched on.
+    pub fn is_active(&self) -> bool {
+        self.profile_active && self.client_active
+    }
+
+    /// The profile's IP rules accept this address.
+    pub fn allows_ip(&self, addr: IpAddr) -> bool {
+        self.ip_rules.allows(addr)
+    }
+
+    fn live_secret(&self, id: &str, now: DateTime<Utc>) -> bool {
+        self.secrets
+            .iter()
+            .any(|s| s.id == id && s.expires_at.is_none_or(|e| e > now))
+    }
+}
+
+/// Why a credential check failed. Callers answer every variant but `Unavailable` the same way
+/// (`invalid_client`), so an attacker learns nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// Unknown client, wrong secret or expired secret.
+    #[error("invalid client credentials")]
+    InvalidCredentials,
+    /// The database or the hashing pool is unavailable.
+    #[error("credential store unavailable")]
+    Unavailable,
+}
+
+impl Registry {
+    /// The snapshot of the profile with this public client id, from cache or database.
+    pub async fn profile_by_client_id(&self, oauth_client_id: &str) -> Result<Option<Arc<ProfileSnapshot>>> {
+        if let Some(hit) = self.inner.snapshots.get(oauth_client_id) {
+            return Ok(hit);
+        }
+        let loaded = self.load_snapshot(oauth_client_id).await?.map(Arc::new);
+        self.inner.snapshots.insert(oauth_client_id.to_owned(), loaded.clone());
+        Ok(loaded)
+    }
+
+    async fn load_snapshot(&self, oauth_client_id: &str) -> Result<Option<ProfileSnapshot>> {
+        let db = &self.inner.db;
+        let Some(profile) = access_profile::Entity::find()
+            .filter(access_profile::Column::OauthClientId.eq(oauth_client_id))
+            .one(db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(owner) = client::Entity::find_by_id(profile.client_id.clone()).one(db).await? else {
+            return Ok(None);
+        };
+        let links = self
+            .links_of(db, std::slice::from_ref(&profile.id))
+            .await?
+            .remove(&profile.id)
+            .unwrap_or_default();
+        let subset: Option<Vec<String>> = profile.scopes.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        let grants = self.grants(db, &links, profile.all_collections, subset.as_deref()).await?;
+        let secrets = client_secret::Entity::find()
+            .filter(client_secret::Column::OwnerId.eq(profile.id.clone()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|s| SecretRecord {
+                id: s.id,
+                hash: s.secret_hash,
+                expires_at: s.expires_at,
+            })
+            .collect();
+        let doc: IpRulesDoc = serde_json::from_str(&profile.ip_rules).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        // Stored rules were validated on write; a row that no longer parses denies everything.
+        let ip_rules = IpRules::parse(&doc, "ip_rules").unwrap_or(IpRules {
+            default_access: crate::types::DefaultAccess::Deny,
+            allow: Vec::new(),
+            deny: Vec::new(),
+        });
+        let auth_type = AuthType::parse(&profile.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
+        let custom_claims = serde_json::from_str(&profile.custom_claims).unwrap_or_default();
+        Ok(Some(ProfileSnapshot {
+            profile_id: profile.id,
+            client_id: owner.id,
+            client_name: owner.name,
+            oauth_client_id: profile.oauth_client_id,
+            auth_type,
+            profile_active: profile.active,
+            client_active: owner.active,
+            ip_rules,
+            token_ttl_seconds: profile.token_ttl_seconds,
+            custom_claims,
+            grants,
+            secrets,
+        }))
+    }
+
+    /// Check a profile's client secret. argon2id runs only when this (client, secret) pair has
+    /// not been verified before; an unknown client is checked against a dummy hash so timing
+    /// reveals nothing. Whether the profile is active or IP-limited is for the caller to decide
+    /// after this succeeds, so those refusals cannot be told apart from a wrong secret.
+    pub async fn authenticate_secret(
+        &self,
+        oauth_client_id: &str,
+        secret: &str,
+    ) -> std::result::Result<Arc<ProfileSnapshot>, AuthFailure> {
+        let hasher = &self.inner.hasher;
+        if oauth_client_id.len() > 128 || secret.len() > 512 || secret.is_empty() {
+            return Err(AuthFailure::InvalidCredentials);
+        }
+        let snapshot = match self.profile_by_client_id(oauth_client_id).await {
+            Ok(s) => s,
+            Err(RegistryError::Unavailable(_)) => return Err(AuthFailure::Unavailable),
+            Err(e) => {
+                tracing::error!(error = %e, "loading profile failed");
+                return Err(AuthFailure::Unavailable);
+            }
+        };
+        let Some(snapshot) = snapshot else {
+            let _ = hasher.verify_any(secret, Vec::new()).await;
+            return Err(AuthFailure::InvalidCredentials);
+        };
+        let now = self.now();
+        let key = sha256(&[b"profile-secret", oauth_client_id.as_bytes(), secret.as_bytes()]);
+        if let Some(secret_id) = self.inner.verified.get(&key) {
+            if snapshot.live_secret(&secret_id, now) {
+                return Ok(snapshot);
+            }
+            self.inner.verified.remove(&key);
+        }
+        let live: Vec<&SecretRecord> = snapshot
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|e| e > now))
+            .collect();
+        let hashes = live.iter().map(|s| s.hash.clone()).collect();
+        match hasher.verify_any(secret, hashes).await {
+            Ok(Some(i)) => {
+                if let Some(record) = live.get(i) {
+                    self.inner.verified.insert(key, record.id.clone());
+                }
+                Ok(snapshot)
+            }
+            Ok(None) => Err(AuthFailure::InvalidCredentials),
+            Err(_) => Err(AuthFailure::Unavailable),
+        }
+    }
+
+    pub(crate) async fn insert_secret<C: ConnectionTrait>(&self, conn: &C, owner_id: &str, hash: String) -> Result<()> {
+        client_secret::ActiveModel {
+            id: Set(new_id(IdKind::Secret)),
+            owner_id: Set(owner_id.to_owned()),
+            secret_hash: Set(hash),
+            created_at: Set(self.now()),
+            expires_at: Set(None),
+        }
+        .insert(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Replace an owner's secret: the old ones expire after `grace_seconds` (or at once).
+    /// Returns when the old ones stop working, if they live on.
+    pub(crate) async fn rotate_secret<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        owner_id: &str,
+        hash: String,
+        grace_seconds: Option<i64>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let grace = grace_seconds.unwrap_or(0);
+        if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+            return Err(RegistryError::invalid(
+                "grace_seconds",
+                "out_of_range",
+                format!("must be between 0 and {MAX_GRACE_SECONDS}"),
+            ));
+        }
+        let now = self.now();
+        let previous = if grace == 0 {
+            self.delete_secrets(conn, owner_id).await?;
+            None
+        } else {
+            let until = now + Duration::seconds(grace);
+            let existing = client_secret::Entity::find()
+                .filter(client_secret::Column::OwnerId.eq(owner_id))
+                .all(conn)
+                .await?;
+            for row in existing {
+                let keep_until = row.expires_at.map_or(until, |e| e.min(until));
+                if keep_until <= now {
+                    client_secret::Entity::delete_by_id(row.id).exec(conn).await?;
+                    continue;
+                }
+                let mut active: client_secret::ActiveModel = row.into();
+                active.expires_at = Set(Some(keep_until));
+                active.update(conn).await?;
+            }
+            Some(until)
+        };
+        self.insert_secret(conn, owner_id, hash).await?;
+        Ok(previous)
+    }
+
+    pub(crate) async fn delete_secrets<C: ConnectionTrait>(&self, conn: &C, owner_id: &str) -> Result<()> {
+        client_secret::Entity::delete_many()
+            .filter(client_secret::Column::OwnerId.eq(owner_id))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+}

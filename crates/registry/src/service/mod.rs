@@ -1,0 +1,181 @@
+//! The registry service: CRUD over collections, clients and profiles, credential checks, and
+//! the caches that keep the hot path off the database.
+
+mod audit;
+mod auth;
+mod bootstrap;
+mod clients;
+mod collections;
+mod keys;
+mod profiles;
+
+pub use auth::{AuthFailure, GrantedCollection, ProfileSnapshot};
+pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
+pub use keys::StoredKey;
+
+use crate::clock::Clock;
+use crate::secret::PasswordHasher;
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+/// Who performed an admin action, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+impl Actor {
+    /// The server itself (bootstrap, migrations).
+    pub fn system() -> Self {
+        Actor("system".to_owned())
+    }
+}
+
+/// Static settings the registry needs to describe connections and bound token lifetimes.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// The issuer, exactly as configured.
+    pub issuer: String,
+    /// The audience of the built-in admin collection (the admin base URL).
+    pub admin_audience: String,
+    /// Upper bound of any token lifetime, seconds.
+    pub max_token_ttl: i64,
+    /// Default token lifetime of a profile, seconds.
+    pub default_token_ttl: i64,
+    /// Bound of the profile snapshot cache (entries).
+    pub profile_cache_capacity: usize,
+    /// Bound of the verified-secret cache (entries).
+    pub verified_cache_capacity: usize,
+}
+
+impl RegistrySettings {
+    /// Settings for an issuer with the documented defaults.
+    pub fn new(issuer: impl Into<String>, admin_audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            admin_audience: admin_audience.into(),
+            max_token_ttl: 86_400,
+            default_token_ttl: 3_600,
+            profile_cache_capacity: 100_000,
+            verified_cache_capacity: 100_000,
+        }
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer.trim_end_matches('/'), path)
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) settings: RegistrySettings,
+    pub(crate) snapshots: quick_cache::sync::Cache<String, Option<Arc<ProfileSnapshot>>>,
+    pub(crate) verified: quick_cache::sync::Cache<[u8; 32], String>,
+}
+
+/// The profile registry. Cheap to clone; all clones share the caches.
+#[derive(Clone)]
+pub struct Registry {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("settings", &self.inner.settings).finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// A registry over an open (and migrated) database.
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        hasher: PasswordHasher,
+        settings: RegistrySettings,
+    ) -> Self {
+        let snapshots = quick_cache::sync::Cache::new(settings.profile_cache_capacity.max(16));
+        let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                clock,
+                hasher,
+                settings,
+                snapshots,
+                verified,
+            }),
+        }
+    }
+
+    /// The database connection (for readiness checks and key storage).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// The injected clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The settings the registry was built with.
+    pub fn settings(&self) -> &RegistrySettings {
+        &self.inner.settings
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.inner.db.ping().await.is_ok()
+    }
+
+    /// Drop every cached profile snapshot; called after any registry write so the next
+    /// request sees the change. Verified-secret entries need no flush: each hit is checked
+    /// against the fresh snapshot's secret ids.
+    pub(crate) fn invalidate(&self) {
+        self.inner.snapshots.clear();
+    }
+
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+}
+
+/// Encode a page cursor (opaque to clients).
+pub(crate) fn encode_cursor(last_id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last_id.as_bytes())
+}
+
+/// Decode a page cursor; a bad cursor is a validation error.
+pub(crate) fn decode_cursor(cursor: Option<&str>) -> crate::error::Result<Option<String>> {
+    use base64::Engine;
+    match cursor {
+        None | Some("") => Ok(None),
+        Some(c) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(c.as_bytes())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(Some)
+            .ok_or_else(|| crate::error::RegistryError::invalid("cursor", "invalid_cursor", "not a cursor from this API")),
+    }
+}
+
+/// Turn a JSON body into an input type, reporting serde's complaint without echoing values.
+pub fn parse_input<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> crate::error::Result<T> {
+    serde_json::from_value(value).map_err(|e| {
+        let text = e.to_string();
+        // serde's messages for unknown/missing fields name only fields; others may quote
+        // the offending value, which could be a secret, so they are replaced.
+        let message = if text.starts_with("unknown field") || text.starts_with("missing field") {
+            text.split(" at line").next().unwrap_or("invalid body").to_owned()
+        } else {
+            "a field has the wrong type or an unknown value".to_owned()
+        };
+        let field = text
+            .split('`')
+            .nth(1)
+            .filter(|_| text.starts_with("unknown field") || text.starts_with("missing field"))
+            .unwrap_or("body")
+            .to_owned();
+        crate::error::RegistryError::invalid(field, "invalid", message)
+    })
+}

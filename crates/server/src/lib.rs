@@ -1,0 +1,10 @@
+//! The Gatehouse server: configuration, listeners, tower-http layers, bootstrap and shutdown.
+//!
+//! This crate wires the other crates together. It owns no domain logic: the registry decides,
+//! the token crate speaks OAuth, the admin crate speaks the admin API.
+
+pub mod config;
+mod app;
+
+pub use app::{Server, start};
+pub use config::Config;

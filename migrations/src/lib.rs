@@ -1,0 +1,20 @@
+//! Database migrations for Gatehouse, shared by SQLite and PostgreSQL.
+//!
+//! Owns the schema and nothing else: every table is created forward and dropped backward here,
+//! through sea-query so the same definitions produce each backend's dialect.
+
+use sea_orm_migration::prelude::*;
+
+pub use sea_orm_migration::MigratorTrait;
+
+mod m0001_initial;
+
+/// The ordered list of Gatehouse migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}

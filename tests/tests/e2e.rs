@@ -1,0 +1,28 @@
+//! Gatehouse end-to-end tests: a real server on random loopback ports, real HTTP, a fresh
+//! database per test (SQLite, or PostgreSQL when `GATEHOUSE_TEST_DATABASE_URL` is set).
+//!
+//! One test binary for the whole suite keeps build time low; each area is a module.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+#[path = "e2e/admin_api.rs"]
+mod admin_api;
+#[path = "e2e/admin_auth.rs"]
+mod admin_auth;
+#[path = "e2e/audit.rs"]
+mod audit;
+#[path = "e2e/discovery.rs"]
+mod discovery;
+#[path = "e2e/health.rs"]
+mod health;
+#[path = "e2e/profiles.rs"]
+mod profiles;
+#[path = "e2e/refusals.rs"]
+mod refusals;
+#[path = "e2e/restart.rs"]
+mod restart;
+#[path = "e2e/secrets.rs"]
+mod secrets;
+#[path = "e2e/token.rs"]
+mod token;
+#[path = "e2e/token_errors.rs"]
+mod token_errors;

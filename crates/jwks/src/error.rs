@@ -1,0 +1,36 @@
+//! Errors of key handling and token verification.
+
+/// What can go wrong with keys or tokens.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// The master key is missing or malformed.
+    #[error("invalid GATEHOUSE_SECRET_KEY: {0}")]
+    MasterKey(String),
+    /// A stored key could not be decrypted (wrong master key?) or parsed.
+    #[error("stored signing key {kid} is unusable: {reason}")]
+    StoredKey {
+        /// The key id.
+        kid: String,
+        /// Why.
+        reason: String,
+    },
+    /// A JOSE operation failed.
+    #[error("crypto error: {0}")]
+    Crypto(String),
+    /// The registry (database) failed.
+    #[error(transparent)]
+    Registry(#[from] gatehouse_registry::RegistryError),
+    /// A token failed verification; the reason is for logs only.
+    #[error("token rejected: {0}")]
+    Rejected(&'static str),
+    /// Configuration is invalid (issuer URL and the like).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl From<josekit::JoseError> for JwksError {
+    fn from(e: josekit::JoseError) -> Self {
+        JwksError::Crypto(e.to_string())
+    }
+}

@@ -18,7 +18,6 @@ use openidconnect::{
     AdditionalProviderMetadata, AuthUrl, IssuerUrl, JsonWebKeySetUrl, ProviderMetadata, ResponseTypes, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 use crate::error::JwksError;
 
@@ -97,7 +96,7 @@ impl Endpoints {
 pub struct DiscoveryDocuments {
     /// `/.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`
     /// (RFC 8414 §3 allows one document for both).
-    pub json: Arc<[u8]>,
+    pub json: bytes::Bytes,
 }
 
 fn url_err(e: impl std::fmt::Display) -> JwksError {
@@ -144,7 +143,7 @@ impl DiscoveryDocuments {
                 .map_err(url_err)?,
         );
         let json = serde_json::to_vec(&metadata).map_err(|e| JwksError::Config(e.to_string()))?;
-        Ok(Self { json: Arc::from(json) })
+        Ok(Self { json: bytes::Bytes::from(json) })
     }
 }
 

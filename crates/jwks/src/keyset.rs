@@ -35,13 +35,8 @@ struct PublishedKey {
 pub struct KeySet {
     active: ActiveSigner,
     verifiers: HashMap<String, PublishedKey>,
-    jwks_json: bytes_like::Bytes,
+    jwks_json: bytes::Bytes,
     issuer: String,
-}
-
-mod bytes_like {
-    /// Shared immutable bytes (avoid pulling the `bytes` crate into this crate's API).
-    pub type Bytes = std::sync::Arc<[u8]>;
 }
 
 impl std::fmt::Debug for KeySet {
@@ -123,13 +118,13 @@ impl KeySet {
         Ok(Self {
             active,
             verifiers,
-            jwks_json: Arc::from(jwks.to_string().into_bytes()),
+            jwks_json: bytes::Bytes::from(jwks.to_string()),
             issuer: issuer.to_owned(),
         })
     }
 
     /// The JWKS document (RFC 7517 §5), serialized once.
-    pub fn jwks_json(&self) -> Arc<[u8]> {
+    pub fn jwks_json(&self) -> bytes::Bytes {
         self.jwks_json.clone()
     }
 

@@ -10,6 +10,7 @@ mod discovery;
 mod error;
 mod keyset;
 mod master_key;
+pub mod http;
 
 pub use alg::SigningAlg;
 pub use discovery::{DiscoveryDocuments, Endpoints};

@@ -3,8 +3,8 @@
 //! This crate wires the other crates together. It owns no domain logic: the registry decides,
 //! the token crate speaks OAuth, the admin crate speaks the admin API.
 
-pub mod config;
 mod app;
+pub mod config;
 
-pub use app::{Server, start};
+pub use app::{Server, migrate_only as migrate, start};
 pub use config::Config;

@@ -1,1 +1,57 @@
-fn main() {}
+//! The `gatehouse` binary: parse the command line, set up logging, run a command.
+
+use anyhow::Result;
+use clap::Parser;
+use gatehouse_server::config::{Cli, Command, Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_settings(cli.settings)?;
+    init_logging(&config);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            gatehouse_server::migrate(&config).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Serve => {
+            let server = gatehouse_server::start(config).await?;
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            server.shutdown().await?;
+            tracing::info!("stopped");
+        }
+    }
+    Ok(())
+}

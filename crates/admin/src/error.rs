@@ -1,0 +1,127 @@
+//! The admin API's error answers: `{error, message, fields?}` with 400/401/403/404/409/422,
+//! and the one mapping from registry errors.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_registry::RegistryError;
+use gatehouse_registry::types::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every admin API error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable code: `malformed_body`, `validation_failed`, `not_found`, `conflict`,
+    /// `invalid_token`, `insufficient_scope`, `temporarily_unavailable`, `internal_error`.
+    pub error: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Per-field problems, for 409 and 422.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+/// An admin API error.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 400: the body is not JSON, or not the expected media type.
+    Malformed(String),
+    /// 401: no or bad bearer token (RFC 6750 §3.1).
+    Unauthenticated {
+        /// `invalid_token` when a token was presented; none when it was missing.
+        invalid_token: bool,
+    },
+    /// 403: the token lacks the scope (RFC 6750 §3.1 `insufficient_scope`).
+    Forbidden {
+        /// The scope that would have been needed.
+        needed: &'static str,
+    },
+    /// Anything the registry said.
+    Registry(RegistryError),
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        ApiError::Registry(e)
+    }
+}
+
+const REALM: &str = "Bearer realm=\"gatehouse-admin\"";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error, message, fields, www) = match self {
+            ApiError::Malformed(m) => (StatusCode::BAD_REQUEST, "malformed_body", m, Vec::new(), None),
+            ApiError::Unauthenticated { invalid_token } => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                if invalid_token { "the access token is invalid or expired" } else { "a bearer access token is required" }.to_owned(),
+                Vec::new(),
+                Some(if invalid_token {
+                    format!("{REALM}, error=\"invalid_token\", error_description=\"the access token is invalid or expired\"")
+                } else {
+                    REALM.to_owned()
+                }),
+            ),
+            ApiError::Forbidden { needed } => (
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("this call needs the `{needed}` scope"),
+                Vec::new(),
+                Some(format!("{REALM}, error=\"insufficient_scope\", scope=\"{needed}\"")),
+            ),
+            ApiError::Registry(e) => match e {
+                RegistryError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), Vec::new(), None),
+                RegistryError::Conflict { field, message } => (
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    message.clone(),
+                    vec![FieldError::new(field, "conflict", message)],
+                    None,
+                ),
+                RegistryError::Validation(fields) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "the request breaks validation rules; see fields".to_owned(),
+                    fields,
+                    None,
+                ),
+                RegistryError::Unavailable(detail) => {
+                    tracing::warn!(error = %detail, "database unavailable");
+                    (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "the database is unavailable; retry shortly".to_owned(), Vec::new(), None)
+                }
+                other => {
+                    tracing::error!(error = %other, "admin request failed");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred".to_owned(), Vec::new(), None)
+                }
+            },
+        };
+        let mut response = (status, axum::Json(ErrorBody { error, message, fields })).into_response();
+        if let Some(www) = www.and_then(|w| HeaderValue::from_str(&w).ok()) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, www);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping() {
+        let s = |e: ApiError| e.into_response().status().as_u16();
+        assert_eq!(s(ApiError::Malformed("x".into())), 400);
+        assert_eq!(s(ApiError::Unauthenticated { invalid_token: false }), 401);
+        assert_eq!(s(ApiError::Forbidden { needed: "gatehouse:admin" }), 403);
+        assert_eq!(s(RegistryError::NotFound("client").into()), 404);
+        assert_eq!(s(RegistryError::Conflict { field: "name".into(), message: "m".into() }.into()), 409);
+        assert_eq!(s(RegistryError::Validation(vec![]).into()), 422);
+        assert_eq!(s(RegistryError::Unavailable("down".into()).into()), 503);
+        assert_eq!(s(RegistryError::Internal("bug".into()).into()), 500);
+        let r = ApiError::Forbidden { needed: "gatehouse:admin" }.into_response();
+        let www = r.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(www.contains("insufficient_scope"));
+    }
+}

@@ -1,0 +1,354 @@
+//! Start-up and serving: open the database, migrate, load keys, bootstrap, build both routers
+//! with their layers, and serve them with header-read timeouts, a connection cap and
+//! graceful shutdown.
+
+use crate::config::{Config, is_loopback_host, validate_issuer};
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gatehouse_jwks::{DiscoveryDocuments, Endpoints, KeyManager, MasterKey};
+use gatehouse_registry::clock::SystemClock;
+use gatehouse_registry::secret::{PasswordHasher, SecretString};
+use gatehouse_registry::{BootstrapCredentials, BootstrapOutcome, Registry, RegistrySettings};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Advisory lock key for start-up work shared by instances ("gatehous" in ASCII).
+const STARTUP_LOCK: i64 = 0x6761_7465_686f_7573;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// Where the public listener is bound.
+    pub public_addr: SocketAddr,
+    /// Where the admin listener is bound.
+    pub admin_addr: SocketAddr,
+    /// The issuer in effect.
+    pub issuer: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    db: DatabaseConnection,
+}
+
+impl Server {
+    /// Stop accepting, let in-flight requests finish (30 s at most), close the database.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.db.close().await.context("closing the database")?;
+        Ok(())
+    }
+
+    /// Wait until a shutdown was requested elsewhere (never returns otherwise).
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn master_key(config: &Config) -> Result<MasterKey> {
+    if let Some(text) = &config.secret_key {
+        return MasterKey::parse(text).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    if config.is_postgres() {
+        bail!("GATEHOUSE_SECRET_KEY (or GATEHOUSE_SECRET_KEY_FILE) is required on PostgreSQL: generate one with `openssl rand -base64 32 | tr '+/' '-_' | tr -d '='`");
+    }
+    let path = config.data_dir.join("gatehouse.secret-key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        return MasterKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    let (key, text) = MasterKey::generate();
+    write_private_file(&path, text.as_bytes())?;
+    tracing::warn!(
+        file = %path.display(),
+        "generated GATEHOUSE_SECRET_KEY into a file beside the database; back it up — without it the signing keys cannot be read"
+    );
+    Ok(key)
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents).with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all().ok();
+    Ok(())
+}
+
+/// Hold a PostgreSQL advisory lock for start-up work, on its own connection.
+async fn startup_lock(config: &Config) -> Result<Option<DatabaseConnection>> {
+    if !config.is_postgres() {
+        return Ok(None);
+    }
+    let mut opts = sea_orm::ConnectOptions::new(config.database_url.clone());
+    opts.max_connections(1).min_connections(1).sqlx_logging(false);
+    let conn = sea_orm::Database::connect(opts).await.context("connecting for the start-up lock")?;
+    conn.execute_unprepared(&format!("SELECT pg_advisory_lock({STARTUP_LOCK})"))
+        .await
+        .context("taking the start-up lock")?;
+    Ok(Some(conn))
+}
+
+async fn release_lock(lock: Option<DatabaseConnection>) {
+    if let Some(conn) = lock {
+        let _ = conn.execute_unprepared(&format!("SELECT pg_advisory_unlock({STARTUP_LOCK})")).await;
+        let _ = conn.close().await;
+    }
+}
+
+/// Apply migrations (the `migrate` command).
+pub async fn migrate_only(config: &Config) -> Result<()> {
+    let db = gatehouse_registry::connect(&config.database_url).await.context("connecting to the database")?;
+    let lock = startup_lock(config).await?;
+    let result = gatehouse_registry::migrate(&db).await;
+    release_lock(lock).await;
+    result.context("running migrations")?;
+    db.close().await.ok();
+    Ok(())
+}
+
+fn base_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// Start the server: both listeners are bound and serving when this returns.
+pub async fn start(config: Config) -> Result<Server> {
+    let public = TcpListener::bind(config.public_addr)
+        .await
+        .with_context(|| format!("binding the public listener on {}", config.public_addr))?;
+    let admin = TcpListener::bind(config.admin_addr)
+        .await
+        .with_context(|| format!("binding the admin listener on {}", config.admin_addr))?;
+    let public_addr = public.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    let issuer = match &config.issuer {
+        Some(i) => i.clone(),
+        None => {
+            let derived = base_url(public_addr);
+            let url = url::Url::parse(&derived)?;
+            if !url.host().is_some_and(|h| is_loopback_host(&h)) {
+                bail!("GATEHOUSE_ISSUER is required when the public listener is not on loopback");
+            }
+            derived
+        }
+    };
+    validate_issuer(&issuer)?;
+    let admin_audience = config.admin_url.clone().unwrap_or_else(|| base_url(admin_addr));
+
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).ok();
+    }
+    let db = gatehouse_registry::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    let lock = startup_lock(&config).await?;
+    let prepared = prepare(&config, &db, &issuer, &admin_audience).await;
+    release_lock(lock).await;
+    let (registry, keys) = prepared?;
+
+    let mut endpoints = Endpoints::under(&issuer);
+    endpoints.service_documentation = None;
+    let discovery = DiscoveryDocuments::build(&endpoints, &keys.current().published_algs()).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let token_state = Arc::new(
+        gatehouse_token::TokenState::new(
+            registry.clone(),
+            keys.clone(),
+            issuer.clone(),
+            config.max_token_ttl,
+            config.trusted_proxies.clone(),
+        )
+        .context("issuer URL")?,
+    );
+    let public_router = gatehouse_token::router(token_state)
+        .merge(gatehouse_jwks::http::router(keys.clone(), discovery))
+        .merge(health_router(registry.clone()))
+        .layer(RequestBodyLimitLayer::new(64 * 1024));
+    let admin_state = Arc::new(gatehouse_admin::AdminState {
+        registry: registry.clone(),
+        keys: keys.clone(),
+        admin_audience,
+    });
+    let admin_router = gatehouse_admin::router(admin_state)
+        .merge(health_router(registry.clone()))
+        .layer(RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("no-referrer"),
+        ));
+
+    let (shutdown, _) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(serve(public, with_common_layers(public_router, &config), shutdown.subscribe(), config.clone(), "public")),
+        tokio::spawn(serve(admin, with_common_layers(admin_router, &config), shutdown.subscribe(), config.clone(), "admin")),
+    ];
+    tracing::info!(%public_addr, %admin_addr, %issuer, "gatehouse is listening");
+    Ok(Server {
+        public_addr,
+        admin_addr,
+        issuer,
+        shutdown,
+        tasks,
+        db,
+    })
+}
+
+/// Migrations, keys and bootstrap: the work done under the start-up lock.
+async fn prepare(config: &Config, db: &DatabaseConnection, issuer: &str, admin_audience: &str) -> Result<(Registry, Arc<KeyManager>)> {
+    if config.run_migrations {
+        gatehouse_registry::migrate(db).await.context("running migrations")?;
+    }
+    let master = master_key(config)?;
+    let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut settings = RegistrySettings::new(issuer, admin_audience);
+    settings.max_token_ttl = config.max_token_ttl;
+    let registry = Registry::new(db.clone(), Arc::new(SystemClock), hasher, settings);
+    let keys = KeyManager::load_or_create(registry.clone(), master, config.signing_alg, issuer)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let supplied = match (&config.bootstrap_client_id, &config.bootstrap_client_secret) {
+        (Some(id), Some(secret)) => Some(BootstrapCredentials {
+            client_id: id.clone(),
+            secret: SecretString::new(secret.clone()),
+        }),
+        (None, None) => None,
+        _ => bail!("set both GATEHOUSE_BOOTSTRAP_CLIENT_ID and GATEHOUSE_BOOTSTRAP_CLIENT_SECRET, or neither"),
+    };
+    match registry.bootstrap_admin(supplied).await.map_err(|e| anyhow::anyhow!("bootstrap: {e:?}"))? {
+        BootstrapOutcome::Created {
+            client_id,
+            generated_secret: Some(secret),
+        } => {
+            let path = config.data_dir.join("gatehouse.bootstrap.json");
+            let doc = serde_json::json!({
+                "client_id": client_id,
+                "client_secret": secret.expose_secret(),
+                "token_endpoint": format!("{}/oauth/token", issuer.trim_end_matches('/')),
+                "scope": "gatehouse:admin",
+            });
+            write_private_file(&path, doc.to_string().as_bytes())?;
+            tracing::warn!(
+                file = %path.display(),
+                %client_id,
+                "created the bootstrap admin; its credentials are in this file (mode 0600). Read them, store them safely, delete the file"
+            );
+        }
+        BootstrapOutcome::Created { client_id, .. } => {
+            tracing::info!(%client_id, "created the bootstrap admin with the configured credentials");
+        }
+        _ => {}
+    }
+    Ok((registry, Arc::new(keys)))
+}
+
+fn health_router(registry: Registry) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .with_state(registry)
+}
+
+async fn readyz(State(registry): State<Registry>) -> Response {
+    if registry.ping().await {
+        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "database unavailable"}))).into_response()
+    }
+}
+
+fn with_common_layers(router: Router, config: &Config) -> Router {
+    router
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Accept connections until shutdown; then stop accepting and wait (30 s at most) for
+/// connections to finish their in-flight requests.
+async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>, config: Config, name: &'static str) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(30)) => {
+            tracing::warn!(listener = name, "connections still open after 30 s; closing them");
+        }
+    }
+}

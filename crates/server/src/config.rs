@@ -1,0 +1,383 @@
+//! Configuration: flags, then `GATEHOUSE_*` environment variables, then an optional TOML file
+//! (`--config`), then defaults — validated once at start into [`Config`].
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use gatehouse_jwks::SigningAlg;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default database: a SQLite file in the working directory, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about = "Gatehouse: an OAuth 2.0 / OpenID Connect authorization server for machine-to-machine API access")]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+/// Every setting, as flag or environment variable. TOML keys are the flag names with `_`.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// TOML configuration file (lowest precedence after defaults).
+    #[arg(long, env = "GATEHOUSE_CONFIG", global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`.
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Public listener (token, JWKS, discovery).
+    #[arg(long, env = "GATEHOUSE_PUBLIC_ADDR", global = true)]
+    pub public_addr: Option<SocketAddr>,
+    /// Admin listener (admin API, docs, metrics).
+    #[arg(long, env = "GATEHOUSE_ADMIN_ADDR", global = true)]
+    pub admin_addr: Option<SocketAddr>,
+    /// Issuer URL, byte for byte as it appears in tokens; https unless the host is loopback.
+    #[arg(long, env = "GATEHOUSE_ISSUER", global = true)]
+    pub issuer: Option<String>,
+    /// Public base URL of the admin listener; the audience of admin tokens.
+    #[arg(long, env = "GATEHOUSE_ADMIN_URL", global = true)]
+    pub admin_url: Option<String>,
+    /// 32 bytes, base64url: encrypts private keys at rest. Required on PostgreSQL.
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY", global = true, hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// File holding GATEHOUSE_SECRET_KEY.
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
+    /// Signing algorithm of new keys: ES256 (default), RS256, EdDSA.
+    #[arg(long, env = "GATEHOUSE_SIGNING_ALG", global = true)]
+    pub signing_alg: Option<String>,
+    /// Longest access token lifetime, seconds (default 86400).
+    #[arg(long, env = "GATEHOUSE_MAX_TOKEN_TTL", global = true)]
+    pub max_token_ttl: Option<i64>,
+    /// Comma-separated CIDRs of proxies whose X-Forwarded-For is believed.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", global = true, value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Log format: text (default) or json.
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. `info` or `gatehouse=debug` (RUST_LOG syntax).
+    #[arg(long, env = "GATEHOUSE_LOG", global = true)]
+    pub log: Option<String>,
+    /// Most API keys one profile may hold (default 20).
+    #[arg(long, env = "GATEHOUSE_MAX_API_KEYS_PER_PROFILE", global = true)]
+    pub max_api_keys_per_profile: Option<u32>,
+    /// Redis for shared rate limits (reserved for the policies feature).
+    #[arg(long, env = "GATEHOUSE_REDIS_URL", global = true, hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Rate limiting when Redis is down: open or closed (reserved for the policies feature).
+    #[arg(long, env = "GATEHOUSE_RATELIMIT_FAILURE", global = true)]
+    pub ratelimit_failure: Option<String>,
+    /// `oauth_client_id` of the bootstrap admin created on an empty database.
+    #[arg(long, env = "GATEHOUSE_BOOTSTRAP_CLIENT_ID", global = true)]
+    pub bootstrap_client_id: Option<String>,
+    /// Secret of the bootstrap admin.
+    #[arg(long, env = "GATEHOUSE_BOOTSTRAP_CLIENT_SECRET", global = true, hide_env_values = true)]
+    pub bootstrap_client_secret: Option<String>,
+    /// File holding GATEHOUSE_BOOTSTRAP_CLIENT_SECRET.
+    #[arg(long, env = "GATEHOUSE_BOOTSTRAP_CLIENT_SECRET_FILE", global = true)]
+    pub bootstrap_client_secret_file: Option<PathBuf>,
+    /// Do not run migrations at start.
+    #[arg(long, env = "GATEHOUSE_SKIP_MIGRATIONS", global = true)]
+    pub skip_migrations: Option<bool>,
+    /// Directory for generated files (secret key, bootstrap credentials); default: beside the
+    /// SQLite database, or the working directory.
+    #[arg(long, env = "GATEHOUSE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Fill unset values from `other` (lower precedence).
+    fn or(self, other: Settings) -> Settings {
+        Settings {
+            config: self.config.or(other.config),
+            database_url: self.database_url.or(other.database_url),
+            public_addr: self.public_addr.or(other.public_addr),
+            admin_addr: self.admin_addr.or(other.admin_addr),
+            issuer: self.issuer.or(other.issuer),
+            admin_url: self.admin_url.or(other.admin_url),
+            secret_key: self.secret_key.or(other.secret_key),
+            secret_key_file: self.secret_key_file.or(other.secret_key_file),
+            signing_alg: self.signing_alg.or(other.signing_alg),
+            max_token_ttl: self.max_token_ttl.or(other.max_token_ttl),
+            trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
+            log_format: self.log_format.or(other.log_format),
+            log: self.log.or(other.log),
+            max_api_keys_per_profile: self.max_api_keys_per_profile.or(other.max_api_keys_per_profile),
+            redis_url: self.redis_url.or(other.redis_url),
+            ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
+            bootstrap_client_id: self.bootstrap_client_id.or(other.bootstrap_client_id),
+            bootstrap_client_secret: self.bootstrap_client_secret.or(other.bootstrap_client_secret),
+            bootstrap_client_secret_file: self.bootstrap_client_secret_file.or(other.bootstrap_client_secret_file),
+            skip_migrations: self.skip_migrations.or(other.skip_migrations),
+            data_dir: self.data_dir.or(other.data_dir),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database URL.
+    pub database_url: String,
+    /// Public listener address (port 0 picks one).
+    pub public_addr: SocketAddr,
+    /// Admin listener address.
+    pub admin_addr: SocketAddr,
+    /// Issuer; `None` derives `http://<bound public address>` (loopback only).
+    pub issuer: Option<String>,
+    /// Admin base URL; `None` derives `http://<bound admin address>`.
+    pub admin_url: Option<String>,
+    /// Master key text (base64url of 32 bytes).
+    pub secret_key: Option<String>,
+    /// Algorithm for new signing keys.
+    pub signing_alg: SigningAlg,
+    /// Longest token lifetime, seconds.
+    pub max_token_ttl: i64,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log: String,
+    /// API keys per profile.
+    pub max_api_keys_per_profile: u32,
+    /// Bootstrap admin client id.
+    pub bootstrap_client_id: Option<String>,
+    /// Bootstrap admin secret.
+    pub bootstrap_client_secret: Option<String>,
+    /// Run migrations at start.
+    pub run_migrations: bool,
+    /// Where generated files go.
+    pub data_dir: PathBuf,
+    /// Per-request timeout.
+    pub request_timeout: std::time::Duration,
+    /// Time allowed to send the request head (slow-header protection).
+    pub header_read_timeout: std::time::Duration,
+    /// Most concurrent connections per listener.
+    pub max_connections: usize,
+}
+
+fn read_secret_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.trim().to_owned())
+}
+
+/// The directory of a SQLite database file, if the URL names one.
+pub fn sqlite_dir(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    let parent = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
+    Some(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent })
+}
+
+impl Config {
+    /// Build from command-line settings (already merged with the environment by clap) and the
+    /// optional TOML file they name.
+    pub fn from_settings(cli: Settings) -> Result<Self> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<Settings>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Settings::default(),
+        };
+        let s = cli.or(file);
+        let database_url = s.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let secret_key = match (s.secret_key, s.secret_key_file) {
+            (Some(k), _) => Some(k),
+            (None, Some(f)) => Some(read_secret_file(&f)?),
+            (None, None) => None,
+        };
+        let bootstrap_client_secret = match (s.bootstrap_client_secret, s.bootstrap_client_secret_file) {
+            (Some(k), _) => Some(k),
+            (None, Some(f)) => Some(read_secret_file(&f)?),
+            (None, None) => None,
+        };
+        let signing_alg = match s.signing_alg.as_deref() {
+            None => SigningAlg::default(),
+            Some(a) => SigningAlg::parse(a).with_context(|| format!("GATEHOUSE_SIGNING_ALG: unknown algorithm `{a}` (use ES256, RS256 or EdDSA)"))?,
+        };
+        let trusted_proxies = s
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                let p = p.trim();
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .with_context(|| format!("GATEHOUSE_TRUSTED_PROXIES: `{p}` is not a CIDR"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let log_format = match s.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("GATEHOUSE_LOG_FORMAT: `{other}` (use text or json)"),
+        };
+        if let Some(mode) = s.ratelimit_failure.as_deref() {
+            if mode != "open" && mode != "closed" {
+                bail!("GATEHOUSE_RATELIMIT_FAILURE: `{mode}` (use open or closed)");
+            }
+        }
+        let max_token_ttl = s.max_token_ttl.unwrap_or(86_400);
+        if max_token_ttl < 60 {
+            bail!("GATEHOUSE_MAX_TOKEN_TTL must be at least 60 seconds");
+        }
+        let data_dir = s
+            .data_dir
+            .or_else(|| sqlite_dir(&database_url))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let config = Config {
+            database_url,
+            public_addr: s.public_addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_addr: s.admin_addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081))),
+            issuer: s.issuer,
+            admin_url: s.admin_url,
+            secret_key,
+            signing_alg,
+            max_token_ttl,
+            trusted_proxies,
+            log_format,
+            log: s.log.unwrap_or_else(|| "info".to_owned()),
+            max_api_keys_per_profile: s.max_api_keys_per_profile.unwrap_or(20),
+            bootstrap_client_id: s.bootstrap_client_id,
+            bootstrap_client_secret,
+            run_migrations: !s.skip_migrations.unwrap_or(false),
+            data_dir,
+            request_timeout: std::time::Duration::from_secs(30),
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
+        };
+        if let Some(issuer) = &config.issuer {
+            validate_issuer(issuer)?;
+        }
+        Ok(config)
+    }
+
+    /// A configuration for tests: random loopback ports, the given database and data dir.
+    pub fn for_tests(database_url: String, data_dir: PathBuf) -> Self {
+        Config {
+            database_url,
+            public_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            issuer: None,
+            admin_url: None,
+            secret_key: None,
+            signing_alg: SigningAlg::default(),
+            max_token_ttl: 86_400,
+            trusted_proxies: Vec::new(),
+            log_format: LogFormat::Text,
+            log: "info".to_owned(),
+            max_api_keys_per_profile: 20,
+            bootstrap_client_id: None,
+            bootstrap_client_secret: None,
+            run_migrations: true,
+            data_dir,
+            request_timeout: std::time::Duration::from_secs(30),
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+
+    /// Whether the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+}
+
+/// Whether a host names the loopback interface.
+pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// The issuer must be an absolute https URL (http only on loopback), without query or
+/// fragment (OIDC Discovery §3, RFC 8414 §2).
+pub fn validate_issuer(issuer: &str) -> Result<()> {
+    let url = url::Url::parse(issuer).with_context(|| format!("GATEHOUSE_ISSUER `{issuer}` is not a URL"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("GATEHOUSE_ISSUER must not have a query or fragment");
+    }
+    let host = url.host().context("GATEHOUSE_ISSUER needs a host")?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&host) => Ok(()),
+        _ => bail!("GATEHOUSE_ISSUER must use https (http is allowed only on a loopback host)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_rules() {
+        assert!(validate_issuer("https://auth.example.com").is_ok());
+        assert!(validate_issuer("http://127.0.0.1:8080").is_ok());
+        assert!(validate_issuer("http://localhost:8080").is_ok());
+        assert!(validate_issuer("http://[::1]:8080").is_ok());
+        assert!(validate_issuer("http://auth.example.com").is_err());
+        assert!(validate_issuer("https://auth.example.com/?x=1").is_err());
+        assert!(validate_issuer("not a url").is_err());
+    }
+
+    #[test]
+    fn sqlite_dirs() {
+        assert_eq!(sqlite_dir("sqlite://gatehouse.db?mode=rwc"), Some(PathBuf::from(".")));
+        assert_eq!(sqlite_dir("sqlite:///var/lib/gh/g.db"), Some(PathBuf::from("/var/lib/gh")));
+        assert_eq!(sqlite_dir("sqlite::memory:"), None);
+        assert_eq!(sqlite_dir("postgres://x"), None);
+    }
+
+    #[test]
+    fn flags_beat_file() {
+        let dir = std::env::temp_dir().join(format!("gh-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("g.toml");
+        std::fs::write(&file, "max_token_ttl = 600\nlog_format = \"json\"\nsigning_alg = \"EdDSA\"\n").unwrap();
+        let cli = Settings {
+            config: Some(file),
+            max_token_ttl: Some(900),
+            ..Settings::default()
+        };
+        let c = Config::from_settings(cli).unwrap();
+        assert_eq!(c.max_token_ttl, 900);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.signing_alg, SigningAlg::EdDsa);
+    }
+}

@@ -1,0 +1,126 @@
+//! The token endpoint's errors (RFC 6749 §5.2) and their one mapping to HTTP.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// A refusal at the token endpoint, in RFC 6749 §5.2 terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Missing, repeated or malformed parameter; more than one client authentication method.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    /// Client authentication failed, for whatever reason (never said which).
+    #[error("invalid_client")]
+    InvalidClient {
+        /// The client tried HTTP Basic, so the answer carries `WWW-Authenticate: Basic`.
+        basic: bool,
+    },
+    /// The profile may not use this grant or authentication method.
+    #[error("unauthorized_client")]
+    UnauthorizedClient,
+    /// The requested scope is outside the profile's grants or malformed.
+    #[error("invalid_scope")]
+    InvalidScope,
+    /// A `resource` (RFC 8707) is unknown or not granted.
+    #[error("invalid_target")]
+    InvalidTarget,
+    /// The grant type is not supported.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// Storage is unavailable; try again.
+    #[error("temporarily_unavailable")]
+    TemporarilyUnavailable,
+    /// A bug or unexpected failure; details are logged, not sent.
+    #[error("server_error")]
+    ServerError,
+}
+
+impl TokenError {
+    /// The RFC error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::InvalidRequest(_) => "invalid_request",
+            TokenError::InvalidClient { .. } => "invalid_client",
+            TokenError::UnauthorizedClient => "unauthorized_client",
+            TokenError::InvalidScope => "invalid_scope",
+            TokenError::InvalidTarget => "invalid_target",
+            TokenError::UnsupportedGrantType => "unsupported_grant_type",
+            TokenError::TemporarilyUnavailable => "temporarily_unavailable",
+            TokenError::ServerError => "server_error",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            TokenError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            TokenError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            TokenError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn description(&self) -> &'static str {
+        match self {
+            TokenError::InvalidRequest(why) => why,
+            TokenError::InvalidClient { .. } => "client authentication failed",
+            TokenError::UnauthorizedClient => "this client may not use this grant type or authentication method",
+            TokenError::InvalidScope => "the requested scope is invalid or exceeds what the profile grants",
+            TokenError::InvalidTarget => "a requested resource is unknown or not granted to this client",
+            TokenError::UnsupportedGrantType => "the grant type is not supported; use client_credentials",
+            TokenError::TemporarilyUnavailable => "the server is temporarily unable to handle the request",
+            TokenError::ServerError => "the server encountered an unexpected condition",
+        }
+    }
+}
+
+/// Headers every token endpoint answer carries (RFC 6749 §5.1).
+pub(crate) fn no_store(response: &mut Response) {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for TokenError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.code(), "error_description": self.description()});
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        no_store(&mut response);
+        if let TokenError::InvalidClient { basic: true } = self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""));
+        }
+        if matches!(self, TokenError::TemporarilyUnavailable) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_headers() {
+        let r = TokenError::InvalidClient { basic: true }.into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_some());
+        let r = TokenError::InvalidClient { basic: false }.into_response();
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+        assert_eq!(r.headers().get(header::CACHE_CONTROL).map(|v| v.as_bytes()), Some(&b"no-store"[..]));
+        for (e, s) in [
+            (TokenError::InvalidRequest("x"), 400),
+            (TokenError::UnauthorizedClient, 400),
+            (TokenError::InvalidScope, 400),
+            (TokenError::InvalidTarget, 400),
+            (TokenError::UnsupportedGrantType, 400),
+            (TokenError::TemporarilyUnavailable, 503),
+            (TokenError::ServerError, 500),
+        ] {
+            assert_eq!(e.into_response().status().as_u16(), s);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! HTTP handlers of the token endpoint: extract, call the flow, map the error.
+
+use crate::client_ip;
+use crate::error::{TokenError, no_store};
+use crate::flow::client_credentials;
+use crate::request::{GrantType, parse};
+use crate::state::TokenState;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+/// Largest token request body accepted (the public listener also caps bodies).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The token endpoint routes: `POST /oauth/token` and the `/oauth/authorize` stub.
+pub fn router(state: Arc<TokenState>) -> Router {
+    Router::new()
+        .route("/oauth/token", post(token).fallback(method_not_allowed))
+        .route("/oauth/authorize", any(authorize))
+        .with_state(state)
+}
+
+async fn token(State(state): State<Arc<TokenState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let client_ip = client_ip::resolve(peer, &parts.headers, &state.trusted_proxies);
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return TokenError::InvalidRequest("the body is too large or unreadable").into_response();
+    };
+    let request = match parse(
+        parts.headers.get(header::CONTENT_TYPE),
+        parts.headers.get(header::AUTHORIZATION),
+        &bytes,
+    ) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let result = match request.grant_type {
+        GrantType::ClientCredentials => client_credentials(state, request, client_ip).await,
+    };
+    match result {
+        Ok(issued) => {
+            let mut response = Response::new(Body::from(issued.0));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            no_store(&mut response);
+            response
+        }
+        Err(e) => {
+            if matches!(e, TokenError::ServerError | TokenError::TemporarilyUnavailable) {
+                tracing::warn!(error = %e, "token request failed on the server side");
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn method_not_allowed() -> Response {
+    let body = serde_json::json!({"error": "invalid_request", "error_description": "use POST"});
+    let mut response = (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    no_store(&mut response);
+    response
+}
+
+/// OIDC Discovery requires an authorization endpoint. Gatehouse issues tokens only to
+/// clients acting for themselves, so every request is `unsupported_response_type`
+/// (RFC 6749 §4.1.2.1). It never redirects: no redirect URI is registered anywhere.
+async fn authorize() -> Response {
+    let body = serde_json::json!({
+        "error": "unsupported_response_type",
+        "error_description": "this server issues tokens only through the client_credentials grant at the token endpoint"
+    });
+    let mut response = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    no_store(&mut response);
+    response
+}

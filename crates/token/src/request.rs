@@ -1,0 +1,243 @@
+//! Parsing a token request (RFC 6749 §4.4.2, §2.3.1, §3.2; RFC 8707 §2) into typed values,
+//! before any credential is looked at.
+
+use crate::error::TokenError;
+use axum::http::HeaderValue;
+use base64::Engine;
+use gatehouse_registry::secret::SecretString;
+use gatehouse_registry::types::ScopeName;
+use std::collections::HashSet;
+
+/// The grant types the endpoint knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// Parse `grant_type`; anything else is `unsupported_grant_type`.
+    pub fn parse(value: &str) -> Result<Self, TokenError> {
+        match value {
+            "client_credentials" => Ok(GrantType::ClientCredentials),
+            _ => Err(TokenError::UnsupportedGrantType),
+        }
+    }
+}
+
+/// How the client authenticated.
+#[derive(Debug)]
+pub enum ClientAuth {
+    /// `client_secret_basic` (RFC 6749 §2.3.1), id and secret form-decoded.
+    Basic {
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        secret: SecretString,
+    },
+    /// `client_secret_post`.
+    Post {
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        secret: SecretString,
+    },
+}
+
+impl ClientAuth {
+    /// The presented client id.
+    pub fn client_id(&self) -> &str {
+        match self {
+            ClientAuth::Basic { client_id, .. } | ClientAuth::Post { client_id, .. } => client_id,
+        }
+    }
+
+    /// The presented secret.
+    pub fn secret(&self) -> &SecretString {
+        match self {
+            ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => secret,
+        }
+    }
+
+    /// Whether HTTP Basic was used (errors then carry `WWW-Authenticate: Basic`).
+    pub fn is_basic(&self) -> bool {
+        matches!(self, ClientAuth::Basic { .. })
+    }
+}
+
+/// A syntactically valid token request.
+#[derive(Debug)]
+pub struct TokenRequest {
+    /// The grant.
+    pub grant_type: GrantType,
+    /// Requested scopes (`None` when absent: the profile's default).
+    pub scope: Option<Vec<String>>,
+    /// Requested resources (RFC 8707), possibly several.
+    pub resources: Vec<String>,
+    /// Client authentication.
+    pub auth: ClientAuth,
+}
+
+const SECRET_PARAMS: [&str; 2] = ["client_secret", "client_assertion"];
+
+/// Parse a token request from its content type, `Authorization` header and body.
+pub fn parse(content_type: Option<&HeaderValue>, authorization: Option<&HeaderValue>, body: &[u8]) -> Result<TokenRequest, TokenError> {
+    let form = content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .unwrap_or(false);
+    if !form {
+        return Err(TokenError::InvalidRequest("the body must be application/x-www-form-urlencoded"));
+    }
+    let mut seen = HashSet::new();
+    let mut grant_type = None;
+    let mut scope = None;
+    let mut resources = Vec::new();
+    let mut body_id = None;
+    let mut body_secret = None;
+    let mut assertion = false;
+    for (key, value) in form_urlencoded::parse(body) {
+        // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+        if value.is_empty() {
+            continue;
+        }
+        // RFC 6749 §3.2: parameters must not repeat; RFC 8707 §2 allows several `resource`s.
+        if key != "resource" && !seen.insert(key.clone()) {
+            return Err(TokenError::InvalidRequest("a parameter is repeated"));
+        }
+        match key.as_ref() {
+            "grant_type" => grant_type = Some(value.into_owned()),
+            "scope" => scope = Some(value.into_owned()),
+            "resource" => resources.push(value.into_owned()),
+            "client_id" => body_id = Some(value.into_owned()),
+            "client_secret" => body_secret = Some(SecretString::new(value.into_owned())),
+            "client_assertion" | "client_assertion_type" => assertion = true,
+            _ => {}
+        }
+    }
+    let _ = SECRET_PARAMS;
+    let grant_type = GrantType::parse(&grant_type.ok_or(TokenError::InvalidRequest("grant_type is missing"))?)?;
+
+    let scope = match scope {
+        None => None,
+        Some(s) => {
+            // RFC 6749 §3.3: space-delimited scope-tokens.
+            let mut out: Vec<String> = Vec::new();
+            for token in s.split(' ') {
+                let parsed = ScopeName::parse_any(token).map_err(|_| TokenError::InvalidScope)?;
+                if !out.iter().any(|x| x == parsed.as_str()) {
+                    out.push(parsed.as_str().to_owned());
+                }
+            }
+            Some(out)
+        }
+    };
+    for r in &resources {
+        // RFC 8707 §2: an absolute URI without a fragment.
+        if gatehouse_registry::types::Audience::parse(r).is_err() {
+            return Err(TokenError::InvalidTarget);
+        }
+    }
+
+    let auth = match authorization {
+        Some(header) => {
+            if body_secret.is_some() || assertion {
+                return Err(TokenError::InvalidRequest("more than one client authentication method"));
+            }
+            let (client_id, secret) = parse_basic(header)?;
+            if body_id.as_deref().is_some_and(|id| id != client_id) {
+                return Err(TokenError::InvalidRequest("client_id does not match the Authorization header"));
+            }
+            ClientAuth::Basic { client_id, secret }
+        }
+        None => match (body_id, body_secret) {
+            (Some(client_id), Some(secret)) if !assertion => ClientAuth::Post { client_id, secret },
+            (_, Some(_)) if assertion => {
+                return Err(TokenError::InvalidRequest("more than one client authentication method"));
+            }
+            _ => return Err(TokenError::InvalidClient { basic: false }),
+        },
+    };
+    Ok(TokenRequest {
+        grant_type,
+        scope,
+        resources,
+        auth,
+    })
+}
+
+/// `Authorization: Basic` with RFC 6749 §2.3.1's form-encoding of id and secret.
+fn parse_basic(header: &HeaderValue) -> Result<(String, SecretString), TokenError> {
+    let bad = TokenError::InvalidClient { basic: true };
+    let text = header.to_str().map_err(|_| bad.clone())?;
+    let (scheme, rest) = text.split_once(' ').ok_or_else(|| bad.clone())?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| bad.clone())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad.clone())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(|| bad.clone())?;
+    let decode = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let id = decode(id);
+    let secret = SecretString::new(decode(secret));
+    if id.is_empty() {
+        return Err(bad);
+    }
+    Ok((id, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> HeaderValue {
+        HeaderValue::from_static("application/x-www-form-urlencoded")
+    }
+
+    fn basic(id: &str, secret: &str) -> HeaderValue {
+        let raw = format!("{id}:{secret}");
+        HeaderValue::from_str(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))).unwrap()
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let r = parse(Some(&form()), Some(&basic("gco_a%2Bb", "s%3Ae+t")), b"grant_type=client_credentials").unwrap();
+        assert_eq!(r.auth.client_id(), "gco_a+b");
+        assert_eq!(r.auth.secret().expose_secret(), "s:e t");
+        assert!(r.auth.is_basic());
+    }
+
+    #[test]
+    fn rfc_errors() {
+        let e = |body: &[u8], auth: Option<HeaderValue>| parse(Some(&form()), auth.as_ref(), body).err();
+        assert_eq!(e(b"grant_type=client_credentials&grant_type=client_credentials", Some(basic("a", "b"))).map(|e| e.code()), Some("invalid_request"));
+        assert_eq!(e(b"scope=x", Some(basic("a", "b"))).map(|e| e.code()), Some("invalid_request"));
+        assert_eq!(e(b"grant_type=password", Some(basic("a", "b"))).map(|e| e.code()), Some("unsupported_grant_type"));
+        assert_eq!(e(b"grant_type=client_credentials&client_secret=x", Some(basic("a", "b"))).map(|e| e.code()), Some("invalid_request"));
+        assert_eq!(e(b"grant_type=client_credentials", None), Some(TokenError::InvalidClient { basic: false }));
+        assert_eq!(e(b"grant_type=client_credentials&scope=a%22b", Some(basic("a", "b"))), Some(TokenError::InvalidScope));
+        assert_eq!(e(b"grant_type=client_credentials&resource=relative", Some(basic("a", "b"))), Some(TokenError::InvalidTarget));
+        assert!(parse(None, None, b"grant_type=client_credentials").is_err());
+    }
+
+    #[test]
+    fn post_and_resources() {
+        let r = parse(
+            Some(&form()),
+            None,
+            b"grant_type=client_credentials&client_id=gco_x&client_secret=s&resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb&scope=a+b+a&empty=",
+        )
+        .unwrap();
+        assert!(!r.auth.is_basic());
+        assert_eq!(r.resources, vec!["https://a", "https://b"]);
+        assert_eq!(r.scope, Some(vec!["a".to_owned(), "b".to_owned()]));
+    }
+}

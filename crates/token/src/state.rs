@@ -1,0 +1,43 @@
+//! What the token endpoint's handlers share.
+
+use gatehouse_jwks::KeyManager;
+use gatehouse_registry::Registry;
+use ipnet::IpNet;
+use std::sync::Arc;
+
+/// State of the token endpoint router.
+#[derive(Debug)]
+pub struct TokenState {
+    /// The profile registry.
+    pub registry: Registry,
+    /// Signing keys.
+    pub keys: Arc<KeyManager>,
+    /// The issuer, exactly as configured.
+    pub issuer: String,
+    /// Upper bound of a token lifetime (GATEHOUSE_MAX_TOKEN_TTL).
+    pub max_token_ttl: i64,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub(crate) placeholder_redirect: url::Url,
+}
+
+impl TokenState {
+    /// Build the state.
+    pub fn new(
+        registry: Registry,
+        keys: Arc<KeyManager>,
+        issuer: String,
+        max_token_ttl: i64,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Result<Self, url::ParseError> {
+        let placeholder_redirect = url::Url::parse(&issuer)?;
+        Ok(Self {
+            registry,
+            keys,
+            issuer,
+            max_token_ttl,
+            trusted_proxies,
+            placeholder_redirect,
+        })
+    }
+}

@@ -251,14 +251,12 @@ impl KeyManager {
             registry.insert_signing_key(&key).await?;
             tracing::info!(kid = %key.kid, alg = %alg, "generated the first signing key");
             keys.push(key);
-        } else if let Some(active) = keys.iter().find(|k| k.state == "active") {
-            if active.alg != alg.as_str() {
-                tracing::warn!(
-                    active_alg = %active.alg,
-                    configured = %alg,
-                    "the active signing key uses another algorithm than GATEHOUSE_SIGNING_ALG; it keeps signing until rotated"
-                );
-            }
+        } else if let Some(active) = keys.iter().find(|k| k.state == "active" && k.alg != alg.as_str()) {
+            tracing::warn!(
+                active_alg = %active.alg,
+                configured = %alg,
+                "the active signing key uses another algorithm than GATEHOUSE_SIGNING_ALG; it keeps signing until rotated"
+            );
         }
         let set = KeySet::build(&keys, &master, issuer)?;
         Ok(Self {

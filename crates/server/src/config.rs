@@ -246,10 +246,8 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("GATEHOUSE_LOG_FORMAT: `{other}` (use text or json)"),
         };
-        if let Some(mode) = s.ratelimit_failure.as_deref() {
-            if mode != "open" && mode != "closed" {
-                bail!("GATEHOUSE_RATELIMIT_FAILURE: `{mode}` (use open or closed)");
-            }
+        if let Some(mode) = s.ratelimit_failure.as_deref().filter(|m| *m != "open" && *m != "closed") {
+            bail!("GATEHOUSE_RATELIMIT_FAILURE: `{mode}` (use open or closed)");
         }
         let max_token_ttl = s.max_token_ttl.unwrap_or(86_400);
         if max_token_ttl < 60 {

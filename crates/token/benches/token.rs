@@ -1,1 +1,110 @@
-fn main() {}
+//! Hot-path benchmarks of the token endpoint, in process: request parsing, the warm
+//! verified-secret check, and the whole client-credentials grant (oxide-auth flow, scope
+//! negotiation, ES256 signing), plus verification of the result.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use axum::http::HeaderValue;
+use criterion::{Criterion, criterion_group, criterion_main};
+use gatehouse_jwks::{KeyManager, MasterKey, SigningAlg};
+use gatehouse_registry::clock::SystemClock;
+use gatehouse_registry::secret::PasswordHasher;
+use gatehouse_registry::{Actor, Registry, RegistrySettings};
+use gatehouse_token::TokenState;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+const ISSUER: &str = "http://127.0.0.1:8080";
+
+struct Fixture {
+    state: Arc<TokenState>,
+    client_id: String,
+    secret: String,
+}
+
+async fn fixture(alg: SigningAlg) -> Fixture {
+    let db = gatehouse_registry::connect("sqlite::memory:").await.unwrap();
+    gatehouse_registry::migrate(&db).await.unwrap();
+    let registry = Registry::new(
+        db,
+        Arc::new(SystemClock),
+        PasswordHasher::new(2).unwrap(),
+        RegistrySettings::new(ISSUER, "http://127.0.0.1:8081"),
+    );
+    let (master, _) = MasterKey::generate();
+    let keys = Arc::new(KeyManager::load_or_create(registry.clone(), master, alg, ISSUER).await.unwrap());
+    let actor = Actor::system();
+    let col = registry
+        .create_collection(
+            &actor,
+            serde_json::json!({"name": "Orders", "audience": "https://api.example.com/orders",
+                "scopes": [{"name": "orders:read"}, {"name": "orders:write"}]}),
+        )
+        .await
+        .unwrap();
+    let client = registry.create_client(&actor, serde_json::json!({"name": "ACME"})).await.unwrap();
+    let profile = registry
+        .create_profile(
+            &actor,
+            &client.id,
+            serde_json::json!({"name": "batch", "collections": [col.collection.id], "auth_type": "oauth2"}),
+        )
+        .await
+        .unwrap();
+    let state = Arc::new(TokenState::new(registry, keys, ISSUER.to_owned(), 86_400, Vec::new()).unwrap());
+    Fixture {
+        state,
+        client_id: profile.profile.oauth_client_id,
+        secret: profile.oauth_client_secret.unwrap(),
+    }
+}
+
+fn grant(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let form = HeaderValue::from_static("application/x-www-form-urlencoded");
+    for alg in [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256] {
+        let f = rt.block_on(fixture(alg));
+        let body = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&scope=orders%3Aread",
+            f.client_id, f.secret
+        );
+        let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        // Warm the verified-secret cache (one argon2id run).
+        rt.block_on(async {
+            let req = gatehouse_token::request::parse(Some(&form), None, body.as_bytes()).unwrap();
+            gatehouse_token::flow::client_credentials(f.state.clone(), req, peer).await.unwrap();
+        });
+        if alg == SigningAlg::Es256 {
+            c.bench_function("parse token request", |b| {
+                b.iter(|| gatehouse_token::request::parse(Some(&form), None, black_box(body.as_bytes())).unwrap())
+            });
+            c.bench_function("verified-secret check (warm)", |b| {
+                b.to_async(&rt)
+                    .iter(|| async { f.state.registry.authenticate_secret(&f.client_id, &f.secret).await.unwrap() })
+            });
+        }
+        c.bench_function(&format!("client_credentials grant {alg} (warm)"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let req = gatehouse_token::request::parse(Some(&form), None, body.as_bytes()).unwrap();
+                gatehouse_token::flow::client_credentials(f.state.clone(), req, peer).await.unwrap()
+            })
+        });
+        let token = rt.block_on(async {
+            let req = gatehouse_token::request::parse(Some(&form), None, body.as_bytes()).unwrap();
+            let issued = gatehouse_token::flow::client_credentials(f.state.clone(), req, peer).await.unwrap();
+            let v: serde_json::Value = serde_json::from_str(&issued.0).unwrap();
+            v["access_token"].as_str().unwrap().to_owned()
+        });
+        let now = f.state.registry.clock().now().timestamp();
+        c.bench_function(&format!("verify access token {alg}"), |b| {
+            b.iter(|| f.state.keys.current().verify_access_token(black_box(&token), now, 60).unwrap())
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = grant
+}
+criterion_main!(benches);

@@ -7,12 +7,13 @@
 
 pub mod client_ip;
 pub mod error;
-mod flow;
+pub mod flow;
 mod http;
 pub mod request;
 pub mod service;
 mod state;
 
 pub use error::TokenError;
+
 pub use http::router;
 pub use state::TokenState;

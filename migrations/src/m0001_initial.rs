@@ -15,12 +15,7 @@ fn id(name: &str) -> Alias {
     Alias::new(name)
 }
 
-fn fk(
-    from_table: &str,
-    from_col: &str,
-    to_table: &str,
-    to_col: &str,
-) -> ForeignKeyCreateStatement {
+fn fk(from_table: &str, from_col: &str, to_table: &str, to_col: &str) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{from_table}_{from_col}"))
         .from(id(from_table), id(from_col))
@@ -68,7 +63,12 @@ impl MigrationTrait for Migration {
                     .col(string(id("collection_id")))
                     .col(text(id("description")))
                     .col(integer(id("position")))
-                    .foreign_key(&mut fk("collection_scopes", "collection_id", "collections", "id"))
+                    .foreign_key(&mut fk(
+                        "collection_scopes",
+                        "collection_id",
+                        "collections",
+                        "id",
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -150,9 +150,23 @@ impl MigrationTrait for Migration {
                     .table(id("profile_collections"))
                     .col(string(id("profile_id")))
                     .col(string(id("collection_id")))
-                    .primary_key(Index::create().col(id("profile_id")).col(id("collection_id")))
-                    .foreign_key(&mut fk("profile_collections", "profile_id", "access_profiles", "id"))
-                    .foreign_key(&mut fk("profile_collections", "collection_id", "collections", "id"))
+                    .primary_key(
+                        Index::create()
+                            .col(id("profile_id"))
+                            .col(id("collection_id")),
+                    )
+                    .foreign_key(&mut fk(
+                        "profile_collections",
+                        "profile_id",
+                        "access_profiles",
+                        "id",
+                    ))
+                    .foreign_key(&mut fk(
+                        "profile_collections",
+                        "collection_id",
+                        "collections",
+                        "id",
+                    ))
                     .to_owned(),
             )
             .await?;

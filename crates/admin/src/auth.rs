@@ -16,7 +16,11 @@ use std::sync::Arc;
 const LEEWAY_SECS: i64 = 60;
 
 /// Check the bearer token and put the caller's [`Actor`] into the request.
-pub async fn require_admin(State(state): State<Arc<AdminState>>, mut request: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(state): State<Arc<AdminState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let verdict = authorize(&state, request.headers(), &method).await;
     match verdict {
@@ -28,15 +32,29 @@ pub async fn require_admin(State(state): State<Arc<AdminState>>, mut request: Re
     }
 }
 
-async fn authorize(state: &AdminState, headers: &axum::http::HeaderMap, method: &Method) -> Result<Actor, ApiError> {
+async fn authorize(
+    state: &AdminState,
+    headers: &axum::http::HeaderMap,
+    method: &Method,
+) -> Result<Actor, ApiError> {
     let header = headers
         .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthenticated { invalid_token: false })?;
-    let invalid = ApiError::Unauthenticated { invalid_token: true };
-    let text = header.to_str().map_err(|_| ApiError::Unauthenticated { invalid_token: true })?;
-    let (scheme, token) = text.split_once(' ').ok_or(ApiError::Unauthenticated { invalid_token: true })?;
+        .ok_or(ApiError::Unauthenticated {
+            invalid_token: false,
+        })?;
+    let invalid = ApiError::Unauthenticated {
+        invalid_token: true,
+    };
+    let text = header.to_str().map_err(|_| ApiError::Unauthenticated {
+        invalid_token: true,
+    })?;
+    let (scheme, token) = text.split_once(' ').ok_or(ApiError::Unauthenticated {
+        invalid_token: true,
+    })?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::Unauthenticated { invalid_token: false });
+        return Err(ApiError::Unauthenticated {
+            invalid_token: false,
+        });
     }
     let now = state.registry.clock().now().timestamp();
     let verified = state
@@ -45,30 +63,51 @@ async fn authorize(state: &AdminState, headers: &axum::http::HeaderMap, method: 
         .verify_access_token(token.trim(), now, LEEWAY_SECS)
         .map_err(|e| {
             tracing::debug!(reason = %e, "admin token rejected");
-            ApiError::Unauthenticated { invalid_token: true }
+            ApiError::Unauthenticated {
+                invalid_token: true,
+            }
         })?;
     let claims = verified.claims;
     let audience_ok = match claims.get("aud") {
         Some(Value::String(a)) => a == &state.admin_audience,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(state.admin_audience.as_str())),
+        Some(Value::Array(list)) => list
+            .iter()
+            .any(|a| a.as_str() == Some(state.admin_audience.as_str())),
         _ => false,
     };
     if !audience_ok {
-        return Err(ApiError::Forbidden { needed: ADMIN_SCOPE });
+        return Err(ApiError::Forbidden {
+            needed: ADMIN_SCOPE,
+        });
     }
-    let sub = claims.get("sub").and_then(Value::as_str).ok_or(ApiError::Unauthenticated { invalid_token: true })?;
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .ok_or(ApiError::Unauthenticated {
+            invalid_token: true,
+        })?;
     // A token outlives nothing: a deactivated or deleted admin profile loses access at once.
     match state.registry.profile_by_client_id(sub).await {
         Ok(Some(p)) if p.is_active() => {}
         Ok(_) => return Err(invalid),
         Err(e) => return Err(e.into()),
     }
-    let scopes: Vec<&str> = claims.get("scope").and_then(Value::as_str).unwrap_or("").split(' ').collect();
+    let scopes: Vec<&str> = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split(' ')
+        .collect();
     let read_only = matches!(*method, Method::GET | Method::HEAD);
-    let allowed = scopes.contains(&ADMIN_SCOPE) || (read_only && scopes.contains(&ADMIN_READ_SCOPE));
+    let allowed =
+        scopes.contains(&ADMIN_SCOPE) || (read_only && scopes.contains(&ADMIN_READ_SCOPE));
     if !allowed {
         return Err(ApiError::Forbidden {
-            needed: if read_only { ADMIN_READ_SCOPE } else { ADMIN_SCOPE },
+            needed: if read_only {
+                ADMIN_READ_SCOPE
+            } else {
+                ADMIN_SCOPE
+            },
         });
     }
     Ok(Actor(sub.to_owned()))

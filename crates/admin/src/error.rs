@@ -52,14 +52,27 @@ const REALM: &str = "Bearer realm=\"gatehouse-admin\"";
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error, message, fields, www) = match self {
-            ApiError::Malformed(m) => (StatusCode::BAD_REQUEST, "malformed_body", m, Vec::new(), None),
+            ApiError::Malformed(m) => (
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                m,
+                Vec::new(),
+                None,
+            ),
             ApiError::Unauthenticated { invalid_token } => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
-                if invalid_token { "the access token is invalid or expired" } else { "a bearer access token is required" }.to_owned(),
+                if invalid_token {
+                    "the access token is invalid or expired"
+                } else {
+                    "a bearer access token is required"
+                }
+                .to_owned(),
                 Vec::new(),
                 Some(if invalid_token {
-                    format!("{REALM}, error=\"invalid_token\", error_description=\"the access token is invalid or expired\"")
+                    format!(
+                        "{REALM}, error=\"invalid_token\", error_description=\"the access token is invalid or expired\""
+                    )
                 } else {
                     REALM.to_owned()
                 }),
@@ -69,10 +82,18 @@ impl IntoResponse for ApiError {
                 "insufficient_scope",
                 format!("this call needs the `{needed}` scope"),
                 Vec::new(),
-                Some(format!("{REALM}, error=\"insufficient_scope\", scope=\"{needed}\"")),
+                Some(format!(
+                    "{REALM}, error=\"insufficient_scope\", scope=\"{needed}\""
+                )),
             ),
             ApiError::Registry(e) => match e {
-                RegistryError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), Vec::new(), None),
+                RegistryError::NotFound(what) => (
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("{what} not found"),
+                    Vec::new(),
+                    None,
+                ),
                 RegistryError::Conflict { field, message } => (
                     StatusCode::CONFLICT,
                     "conflict",
@@ -89,15 +110,35 @@ impl IntoResponse for ApiError {
                 ),
                 RegistryError::Unavailable(detail) => {
                     tracing::warn!(error = %detail, "database unavailable");
-                    (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "the database is unavailable; retry shortly".to_owned(), Vec::new(), None)
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "the database is unavailable; retry shortly".to_owned(),
+                        Vec::new(),
+                        None,
+                    )
                 }
                 other => {
                     tracing::error!(error = %other, "admin request failed");
-                    (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred".to_owned(), Vec::new(), None)
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "an unexpected error occurred".to_owned(),
+                        Vec::new(),
+                        None,
+                    )
                 }
             },
         };
-        let mut response = (status, axum::Json(ErrorBody { error, message, fields })).into_response();
+        let mut response = (
+            status,
+            axum::Json(ErrorBody {
+                error,
+                message,
+                fields,
+            }),
+        )
+            .into_response();
         if let Some(www) = www.and_then(|w| HeaderValue::from_str(&w).ok()) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, www);
         }
@@ -113,15 +154,39 @@ mod tests {
     fn mapping() {
         let s = |e: ApiError| e.into_response().status().as_u16();
         assert_eq!(s(ApiError::Malformed("x".into())), 400);
-        assert_eq!(s(ApiError::Unauthenticated { invalid_token: false }), 401);
-        assert_eq!(s(ApiError::Forbidden { needed: "gatehouse:admin" }), 403);
+        assert_eq!(
+            s(ApiError::Unauthenticated {
+                invalid_token: false
+            }),
+            401
+        );
+        assert_eq!(
+            s(ApiError::Forbidden {
+                needed: "gatehouse:admin"
+            }),
+            403
+        );
         assert_eq!(s(RegistryError::NotFound("client").into()), 404);
-        assert_eq!(s(RegistryError::Conflict { field: "name".into(), message: "m".into() }.into()), 409);
+        assert_eq!(
+            s(RegistryError::Conflict {
+                field: "name".into(),
+                message: "m".into()
+            }
+            .into()),
+            409
+        );
         assert_eq!(s(RegistryError::Validation(vec![]).into()), 422);
         assert_eq!(s(RegistryError::Unavailable("down".into()).into()), 503);
         assert_eq!(s(RegistryError::Internal("bug".into()).into()), 500);
-        let r = ApiError::Forbidden { needed: "gatehouse:admin" }.into_response();
-        let www = r.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let r = ApiError::Forbidden {
+            needed: "gatehouse:admin",
+        }
+        .into_response();
+        let www = r
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         assert!(www.contains("insufficient_scope"));
     }
 }

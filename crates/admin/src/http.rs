@@ -12,8 +12,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Json};
 use gatehouse_registry::Actor;
 use gatehouse_registry::api::{
-    AuditEvent, Client, Collection, CollectionCreated, CollectionSecretIssued, ListParams, Page, Profile,
-    ProfileCreated, ProfileSecretIssued, RefreshSecretInput,
+    AuditEvent, Client, Collection, CollectionCreated, CollectionSecretIssued, ListParams, Page,
+    Profile, ProfileCreated, ProfileSecretIssued, RefreshSecretInput,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -34,8 +34,16 @@ pub struct ListQuery {
 }
 
 fn list_query(uri: &Uri) -> ApiResult<(ListParams, Option<String>)> {
-    let Query(q) = Query::<ListQuery>::try_from_uri(uri).map_err(|_| ApiError::Malformed("bad query string: limit must be a whole number".to_owned()))?;
-    Ok((ListParams { limit: q.limit, cursor: q.cursor }, q.project))
+    let Query(q) = Query::<ListQuery>::try_from_uri(uri).map_err(|_| {
+        ApiError::Malformed("bad query string: limit must be a whole number".to_owned())
+    })?;
+    Ok((
+        ListParams {
+            limit: q.limit,
+            cursor: q.cursor,
+        },
+        q.project,
+    ))
 }
 
 /// Read a JSON body: the media type must be JSON and the text must parse. An empty body is
@@ -54,9 +62,17 @@ fn json_body(headers: &HeaderMap, body: &Bytes, optional: bool) -> ApiResult<ser
         })
         .unwrap_or(false);
     if !is_json {
-        return Err(ApiError::Malformed("send a JSON body with Content-Type: application/json".to_owned()));
+        return Err(ApiError::Malformed(
+            "send a JSON body with Content-Type: application/json".to_owned(),
+        ));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::Malformed(format!("the body is not valid JSON (line {}, column {})", e.line(), e.column())))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::Malformed(format!(
+            "the body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 fn created<T: serde::Serialize>(value: T) -> Response {
@@ -67,17 +83,48 @@ fn created<T: serde::Serialize>(value: T) -> Response {
 /// document) plus Swagger UI at `/admin/docs`.
 pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
-        .route("/admin/v1/collections", post(create_collection).get(list_collections))
-        .route("/admin/v1/collections/{id}", get(get_collection).patch(update_collection).delete(delete_collection))
-        .route("/admin/v1/collections/{id}/secret", post(refresh_collection_secret))
+        .route(
+            "/admin/v1/collections",
+            post(create_collection).get(list_collections),
+        )
+        .route(
+            "/admin/v1/collections/{id}",
+            get(get_collection)
+                .patch(update_collection)
+                .delete(delete_collection),
+        )
+        .route(
+            "/admin/v1/collections/{id}/secret",
+            post(refresh_collection_secret),
+        )
         .route("/admin/v1/clients", post(create_client).get(list_clients))
-        .route("/admin/v1/clients/{id}", get(get_client).patch(update_client).delete(delete_client))
-        .route("/admin/v1/clients/{id}/logo", get(get_logo).put(put_logo).delete(delete_logo))
-        .route("/admin/v1/clients/{id}/access-profiles", post(create_profile).get(list_profiles))
-        .route("/admin/v1/access-profiles/{id}", get(get_profile).patch(update_profile).delete(delete_profile))
-        .route("/admin/v1/access-profiles/{id}/secret", post(refresh_profile_secret))
+        .route(
+            "/admin/v1/clients/{id}",
+            get(get_client).patch(update_client).delete(delete_client),
+        )
+        .route(
+            "/admin/v1/clients/{id}/logo",
+            get(get_logo).put(put_logo).delete(delete_logo),
+        )
+        .route(
+            "/admin/v1/clients/{id}/access-profiles",
+            post(create_profile).get(list_profiles),
+        )
+        .route(
+            "/admin/v1/access-profiles/{id}",
+            get(get_profile)
+                .patch(update_profile)
+                .delete(delete_profile),
+        )
+        .route(
+            "/admin/v1/access-profiles/{id}/secret",
+            post(refresh_profile_secret),
+        )
         .route("/admin/v1/audit-events", get(list_audit_events))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_admin))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_admin,
+        ))
         .with_state(state);
     let openapi = ApiDoc::openapi();
     let swagger: Router = utoipa_swagger_ui::SwaggerUi::new("/admin/docs")
@@ -88,73 +135,141 @@ pub fn router(state: Arc<AdminState>) -> Router {
 
 #[utoipa::path(post, path = "/admin/v1/collections", tag = "collections", request_body = gatehouse_registry::api::CollectionInput,
     responses((status = 201, body = CollectionCreated), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn create_collection(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
-    Ok(created(s.registry.create_collection(&actor, json_body(&headers, &body, false)?).await?))
+async fn create_collection(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    Ok(created(
+        s.registry
+            .create_collection(&actor, json_body(&headers, &body, false)?)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/collections", tag = "collections", params(ListQuery),
     responses((status = 200, body = Page<Collection>)), security(("bearer" = [])))]
-async fn list_collections(State(s): State<Arc<AdminState>>, uri: Uri) -> ApiResult<Json<Page<Collection>>> {
+async fn list_collections(
+    State(s): State<Arc<AdminState>>,
+    uri: Uri,
+) -> ApiResult<Json<Page<Collection>>> {
     let (params, _) = list_query(&uri)?;
     Ok(Json(s.registry.list_collections(&params).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/collections/{id}", tag = "collections", params(("id" = String, Path)),
     responses((status = 200, body = Collection), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_collection(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult<Json<Collection>> {
+async fn get_collection(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Collection>> {
     Ok(Json(s.registry.get_collection(&id).await?))
 }
 
 #[utoipa::path(patch, path = "/admin/v1/collections/{id}", tag = "collections", params(("id" = String, Path)),
     request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the collection input"),
     responses((status = 200, body = Collection), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn update_collection(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Collection>> {
-    Ok(Json(s.registry.update_collection(&actor, &id, json_body(&headers, &body, false)?).await?))
+async fn update_collection(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Collection>> {
+    Ok(Json(
+        s.registry
+            .update_collection(&actor, &id, json_body(&headers, &body, false)?)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/collections/{id}", tag = "collections", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn delete_collection(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_collection(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     s.registry.delete_collection(&actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/admin/v1/collections/{id}/secret", tag = "collections", params(("id" = String, Path)), request_body = RefreshSecretInput,
     responses((status = 200, body = CollectionSecretIssued), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn refresh_collection_secret(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<CollectionSecretIssued>> {
-    let input: RefreshSecretInput = gatehouse_registry::parse_input(json_body(&headers, &body, true)?)?;
-    Ok(Json(s.registry.refresh_collection_secret(&actor, &id, input.grace_seconds).await?))
+async fn refresh_collection_secret(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<CollectionSecretIssued>> {
+    let input: RefreshSecretInput =
+        gatehouse_registry::parse_input(json_body(&headers, &body, true)?)?;
+    Ok(Json(
+        s.registry
+            .refresh_collection_secret(&actor, &id, input.grace_seconds)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = gatehouse_registry::api::ClientInput,
     responses((status = 201, body = Client), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn create_client(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
-    Ok(created(s.registry.create_client(&actor, json_body(&headers, &body, false)?).await?))
+async fn create_client(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    Ok(created(
+        s.registry
+            .create_client(&actor, json_body(&headers, &body, false)?)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "clients", params(ListQuery),
     responses((status = 200, body = Page<Client>)), security(("bearer" = [])))]
 async fn list_clients(State(s): State<Arc<AdminState>>, uri: Uri) -> ApiResult<Json<Page<Client>>> {
     let (params, project) = list_query(&uri)?;
-    Ok(Json(s.registry.list_clients(&params, project.as_deref()).await?))
+    Ok(Json(
+        s.registry.list_clients(&params, project.as_deref()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),
     responses((status = 200, body = Client), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_client(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult<Json<Client>> {
+async fn get_client(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Client>> {
     Ok(Json(s.registry.get_client(&id).await?))
 }
 
 #[utoipa::path(patch, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),
     request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the client input"),
     responses((status = 200, body = Client), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn update_client(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Client>> {
-    Ok(Json(s.registry.update_client(&actor, &id, json_body(&headers, &body, false)?).await?))
+async fn update_client(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Client>> {
+    Ok(Json(
+        s.registry
+            .update_client(&actor, &id, json_body(&headers, &body, false)?)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn delete_client(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_client(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     s.registry.delete_client(&actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -162,7 +277,12 @@ async fn delete_client(State(s): State<Arc<AdminState>>, Extension(actor): Exten
 #[utoipa::path(put, path = "/admin/v1/clients/{id}/logo", tag = "clients", params(("id" = String, Path)),
     request_body(content = Vec<u8>, content_type = "image/png", description = "PNG or JPEG, at most 256 KiB; the type is judged by content"),
     responses((status = 200, body = Client), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn put_logo(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Client>> {
+async fn put_logo(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Client>> {
     Ok(Json(s.registry.put_logo(&actor, &id, body.to_vec()).await?))
 }
 
@@ -171,14 +291,24 @@ async fn put_logo(State(s): State<Arc<AdminState>>, Extension(actor): Extension<
 async fn get_logo(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult<Response> {
     let logo = s.registry.get_logo(&id).await?;
     let mut response = logo.bytes.into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(logo.content_type));
-    response.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(logo.content_type),
+    );
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     Ok(response)
 }
 
 #[utoipa::path(delete, path = "/admin/v1/clients/{id}/logo", tag = "clients", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn delete_logo(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_logo(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     s.registry.delete_logo(&actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -186,47 +316,92 @@ async fn delete_logo(State(s): State<Arc<AdminState>>, Extension(actor): Extensi
 #[utoipa::path(post, path = "/admin/v1/clients/{id}/access-profiles", tag = "access profiles", params(("id" = String, Path, description = "client id")),
     request_body = gatehouse_registry::api::ProfileInput,
     responses((status = 201, body = ProfileCreated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn create_profile(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
-    Ok(created(s.registry.create_profile(&actor, &id, json_body(&headers, &body, false)?).await?))
+async fn create_profile(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    Ok(created(
+        s.registry
+            .create_profile(&actor, &id, json_body(&headers, &body, false)?)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/clients/{id}/access-profiles", tag = "access profiles", params(("id" = String, Path, description = "client id"), ListQuery),
     responses((status = 200, body = Page<Profile>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn list_profiles(State(s): State<Arc<AdminState>>, Path(id): Path<String>, uri: Uri) -> ApiResult<Json<Page<Profile>>> {
+async fn list_profiles(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ApiResult<Json<Page<Profile>>> {
     let (params, _) = list_query(&uri)?;
     Ok(Json(s.registry.list_profiles(&id, &params).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),
     responses((status = 200, body = Profile), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_profile(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult<Json<Profile>> {
+async fn get_profile(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Profile>> {
     Ok(Json(s.registry.get_profile(&id).await?))
 }
 
 #[utoipa::path(patch, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),
     request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the profile input; auth_type cannot change"),
     responses((status = 200, body = Profile), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn update_profile(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Profile>> {
-    Ok(Json(s.registry.update_profile(&actor, &id, json_body(&headers, &body, false)?).await?))
+async fn update_profile(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Profile>> {
+    Ok(Json(
+        s.registry
+            .update_profile(&actor, &id, json_body(&headers, &body, false)?)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn delete_profile(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_profile(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     s.registry.delete_profile(&actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/admin/v1/access-profiles/{id}/secret", tag = "access profiles", params(("id" = String, Path)), request_body = RefreshSecretInput,
     responses((status = 200, body = ProfileSecretIssued), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn refresh_profile_secret(State(s): State<Arc<AdminState>>, Extension(actor): Extension<Actor>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<ProfileSecretIssued>> {
-    let input: RefreshSecretInput = gatehouse_registry::parse_input(json_body(&headers, &body, true)?)?;
-    Ok(Json(s.registry.refresh_profile_secret(&actor, &id, input.grace_seconds).await?))
+async fn refresh_profile_secret(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ProfileSecretIssued>> {
+    let input: RefreshSecretInput =
+        gatehouse_registry::parse_input(json_body(&headers, &body, true)?)?;
+    Ok(Json(
+        s.registry
+            .refresh_profile_secret(&actor, &id, input.grace_seconds)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/audit-events", tag = "audit", params(ListQuery),
     responses((status = 200, body = Page<AuditEvent>)), security(("bearer" = [])))]
-async fn list_audit_events(State(s): State<Arc<AdminState>>, uri: Uri) -> ApiResult<Json<Page<AuditEvent>>> {
+async fn list_audit_events(
+    State(s): State<Arc<AdminState>>,
+    uri: Uri,
+) -> ApiResult<Json<Page<AuditEvent>>> {
     let (params, _) = list_query(&uri)?;
     Ok(Json(s.registry.list_audit_events(&params).await?))
 }
@@ -239,7 +414,12 @@ impl utoipa::Modify for BearerScheme {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }

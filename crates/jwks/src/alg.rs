@@ -64,7 +64,10 @@ impl SigningAlg {
         })
     }
 
-    pub(crate) fn verifier(self, jwk: &josekit::jwk::Jwk) -> Result<Box<dyn JwsVerifier>, JwksError> {
+    pub(crate) fn verifier(
+        self,
+        jwk: &josekit::jwk::Jwk,
+    ) -> Result<Box<dyn JwsVerifier>, JwksError> {
         Ok(match self {
             SigningAlg::Es256 => Box::new(ES256.verifier_from_jwk(jwk)?),
             SigningAlg::Rs256 => Box::new(RS256.verifier_from_jwk(jwk)?),

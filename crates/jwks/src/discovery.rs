@@ -10,12 +10,13 @@
 //!   though no ID token is ever issued.
 
 use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType,
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, AuthUrl, IssuerUrl, JsonWebKeySetUrl, ProviderMetadata, ResponseTypes, TokenUrl,
+    AdditionalProviderMetadata, AuthUrl, IssuerUrl, JsonWebKeySetUrl, ProviderMetadata,
+    ResponseTypes, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -105,18 +106,27 @@ fn url_err(e: impl std::fmt::Display) -> JwksError {
 
 impl DiscoveryDocuments {
     /// Build the documents once.
-    pub fn build(endpoints: &Endpoints, signing_algs: &[crate::SigningAlg]) -> Result<Self, JwksError> {
+    pub fn build(
+        endpoints: &Endpoints,
+        signing_algs: &[crate::SigningAlg],
+    ) -> Result<Self, JwksError> {
         let extra = GatehouseMetadata {
             introspection_endpoint: endpoints.introspection.clone(),
-            introspection_endpoint_auth_methods_supported: endpoints
-                .introspection
-                .as_ref()
-                .map(|_| vec!["client_secret_basic".to_owned(), "client_secret_post".to_owned()]),
+            introspection_endpoint_auth_methods_supported: endpoints.introspection.as_ref().map(
+                |_| {
+                    vec![
+                        "client_secret_basic".to_owned(),
+                        "client_secret_post".to_owned(),
+                    ]
+                },
+            ),
             revocation_endpoint: endpoints.revocation.clone(),
-            revocation_endpoint_auth_methods_supported: endpoints
-                .revocation
-                .as_ref()
-                .map(|_| vec!["client_secret_basic".to_owned(), "client_secret_post".to_owned()]),
+            revocation_endpoint_auth_methods_supported: endpoints.revocation.as_ref().map(|_| {
+                vec![
+                    "client_secret_basic".to_owned(),
+                    "client_secret_post".to_owned(),
+                ]
+            }),
         };
         let _ = signing_algs;
         let metadata = GatehouseProviderMetadata::new(
@@ -128,7 +138,9 @@ impl DiscoveryDocuments {
             vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
             extra,
         )
-        .set_token_endpoint(Some(TokenUrl::new(endpoints.token.clone()).map_err(url_err)?))
+        .set_token_endpoint(Some(
+            TokenUrl::new(endpoints.token.clone()).map_err(url_err)?,
+        ))
         .set_grant_types_supported(Some(vec![CoreGrantType::ClientCredentials]))
         .set_token_endpoint_auth_methods_supported(Some(vec![
             CoreClientAuthMethod::ClientSecretBasic,
@@ -143,7 +155,9 @@ impl DiscoveryDocuments {
                 .map_err(url_err)?,
         );
         let json = serde_json::to_vec(&metadata).map_err(|e| JwksError::Config(e.to_string()))?;
-        Ok(Self { json: bytes::Bytes::from(json) })
+        Ok(Self {
+            json: bytes::Bytes::from(json),
+        })
     }
 }
 
@@ -153,15 +167,25 @@ mod tests {
 
     #[test]
     fn issuer_is_byte_exact_and_required_members_present() {
-        let docs = DiscoveryDocuments::build(&Endpoints::under("http://127.0.0.1:8080"), &[]).unwrap();
+        let docs =
+            DiscoveryDocuments::build(&Endpoints::under("http://127.0.0.1:8080"), &[]).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&docs.json).unwrap();
         assert_eq!(v["issuer"], "http://127.0.0.1:8080");
         assert_eq!(v["token_endpoint"], "http://127.0.0.1:8080/oauth/token");
         assert_eq!(v["jwks_uri"], "http://127.0.0.1:8080/oauth/jwks");
-        assert_eq!(v["authorization_endpoint"], "http://127.0.0.1:8080/oauth/authorize");
+        assert_eq!(
+            v["authorization_endpoint"],
+            "http://127.0.0.1:8080/oauth/authorize"
+        );
         assert_eq!(v["response_types_supported"], serde_json::json!([]));
         assert_eq!(v["subject_types_supported"], serde_json::json!(["public"]));
-        assert_eq!(v["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
-        assert_eq!(v["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            v["id_token_signing_alg_values_supported"],
+            serde_json::json!(["RS256"])
+        );
+        assert_eq!(
+            v["grant_types_supported"],
+            serde_json::json!(["client_credentials"])
+        );
     }
 }

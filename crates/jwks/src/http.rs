@@ -32,7 +32,10 @@ pub fn router(keys: Arc<KeyManager>, discovery: DiscoveryDocuments) -> Router {
     Router::new()
         .route("/oauth/jwks", get(jwks))
         .route("/.well-known/openid-configuration", get(discovery_doc))
-        .route("/.well-known/oauth-authorization-server", get(discovery_doc))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery_doc),
+        )
         .with_state(state)
 }
 
@@ -46,9 +49,17 @@ fn json(bytes: bytes::Bytes, content_type: &'static str, cache_control: &HeaderV
 
 async fn jwks(State(state): State<DocsState>) -> Response {
     // RFC 7517 §8.5.1 registers application/jwk-set+json.
-    json(state.keys.current().jwks_json(), "application/jwk-set+json", &state.cache_control)
+    json(
+        state.keys.current().jwks_json(),
+        "application/jwk-set+json",
+        &state.cache_control,
+    )
 }
 
 async fn discovery_doc(State(state): State<DocsState>) -> Response {
-    json(state.discovery.json.clone(), "application/json", &state.cache_control)
+    json(
+        state.discovery.json.clone(),
+        "application/json",
+        &state.cache_control,
+    )
 }

@@ -89,10 +89,11 @@ impl KeySet {
                 kid: key.kid.clone(),
                 reason: format!("unknown alg {}", key.alg),
             })?;
-            let jwk = Jwk::from_bytes(key.public_jwk.as_bytes()).map_err(|e| JwksError::StoredKey {
-                kid: key.kid.clone(),
-                reason: e.to_string(),
-            })?;
+            let jwk =
+                Jwk::from_bytes(key.public_jwk.as_bytes()).map_err(|e| JwksError::StoredKey {
+                    kid: key.kid.clone(),
+                    reason: e.to_string(),
+                })?;
             verifiers.insert(
                 key.kid.clone(),
                 PublishedKey {
@@ -104,7 +105,8 @@ impl KeySet {
             if key.state == "active" {
                 let pem = master.open(&key.kid, &key.private_jwe)?;
                 let signer = alg.signer(&pem)?;
-                let header = serde_json::json!({"alg": alg.as_str(), "kid": key.kid, "typ": "at+jwt"});
+                let header =
+                    serde_json::json!({"alg": alg.as_str(), "kid": key.kid, "typ": "at+jwt"});
                 active = Some(ActiveSigner {
                     kid: key.kid.clone(),
                     alg,
@@ -151,7 +153,8 @@ impl KeySet {
     pub fn sign_access_token<T: serde::Serialize>(&self, claims: &T) -> Result<String, JwksError> {
         let payload = serde_json::to_vec(claims).map_err(|e| JwksError::Crypto(e.to_string()))?;
         let b64_len = self.active.header_b64.len() + 1 + payload.len().div_ceil(3) * 4;
-        let mut out = String::with_capacity(b64_len + 1 + 4 * self.active.signer.signature_len().div_ceil(3));
+        let mut out =
+            String::with_capacity(b64_len + 1 + 4 * self.active.signer.signature_len().div_ceil(3));
         out.push_str(&self.active.header_b64);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
@@ -166,15 +169,24 @@ impl KeySet {
     /// `at+jwt` (RFC 9068 §4), no `crit`, `iss` equal to ours, and `exp`/`nbf`/`iat` within
     /// `leeway_secs` of `now`. `jku`, `x5u` and `jwk` headers are ignored: keys come only from
     /// our own set.
-    pub fn verify_access_token(&self, token: &str, now: i64, leeway_secs: i64) -> Result<VerifiedToken, JwksError> {
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        now: i64,
+        leeway_secs: i64,
+    ) -> Result<VerifiedToken, JwksError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JwksError::Rejected("too long"));
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(JwksError::Rejected("not a compact JWS"));
         };
-        let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwksError::Rejected("bad header encoding"))?;
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(h)
+            .map_err(|_| JwksError::Rejected("bad header encoding"))?;
         let header: Map<String, Value> =
             serde_json::from_slice(&header_bytes).map_err(|_| JwksError::Rejected("bad header"))?;
         if header.contains_key("crit") {
@@ -184,25 +196,43 @@ impl KeySet {
         if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
             return Err(JwksError::Rejected("typ is not at+jwt"));
         }
-        let kid = header.get("kid").and_then(Value::as_str).ok_or(JwksError::Rejected("no kid"))?;
-        let key = self.verifiers.get(kid).ok_or(JwksError::Rejected("unknown kid"))?;
-        let alg = header.get("alg").and_then(Value::as_str).ok_or(JwksError::Rejected("no alg"))?;
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .ok_or(JwksError::Rejected("no kid"))?;
+        let key = self
+            .verifiers
+            .get(kid)
+            .ok_or(JwksError::Rejected("unknown kid"))?;
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or(JwksError::Rejected("no alg"))?;
         if alg != key.alg.as_str() {
             return Err(JwksError::Rejected("alg does not match the key"));
         }
-        let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwksError::Rejected("bad signature encoding"))?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| JwksError::Rejected("bad signature encoding"))?;
         let signed_len = h.len() + 1 + p.len();
-        let signed = token.get(..signed_len).ok_or(JwksError::Rejected("malformed"))?;
+        let signed = token
+            .get(..signed_len)
+            .ok_or(JwksError::Rejected("malformed"))?;
         key.verifier
             .verify(signed.as_bytes(), &signature)
             .map_err(|_| JwksError::Rejected("bad signature"))?;
-        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwksError::Rejected("bad payload encoding"))?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| JwksError::Rejected("bad payload encoding"))?;
         let claims: Map<String, Value> =
             serde_json::from_slice(&payload).map_err(|_| JwksError::Rejected("bad payload"))?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(JwksError::Rejected("wrong issuer"));
         }
-        let exp = claims.get("exp").and_then(Value::as_i64).ok_or(JwksError::Rejected("no exp"))?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or(JwksError::Rejected("no exp"))?;
         if exp + leeway_secs <= now {
             return Err(JwksError::Rejected("expired"));
         }
@@ -232,7 +262,9 @@ pub struct KeyManager {
 
 impl std::fmt::Debug for KeyManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyManager").field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("KeyManager")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -251,7 +283,10 @@ impl KeyManager {
             registry.insert_signing_key(&key).await?;
             tracing::info!(kid = %key.kid, alg = %alg, "generated the first signing key");
             keys.push(key);
-        } else if let Some(active) = keys.iter().find(|k| k.state == "active" && k.alg != alg.as_str()) {
+        } else if let Some(active) = keys
+            .iter()
+            .find(|k| k.state == "active" && k.alg != alg.as_str())
+        {
             tracing::warn!(
                 active_alg = %active.alg,
                 configured = %alg,
@@ -268,7 +303,11 @@ impl KeyManager {
         })
     }
 
-    fn generate(master: &MasterKey, alg: SigningAlg, now: chrono::DateTime<chrono::Utc>) -> Result<StoredKey, JwksError> {
+    fn generate(
+        master: &MasterKey,
+        alg: SigningAlg,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<StoredKey, JwksError> {
         let (private_pem, mut jwk) = alg.generate()?;
         let kid = thumbprint(&jwk)?;
         jwk.set_key_id(kid.clone());
@@ -342,20 +381,45 @@ mod tests {
     fn rejects_tampering_none_and_time() {
         let set = set_for(SigningAlg::Es256);
         let token = set.sign_access_token(&claims(1000)).unwrap();
-        assert!(set.verify_access_token(&token, 1000 + 61, 0).is_err(), "expired");
-        assert!(set.verify_access_token(&token, 1000 + 61, 60).is_ok(), "within leeway");
+        assert!(
+            set.verify_access_token(&token, 1000 + 61, 0).is_err(),
+            "expired"
+        );
+        assert!(
+            set.verify_access_token(&token, 1000 + 61, 60).is_ok(),
+            "within leeway"
+        );
         let parts: Vec<&str> = token.split('.').collect();
-        let forged_payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"http://127.0.0.1:8080","sub":"admin","exp":99999}"#);
+        let forged_payload =
+            URL_SAFE_NO_PAD.encode(br#"{"iss":"http://127.0.0.1:8080","sub":"admin","exp":99999}"#);
         let forged = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
         assert!(set.verify_access_token(&forged, 1000, 0).is_err());
-        let none_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#, set.active_kid()));
+        let none_header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#,
+            set.active_kid()
+        ));
         let unsigned = format!("{none_header}.{}.", parts[1]);
         assert!(set.verify_access_token(&unsigned, 1000, 0).is_err());
-        let hs_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","typ":"at+jwt","kid":"{}"}}"#, set.active_kid()));
-        assert!(set.verify_access_token(&format!("{hs_header}.{}.{}", parts[1], parts[2]), 1000, 0).is_err());
-        let jwt_typ = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{}"}}"#, set.active_kid()));
-        assert!(set.verify_access_token(&format!("{jwt_typ}.{}.{}", parts[1], parts[2]), 1000, 0).is_err());
+        let hs_header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"HS256","typ":"at+jwt","kid":"{}"}}"#,
+            set.active_kid()
+        ));
+        assert!(
+            set.verify_access_token(&format!("{hs_header}.{}.{}", parts[1], parts[2]), 1000, 0)
+                .is_err()
+        );
+        let jwt_typ = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"ES256","typ":"JWT","kid":"{}"}}"#,
+            set.active_kid()
+        ));
+        assert!(
+            set.verify_access_token(&format!("{jwt_typ}.{}.{}", parts[1], parts[2]), 1000, 0)
+                .is_err()
+        );
         assert!(set.verify_access_token("a.b", 1000, 0).is_err());
-        assert!(set.verify_access_token(&"a".repeat(20_000), 1000, 0).is_err());
+        assert!(
+            set.verify_access_token(&"a".repeat(20_000), 1000, 0)
+                .is_err()
+        );
     }
 }

@@ -8,9 +8,9 @@
 mod alg;
 mod discovery;
 mod error;
+pub mod http;
 mod keyset;
 mod master_key;
-pub mod http;
 
 pub use alg::SigningAlg;
 pub use discovery::{DiscoveryDocuments, Endpoints};

@@ -44,15 +44,20 @@ impl MasterKey {
         header.set_content_encryption("A256GCM");
         header.set_claim("gh_kid", Some(serde_json::Value::String(kid.to_owned())))?;
         let encrypter = Dir.encrypter_from_bytes(self.0)?;
-        Ok(josekit::jwe::serialize_compact(plaintext, &header, &encrypter)?)
+        Ok(josekit::jwe::serialize_compact(
+            plaintext, &header, &encrypter,
+        )?)
     }
 
     /// Decrypt a value sealed for `kid`.
     pub(crate) fn open(&self, kid: &str, jwe: &str) -> Result<Vec<u8>, JwksError> {
         let decrypter = Dir.decrypter_from_bytes(self.0)?;
-        let (plain, header) = josekit::jwe::deserialize_compact(jwe, &decrypter).map_err(|_| JwksError::StoredKey {
-            kid: kid.to_owned(),
-            reason: "cannot decrypt: is GATEHOUSE_SECRET_KEY the one the key was stored with?".to_owned(),
+        let (plain, header) = josekit::jwe::deserialize_compact(jwe, &decrypter).map_err(|_| {
+            JwksError::StoredKey {
+                kid: kid.to_owned(),
+                reason: "cannot decrypt: is GATEHOUSE_SECRET_KEY the one the key was stored with?"
+                    .to_owned(),
+            }
         })?;
         if header.claim("gh_kid").and_then(|v| v.as_str()) != Some(kid) {
             return Err(JwksError::StoredKey {

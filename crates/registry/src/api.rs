@@ -354,16 +354,27 @@ impl Logo {
             return Err(FieldError::new("logo", "required", "the logo is empty"));
         }
         if bytes.len() > Self::MAX_BYTES {
-            return Err(FieldError::new("logo", "too_large", "the logo must be at most 256 KiB"));
+            return Err(FieldError::new(
+                "logo",
+                "too_large",
+                "the logo must be at most 256 KiB",
+            ));
         }
         let content_type = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
             "image/png"
         } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
             "image/jpeg"
         } else {
-            return Err(FieldError::new("logo", "unsupported_type", "the logo must be a PNG or JPEG image"));
+            return Err(FieldError::new(
+                "logo",
+                "unsupported_type",
+                "the logo must be a PNG or JPEG image",
+            ));
         };
-        Ok(Self { content_type, bytes })
+        Ok(Self {
+            content_type,
+            bytes,
+        })
     }
 }
 
@@ -409,8 +420,18 @@ mod tests {
 
     #[test]
     fn logos_are_judged_by_content() {
-        assert_eq!(Logo::parse(b"\x89PNG\r\n\x1a\nrest".to_vec()).map(|l| l.content_type).ok(), Some("image/png"));
-        assert_eq!(Logo::parse(vec![0xFF, 0xD8, 0xFF, 0xE0]).map(|l| l.content_type).ok(), Some("image/jpeg"));
+        assert_eq!(
+            Logo::parse(b"\x89PNG\r\n\x1a\nrest".to_vec())
+                .map(|l| l.content_type)
+                .ok(),
+            Some("image/png")
+        );
+        assert_eq!(
+            Logo::parse(vec![0xFF, 0xD8, 0xFF, 0xE0])
+                .map(|l| l.content_type)
+                .ok(),
+            Some("image/jpeg")
+        );
         assert!(Logo::parse(b"GIF89a".to_vec()).is_err());
         assert!(Logo::parse(vec![0xFF; Logo::MAX_BYTES + 1]).is_err());
     }

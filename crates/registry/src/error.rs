@@ -53,7 +53,12 @@ impl From<sea_orm::DbErr> for RegistryError {
 }
 
 fn unique_field(detail: &str) -> &'static str {
-    for field in ["audience", "introspection_client_id", "oauth_client_id", "name"] {
+    for field in [
+        "audience",
+        "introspection_client_id",
+        "oauth_client_id",
+        "name",
+    ] {
         if detail.contains(field) {
             return field;
         }

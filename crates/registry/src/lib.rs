@@ -17,12 +17,14 @@ pub mod types;
 
 pub use error::{RegistryError, Result};
 pub use service::{
-    Actor, AuthFailure, BootstrapCredentials, BootstrapOutcome, GrantedCollection, ProfileSnapshot, Registry,
-    RegistrySettings, StoredKey, parse_input,
+    Actor, AuthFailure, BootstrapCredentials, BootstrapOutcome, GrantedCollection, ProfileSnapshot,
+    Registry, RegistrySettings, StoredKey, parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.
-pub async fn connect(url: &str) -> std::result::Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
+pub async fn connect(
+    url: &str,
+) -> std::result::Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
     let mut opts = sea_orm::ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .connect_timeout(std::time::Duration::from_secs(5))
@@ -41,8 +43,10 @@ pub async fn connect(url: &str) -> std::result::Result<sea_orm::DatabaseConnecti
     if url.starts_with("sqlite:") && !url.contains("memory") {
         use sea_orm::ConnectionTrait;
         // WAL lets readers proceed during a write; busy_timeout waits out short write locks.
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
-            .await?;
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+        )
+        .await?;
     }
     Ok(db)
 }

@@ -100,7 +100,8 @@ impl fmt::Debug for PasswordHasher {
 impl PasswordHasher {
     /// OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane; at most `concurrency` at once.
     pub fn new(concurrency: usize) -> Result<Self, HashError> {
-        let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| HashError::Argon2(e.to_string()))?;
+        let params =
+            Params::new(19 * 1024, 2, 1, None).map_err(|e| HashError::Argon2(e.to_string()))?;
         Self::with_params(params, concurrency)
     }
 
@@ -132,7 +133,9 @@ impl PasswordHasher {
                 .hash_password(&bytes)
                 .map(|h| h.to_string())
                 .map_err(|e| HashError::Argon2(e.to_string()));
-            drop(SecretString::new(String::from_utf8(bytes).unwrap_or_default()));
+            drop(SecretString::new(
+                String::from_utf8(bytes).unwrap_or_default(),
+            ));
             out
         })
         .await
@@ -142,14 +145,23 @@ impl PasswordHasher {
     /// Check a secret against any of several PHC hashes; the index of the first match.
     /// With no hashes, the secret is checked against a dummy hash so that an unknown client
     /// costs the same time as a known one.
-    pub async fn verify_any(&self, secret: &str, hashes: Vec<String>) -> Result<Option<usize>, HashError> {
+    pub async fn verify_any(
+        &self,
+        secret: &str,
+        hashes: Vec<String>,
+    ) -> Result<Option<usize>, HashError> {
         let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
         let argon = self.argon();
         let dummy = self.dummy_hash.clone();
         let candidate = SecretString::new(secret.to_owned());
         tokio::task::spawn_blocking(move || {
             let check = |phc: &str| {
-                PasswordVerifier::<str>::verify_password(&argon, candidate.expose_secret().as_bytes(), phc).is_ok()
+                PasswordVerifier::<str>::verify_password(
+                    &argon,
+                    candidate.expose_secret().as_bytes(),
+                    phc,
+                )
+                .is_ok()
             };
             if hashes.is_empty() {
                 let _ = check(&dummy);
@@ -185,7 +197,12 @@ mod tests {
         let phc = h.hash(&s).await.unwrap();
         assert!(phc.starts_with("$argon2id$"));
         assert!(!phc.contains(s.expose_secret()));
-        assert_eq!(h.verify_any(s.expose_secret(), vec!["junk".into(), phc.clone()]).await.unwrap(), Some(1));
+        assert_eq!(
+            h.verify_any(s.expose_secret(), vec!["junk".into(), phc.clone()])
+                .await
+                .unwrap(),
+            Some(1)
+        );
         assert_eq!(h.verify_any("wrong", vec![phc]).await.unwrap(), None);
         assert_eq!(h.verify_any("anything", vec![]).await.unwrap(), None);
     }

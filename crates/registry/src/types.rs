@@ -62,10 +62,19 @@ fn check_text(value: &str, max: usize, allow_empty: bool) -> Result<String, Inva
         return Err(Invalid::new("required", "must not be empty"));
     }
     if trimmed.chars().count() > max {
-        return Err(Invalid::new("too_long", format!("must be at most {max} characters")));
+        return Err(Invalid::new(
+            "too_long",
+            format!("must be at most {max} characters"),
+        ));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Invalid::new("invalid_characters", "must not contain control characters"));
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Invalid::new(
+            "invalid_characters",
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -134,7 +143,10 @@ impl ScopeName {
             return Err(Invalid::new("required", "must not be empty"));
         }
         if value.len() > Self::MAX {
-            return Err(Invalid::new("too_long", format!("must be at most {} characters", Self::MAX)));
+            return Err(Invalid::new(
+                "too_long",
+                format!("must be at most {} characters", Self::MAX),
+            ));
         }
         // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
         let ok = value
@@ -191,10 +203,16 @@ impl Audience {
         let url = url::Url::parse(value)
             .map_err(|_| Invalid::new("invalid_uri", "must be an absolute URI (RFC 8707 §2)"))?;
         if url.fragment().is_some() {
-            return Err(Invalid::new("invalid_uri", "must not contain a fragment (RFC 8707 §2)"));
+            return Err(Invalid::new(
+                "invalid_uri",
+                "must not contain a fragment (RFC 8707 §2)",
+            ));
         }
         if url.cannot_be_a_base() && !matches!(url.scheme(), "urn") {
-            return Err(Invalid::new("invalid_uri", "must be an absolute URI (RFC 8707 §2)"));
+            return Err(Invalid::new(
+                "invalid_uri",
+                "must be an absolute URI (RFC 8707 §2)",
+            ));
         }
         // Keep the text as given: audiences are compared as strings (RFC 7519 §4.1.3).
         Ok(Self(value.to_owned()))
@@ -216,9 +234,13 @@ impl HttpUrl {
         if value.len() > 2048 {
             return Err(Invalid::new("too_long", "must be at most 2048 characters"));
         }
-        let url = url::Url::parse(value).map_err(|_| Invalid::new("invalid_url", "must be an absolute http(s) URL"))?;
+        let url = url::Url::parse(value)
+            .map_err(|_| Invalid::new("invalid_url", "must be an absolute http(s) URL"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(Invalid::new("invalid_url", "must be an absolute http(s) URL"));
+            return Err(Invalid::new(
+                "invalid_url",
+                "must be an absolute http(s) URL",
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -237,7 +259,12 @@ impl Email {
     /// Parse an email address (a pragmatic subset of RFC 5322 addr-spec).
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         let value = value.trim();
-        let bad = || Invalid::new("invalid_email", "must be an email address like name@example.com");
+        let bad = || {
+            Invalid::new(
+                "invalid_email",
+                "must be an email address like name@example.com",
+            )
+        };
         if value.len() > 254 {
             return Err(Invalid::new("too_long", "must be at most 254 characters"));
         }
@@ -305,7 +332,10 @@ impl AuthType {
             "oauth2" => Ok(AuthType::OAuth2),
             "jwt" => Ok(AuthType::Jwt),
             "oidc" => Ok(AuthType::Oidc),
-            _ => Err(Invalid::new("invalid_value", "must be one of token, oauth2, jwt, oidc")),
+            _ => Err(Invalid::new(
+                "invalid_value",
+                "must be one of token, oauth2, jwt, oidc",
+            )),
         }
     }
 }
@@ -481,8 +511,25 @@ impl IpRules {
 /// JWT claims that Gatehouse sets itself or that carry protocol meaning; custom claims may not
 /// use them (RFC 7519 §4.1, RFC 9068 §2.2, RFC 8693 §4).
 pub const RESERVED_CLAIMS: &[&str] = &[
-    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "profile_id", "typ",
-    "cnf", "act", "may_act", "auth_time", "acr", "amr", "azp", "nonce",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "scope",
+    "profile_id",
+    "typ",
+    "cnf",
+    "act",
+    "may_act",
+    "auth_time",
+    "acr",
+    "amr",
+    "azp",
+    "nonce",
 ];
 
 /// Validate a custom-claims object: an object of at most 32 members and 4 KiB, with no
@@ -492,14 +539,30 @@ pub fn parse_custom_claims(
     field: &str,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Vec<FieldError>> {
     let Some(map) = value.as_object() else {
-        return Err(vec![FieldError::new(field, "invalid_type", "must be a JSON object")]);
+        return Err(vec![FieldError::new(
+            field,
+            "invalid_type",
+            "must be a JSON object",
+        )]);
     };
     let mut errors = Vec::new();
     if map.len() > 32 {
-        errors.push(FieldError::new(field, "too_many", "at most 32 custom claims"));
+        errors.push(FieldError::new(
+            field,
+            "too_many",
+            "at most 32 custom claims",
+        ));
     }
-    if serde_json::to_vec(map).map(|v| v.len()).unwrap_or(usize::MAX) > 4096 {
-        errors.push(FieldError::new(field, "too_long", "at most 4 KiB of custom claims"));
+    if serde_json::to_vec(map)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+        > 4096
+    {
+        errors.push(FieldError::new(
+            field,
+            "too_long",
+            "at most 4 KiB of custom claims",
+        ));
     }
     for key in map.keys() {
         if RESERVED_CLAIMS.contains(&key.as_str()) {
@@ -509,10 +572,18 @@ pub fn parse_custom_claims(
                 format!("`{key}` is a registered claim that Gatehouse sets itself"),
             ));
         } else if key.is_empty() || key.len() > 64 {
-            errors.push(FieldError::new(format!("{field}.{key}"), "invalid_name", "claim names are 1 to 64 characters"));
+            errors.push(FieldError::new(
+                format!("{field}.{key}"),
+                "invalid_name",
+                "claim names are 1 to 64 characters",
+            ));
         }
     }
-    if errors.is_empty() { Ok(map.clone()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(map.clone())
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -521,7 +592,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(Name::parse("  ACME  ").map(|n| n.as_str().to_owned()), Ok("ACME".into()));
+        assert_eq!(
+            Name::parse("  ACME  ").map(|n| n.as_str().to_owned()),
+            Ok("ACME".into())
+        );
         assert!(Name::parse("").is_err());
         assert!(Name::parse(&"x".repeat(101)).is_err());
         assert!(Name::parse("a\u{0}b").is_err());
@@ -531,7 +605,10 @@ mod tests {
     #[test]
     fn scopes() {
         assert!(ScopeName::parse_user("orders:read").is_ok());
-        assert_eq!(ScopeName::parse_user("gatehouse:admin").map_err(|e| e.code), Err("reserved"));
+        assert_eq!(
+            ScopeName::parse_user("gatehouse:admin").map_err(|e| e.code),
+            Err("reserved")
+        );
         assert!(ScopeName::parse_any("gatehouse:admin").is_ok());
         assert!(ScopeName::parse_user("has space").is_err());
         assert!(ScopeName::parse_user("quote\"").is_err());
@@ -565,7 +642,9 @@ mod tests {
             deny: vec!["10.1.0.0/16".into()],
         };
         let rules = IpRules::parse(&doc, "ip_rules").map_err(|e| format!("{e:?}"));
-        let Ok(rules) = rules else { panic!("parse failed") };
+        let Ok(rules) = rules else {
+            panic!("parse failed")
+        };
         let ip = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         assert!(rules.allows(ip("10.0.0.0")));
         assert!(rules.allows(ip("10.255.255.255")));
@@ -583,8 +662,14 @@ mod tests {
         assert!(IpRule::parse("10.0.0.1/8").is_err(), "host bits set");
         assert!(IpRule::parse("10.0.0.0/33").is_err());
         assert!(IpRule::parse("not-an-ip").is_err());
-        assert_eq!(IpRule::parse("192.0.2.1").map(|r| r.to_string()), Ok("192.0.2.1".into()));
-        assert_eq!(IpRule::parse("2001:db8::/32").map(|r| r.to_string()), Ok("2001:db8::/32".into()));
+        assert_eq!(
+            IpRule::parse("192.0.2.1").map(|r| r.to_string()),
+            Ok("192.0.2.1".into())
+        );
+        assert_eq!(
+            IpRule::parse("2001:db8::/32").map(|r| r.to_string()),
+            Ok("2001:db8::/32".into())
+        );
     }
 
     #[test]

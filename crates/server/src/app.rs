@@ -70,11 +70,14 @@ fn master_key(config: &Config) -> Result<MasterKey> {
         return MasterKey::parse(text).map_err(|e| anyhow::anyhow!("{e}"));
     }
     if config.is_postgres() {
-        bail!("GATEHOUSE_SECRET_KEY (or GATEHOUSE_SECRET_KEY_FILE) is required on PostgreSQL: generate one with `openssl rand -base64 32 | tr '+/' '-_' | tr -d '='`");
+        bail!(
+            "GATEHOUSE_SECRET_KEY (or GATEHOUSE_SECRET_KEY_FILE) is required on PostgreSQL: generate one with `openssl rand -base64 32 | tr '+/' '-_' | tr -d '='`"
+        );
     }
     let path = config.data_dir.join("gatehouse.secret-key");
     if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         return MasterKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
     }
     let (key, text) = MasterKey::generate();
@@ -95,8 +98,11 @@ fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents).with_context(|| format!("writing {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("writing {}", path.display()))?;
     file.sync_all().ok();
     Ok(())
 }
@@ -107,8 +113,12 @@ async fn startup_lock(config: &Config) -> Result<Option<DatabaseConnection>> {
         return Ok(None);
     }
     let mut opts = sea_orm::ConnectOptions::new(config.database_url.clone());
-    opts.max_connections(1).min_connections(1).sqlx_logging(false);
-    let conn = sea_orm::Database::connect(opts).await.context("connecting for the start-up lock")?;
+    opts.max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false);
+    let conn = sea_orm::Database::connect(opts)
+        .await
+        .context("connecting for the start-up lock")?;
     conn.execute_unprepared(&format!("SELECT pg_advisory_lock({STARTUP_LOCK})"))
         .await
         .context("taking the start-up lock")?;
@@ -117,14 +127,18 @@ async fn startup_lock(config: &Config) -> Result<Option<DatabaseConnection>> {
 
 async fn release_lock(lock: Option<DatabaseConnection>) {
     if let Some(conn) = lock {
-        let _ = conn.execute_unprepared(&format!("SELECT pg_advisory_unlock({STARTUP_LOCK})")).await;
+        let _ = conn
+            .execute_unprepared(&format!("SELECT pg_advisory_unlock({STARTUP_LOCK})"))
+            .await;
         let _ = conn.close().await;
     }
 }
 
 /// Apply migrations (the `migrate` command).
 pub async fn migrate_only(config: &Config) -> Result<()> {
-    let db = gatehouse_registry::connect(&config.database_url).await.context("connecting to the database")?;
+    let db = gatehouse_registry::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
     let lock = startup_lock(config).await?;
     let result = gatehouse_registry::migrate(&db).await;
     release_lock(lock).await;
@@ -159,7 +173,10 @@ pub async fn start(config: Config) -> Result<Server> {
         }
     };
     validate_issuer(&issuer)?;
-    let admin_audience = config.admin_url.clone().unwrap_or_else(|| base_url(admin_addr));
+    let admin_audience = config
+        .admin_url
+        .clone()
+        .unwrap_or_else(|| base_url(admin_addr));
 
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir).ok();
@@ -174,7 +191,8 @@ pub async fn start(config: Config) -> Result<Server> {
 
     let mut endpoints = Endpoints::under(&issuer);
     endpoints.service_documentation = None;
-    let discovery = DiscoveryDocuments::build(&endpoints, &keys.current().published_algs()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let discovery = DiscoveryDocuments::build(&endpoints, &keys.current().published_algs())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let token_state = Arc::new(
         gatehouse_token::TokenState::new(
@@ -217,8 +235,20 @@ pub async fn start(config: Config) -> Result<Server> {
 
     let (shutdown, _) = watch::channel(false);
     let tasks = vec![
-        tokio::spawn(serve(public, with_common_layers(public_router, &config), shutdown.subscribe(), config.clone(), "public")),
-        tokio::spawn(serve(admin, with_common_layers(admin_router, &config), shutdown.subscribe(), config.clone(), "admin")),
+        tokio::spawn(serve(
+            public,
+            with_common_layers(public_router, &config),
+            shutdown.subscribe(),
+            config.clone(),
+            "public",
+        )),
+        tokio::spawn(serve(
+            admin,
+            with_common_layers(admin_router, &config),
+            shutdown.subscribe(),
+            config.clone(),
+            "admin",
+        )),
     ];
     tracing::info!(%public_addr, %admin_addr, %issuer, "gatehouse is listening");
     Ok(Server {
@@ -232,13 +262,24 @@ pub async fn start(config: Config) -> Result<Server> {
 }
 
 /// Migrations, keys and bootstrap: the work done under the start-up lock.
-async fn prepare(config: &Config, db: &DatabaseConnection, issuer: &str, admin_audience: &str) -> Result<(Registry, Arc<KeyManager>)> {
+async fn prepare(
+    config: &Config,
+    db: &DatabaseConnection,
+    issuer: &str,
+    admin_audience: &str,
+) -> Result<(Registry, Arc<KeyManager>)> {
     if config.run_migrations {
-        gatehouse_registry::migrate(db).await.context("running migrations")?;
+        gatehouse_registry::migrate(db)
+            .await
+            .context("running migrations")?;
     }
     let master = master_key(config)?;
-    let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hasher = PasswordHasher::new(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut settings = RegistrySettings::new(issuer, admin_audience);
     settings.max_token_ttl = config.max_token_ttl;
     let registry = Registry::new(db.clone(), Arc::new(SystemClock), hasher, settings);
@@ -251,9 +292,15 @@ async fn prepare(config: &Config, db: &DatabaseConnection, issuer: &str, admin_a
             secret: SecretString::new(secret.clone()),
         }),
         (None, None) => None,
-        _ => bail!("set both GATEHOUSE_BOOTSTRAP_CLIENT_ID and GATEHOUSE_BOOTSTRAP_CLIENT_SECRET, or neither"),
+        _ => bail!(
+            "set both GATEHOUSE_BOOTSTRAP_CLIENT_ID and GATEHOUSE_BOOTSTRAP_CLIENT_SECRET, or neither"
+        ),
     };
-    match registry.bootstrap_admin(supplied).await.map_err(|e| anyhow::anyhow!("bootstrap: {e:?}"))? {
+    match registry
+        .bootstrap_admin(supplied)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap: {e:?}"))?
+    {
         BootstrapOutcome::Created {
             client_id,
             generated_secret: Some(secret),
@@ -282,7 +329,10 @@ async fn prepare(config: &Config, db: &DatabaseConnection, issuer: &str, admin_a
 
 fn health_router(registry: Registry) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(readyz))
         .with_state(registry)
 }
@@ -291,22 +341,72 @@ async fn readyz(State(registry): State<Registry>) -> Response {
     if registry.ping().await {
         axum::Json(serde_json::json!({"status": "ready"})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "database unavailable"}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "database unavailable"})),
+        )
+            .into_response()
     }
+}
+
+/// Errors produced below the handlers (unknown route, body too large, timeout) come back as
+/// JSON like every other error.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (error, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed here"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request", "the request body is too large"),
+        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => (
+            "temporarily_unavailable",
+            "the request took too long; retry",
+        ),
+        s if s.is_client_error() => ("invalid_request", "the request is malformed"),
+        _ => ("server_error", "an unexpected error occurred"),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({"error": error, "message": message}).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 fn with_common_layers(router: Router, config: &Config) -> Router {
     router
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
         .layer(TraceLayer::new_for_http())
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::map_response(json_errors))
 }
 
 /// Accept connections until shutdown; then stop accepting and wait (30 s at most) for
 /// connections to finish their in-flight requests.
-async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>, config: Config, name: &'static str) {
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+    config: Config,
+    name: &'static str,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(config.max_connections));
     loop {

@@ -14,7 +14,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
 
 /// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, about = "Gatehouse: an OAuth 2.0 / OpenID Connect authorization server for machine-to-machine API access")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Gatehouse: an OAuth 2.0 / OpenID Connect authorization server for machine-to-machine API access"
+)]
 pub struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]
@@ -42,7 +46,12 @@ pub struct Settings {
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`.
-    #[arg(long, env = "GATEHOUSE_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "GATEHOUSE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Public listener (token, JWKS, discovery).
     #[arg(long, env = "GATEHOUSE_PUBLIC_ADDR", global = true)]
@@ -57,7 +66,12 @@ pub struct Settings {
     #[arg(long, env = "GATEHOUSE_ADMIN_URL", global = true)]
     pub admin_url: Option<String>,
     /// 32 bytes, base64url: encrypts private keys at rest. Required on PostgreSQL.
-    #[arg(long, env = "GATEHOUSE_SECRET_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "GATEHOUSE_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub secret_key: Option<String>,
     /// File holding GATEHOUSE_SECRET_KEY.
     #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE", global = true)]
@@ -69,7 +83,12 @@ pub struct Settings {
     #[arg(long, env = "GATEHOUSE_MAX_TOKEN_TTL", global = true)]
     pub max_token_ttl: Option<i64>,
     /// Comma-separated CIDRs of proxies whose X-Forwarded-For is believed.
-    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", global = true, value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "GATEHOUSE_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Option<Vec<String>>,
     /// Log format: text (default) or json.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", global = true)]
@@ -81,7 +100,12 @@ pub struct Settings {
     #[arg(long, env = "GATEHOUSE_MAX_API_KEYS_PER_PROFILE", global = true)]
     pub max_api_keys_per_profile: Option<u32>,
     /// Redis for shared rate limits (reserved for the policies feature).
-    #[arg(long, env = "GATEHOUSE_REDIS_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "GATEHOUSE_REDIS_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub redis_url: Option<String>,
     /// Rate limiting when Redis is down: open or closed (reserved for the policies feature).
     #[arg(long, env = "GATEHOUSE_RATELIMIT_FAILURE", global = true)]
@@ -90,7 +114,12 @@ pub struct Settings {
     #[arg(long, env = "GATEHOUSE_BOOTSTRAP_CLIENT_ID", global = true)]
     pub bootstrap_client_id: Option<String>,
     /// Secret of the bootstrap admin.
-    #[arg(long, env = "GATEHOUSE_BOOTSTRAP_CLIENT_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "GATEHOUSE_BOOTSTRAP_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub bootstrap_client_secret: Option<String>,
     /// File holding GATEHOUSE_BOOTSTRAP_CLIENT_SECRET.
     #[arg(long, env = "GATEHOUSE_BOOTSTRAP_CLIENT_SECRET_FILE", global = true)]
@@ -121,12 +150,18 @@ impl Settings {
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
             log_format: self.log_format.or(other.log_format),
             log: self.log.or(other.log),
-            max_api_keys_per_profile: self.max_api_keys_per_profile.or(other.max_api_keys_per_profile),
+            max_api_keys_per_profile: self
+                .max_api_keys_per_profile
+                .or(other.max_api_keys_per_profile),
             redis_url: self.redis_url.or(other.redis_url),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
             bootstrap_client_id: self.bootstrap_client_id.or(other.bootstrap_client_id),
-            bootstrap_client_secret: self.bootstrap_client_secret.or(other.bootstrap_client_secret),
-            bootstrap_client_secret_file: self.bootstrap_client_secret_file.or(other.bootstrap_client_secret_file),
+            bootstrap_client_secret: self
+                .bootstrap_client_secret
+                .or(other.bootstrap_client_secret),
+            bootstrap_client_secret_file: self
+                .bootstrap_client_secret_file
+                .or(other.bootstrap_client_secret_file),
             skip_migrations: self.skip_migrations.or(other.skip_migrations),
             data_dir: self.data_dir.or(other.data_dir),
         }
@@ -187,19 +222,29 @@ pub struct Config {
 }
 
 fn read_secret_file(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text.trim().to_owned())
 }
 
 /// The directory of a SQLite database file, if the URL names one.
 pub fn sqlite_dir(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or("");
     if path.is_empty() || path.contains(":memory:") {
         return None;
     }
-    let parent = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
-    Some(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent })
+    let parent = Path::new(path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Some(if parent.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        parent
+    })
 }
 
 impl Config {
@@ -208,26 +253,35 @@ impl Config {
     pub fn from_settings(cli: Settings) -> Result<Self> {
         let file = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<Settings>(&text).with_context(|| format!("parsing {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<Settings>(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
             }
             None => Settings::default(),
         };
         let s = cli.or(file);
-        let database_url = s.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = s
+            .database_url
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         let secret_key = match (s.secret_key, s.secret_key_file) {
             (Some(k), _) => Some(k),
             (None, Some(f)) => Some(read_secret_file(&f)?),
             (None, None) => None,
         };
-        let bootstrap_client_secret = match (s.bootstrap_client_secret, s.bootstrap_client_secret_file) {
-            (Some(k), _) => Some(k),
-            (None, Some(f)) => Some(read_secret_file(&f)?),
-            (None, None) => None,
-        };
+        let bootstrap_client_secret =
+            match (s.bootstrap_client_secret, s.bootstrap_client_secret_file) {
+                (Some(k), _) => Some(k),
+                (None, Some(f)) => Some(read_secret_file(&f)?),
+                (None, None) => None,
+            };
         let signing_alg = match s.signing_alg.as_deref() {
             None => SigningAlg::default(),
-            Some(a) => SigningAlg::parse(a).with_context(|| format!("GATEHOUSE_SIGNING_ALG: unknown algorithm `{a}` (use ES256, RS256 or EdDSA)"))?,
+            Some(a) => SigningAlg::parse(a).with_context(|| {
+                format!(
+                    "GATEHOUSE_SIGNING_ALG: unknown algorithm `{a}` (use ES256, RS256 or EdDSA)"
+                )
+            })?,
         };
         let trusted_proxies = s
             .trusted_proxies
@@ -246,7 +300,11 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("GATEHOUSE_LOG_FORMAT: `{other}` (use text or json)"),
         };
-        if let Some(mode) = s.ratelimit_failure.as_deref().filter(|m| *m != "open" && *m != "closed") {
+        if let Some(mode) = s
+            .ratelimit_failure
+            .as_deref()
+            .filter(|m| *m != "open" && *m != "closed")
+        {
             bail!("GATEHOUSE_RATELIMIT_FAILURE: `{mode}` (use open or closed)");
         }
         let max_token_ttl = s.max_token_ttl.unwrap_or(86_400);
@@ -259,8 +317,12 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
         let config = Config {
             database_url,
-            public_addr: s.public_addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            admin_addr: s.admin_addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081))),
+            public_addr: s
+                .public_addr
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_addr: s
+                .admin_addr
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081))),
             issuer: s.issuer,
             admin_url: s.admin_url,
             secret_key,
@@ -311,7 +373,8 @@ impl Config {
 
     /// Whether the database is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+        self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
     }
 }
 
@@ -327,7 +390,8 @@ pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
 /// The issuer must be an absolute https URL (http only on loopback), without query or
 /// fragment (OIDC Discovery §3, RFC 8414 §2).
 pub fn validate_issuer(issuer: &str) -> Result<()> {
-    let url = url::Url::parse(issuer).with_context(|| format!("GATEHOUSE_ISSUER `{issuer}` is not a URL"))?;
+    let url = url::Url::parse(issuer)
+        .with_context(|| format!("GATEHOUSE_ISSUER `{issuer}` is not a URL"))?;
     if url.query().is_some() || url.fragment().is_some() {
         bail!("GATEHOUSE_ISSUER must not have a query or fragment");
     }
@@ -356,8 +420,14 @@ mod tests {
 
     #[test]
     fn sqlite_dirs() {
-        assert_eq!(sqlite_dir("sqlite://gatehouse.db?mode=rwc"), Some(PathBuf::from(".")));
-        assert_eq!(sqlite_dir("sqlite:///var/lib/gh/g.db"), Some(PathBuf::from("/var/lib/gh")));
+        assert_eq!(
+            sqlite_dir("sqlite://gatehouse.db?mode=rwc"),
+            Some(PathBuf::from("."))
+        );
+        assert_eq!(
+            sqlite_dir("sqlite:///var/lib/gh/g.db"),
+            Some(PathBuf::from("/var/lib/gh"))
+        );
         assert_eq!(sqlite_dir("sqlite::memory:"), None);
         assert_eq!(sqlite_dir("postgres://x"), None);
     }
@@ -367,7 +437,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gh-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("g.toml");
-        std::fs::write(&file, "max_token_ttl = 600\nlog_format = \"json\"\nsigning_alg = \"EdDSA\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "max_token_ttl = 600\nlog_format = \"json\"\nsigning_alg = \"EdDSA\"\n",
+        )
+        .unwrap();
         let cli = Settings {
             config: Some(file),
             max_token_ttl: Some(900),

@@ -23,7 +23,9 @@ struct Fixture {
 }
 
 async fn fixture(alg: SigningAlg) -> Fixture {
-    let db = gatehouse_registry::connect("sqlite::memory:").await.unwrap();
+    let db = gatehouse_registry::connect("sqlite::memory:")
+        .await
+        .unwrap();
     gatehouse_registry::migrate(&db).await.unwrap();
     let registry = Registry::new(
         db,
@@ -32,7 +34,11 @@ async fn fixture(alg: SigningAlg) -> Fixture {
         RegistrySettings::new(ISSUER, "http://127.0.0.1:8081"),
     );
     let (master, _) = MasterKey::generate();
-    let keys = Arc::new(KeyManager::load_or_create(registry.clone(), master, alg, ISSUER).await.unwrap());
+    let keys = Arc::new(
+        KeyManager::load_or_create(registry.clone(), master, alg, ISSUER)
+            .await
+            .unwrap(),
+    );
     let actor = Actor::system();
     let col = registry
         .create_collection(
@@ -42,7 +48,10 @@ async fn fixture(alg: SigningAlg) -> Fixture {
         )
         .await
         .unwrap();
-    let client = registry.create_client(&actor, serde_json::json!({"name": "ACME"})).await.unwrap();
+    let client = registry
+        .create_client(&actor, serde_json::json!({"name": "ACME"}))
+        .await
+        .unwrap();
     let profile = registry
         .create_profile(
             &actor,
@@ -51,7 +60,8 @@ async fn fixture(alg: SigningAlg) -> Fixture {
         )
         .await
         .unwrap();
-    let state = Arc::new(TokenState::new(registry, keys, ISSUER.to_owned(), 86_400, Vec::new()).unwrap());
+    let state =
+        Arc::new(TokenState::new(registry, keys, ISSUER.to_owned(), 86_400, Vec::new()).unwrap());
     Fixture {
         state,
         client_id: profile.profile.oauth_client_id,
@@ -60,7 +70,11 @@ async fn fixture(alg: SigningAlg) -> Fixture {
 }
 
 fn grant(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let form = HeaderValue::from_static("application/x-www-form-urlencoded");
     for alg in [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256] {
         let f = rt.block_on(fixture(alg));
@@ -72,32 +86,53 @@ fn grant(c: &mut Criterion) {
         // Warm the verified-secret cache (one argon2id run).
         rt.block_on(async {
             let req = gatehouse_token::request::parse(Some(&form), None, body.as_bytes()).unwrap();
-            gatehouse_token::flow::client_credentials(f.state.clone(), req, peer).await.unwrap();
+            gatehouse_token::flow::client_credentials(f.state.clone(), req, peer)
+                .await
+                .unwrap();
         });
         if alg == SigningAlg::Es256 {
             c.bench_function("parse token request", |b| {
-                b.iter(|| gatehouse_token::request::parse(Some(&form), None, black_box(body.as_bytes())).unwrap())
+                b.iter(|| {
+                    gatehouse_token::request::parse(Some(&form), None, black_box(body.as_bytes()))
+                        .unwrap()
+                })
             });
             c.bench_function("verified-secret check (warm)", |b| {
-                b.to_async(&rt)
-                    .iter(|| async { f.state.registry.authenticate_secret(&f.client_id, &f.secret).await.unwrap() })
+                b.to_async(&rt).iter(|| async {
+                    f.state
+                        .registry
+                        .authenticate_secret(&f.client_id, &f.secret)
+                        .await
+                        .unwrap()
+                })
             });
         }
         c.bench_function(&format!("client_credentials grant {alg} (warm)"), |b| {
             b.to_async(&rt).iter(|| async {
-                let req = gatehouse_token::request::parse(Some(&form), None, body.as_bytes()).unwrap();
-                gatehouse_token::flow::client_credentials(f.state.clone(), req, peer).await.unwrap()
+                let req =
+                    gatehouse_token::request::parse(Some(&form), None, body.as_bytes()).unwrap();
+                gatehouse_token::flow::client_credentials(f.state.clone(), req, peer)
+                    .await
+                    .unwrap()
             })
         });
         let token = rt.block_on(async {
             let req = gatehouse_token::request::parse(Some(&form), None, body.as_bytes()).unwrap();
-            let issued = gatehouse_token::flow::client_credentials(f.state.clone(), req, peer).await.unwrap();
+            let issued = gatehouse_token::flow::client_credentials(f.state.clone(), req, peer)
+                .await
+                .unwrap();
             let v: serde_json::Value = serde_json::from_str(&issued.0).unwrap();
             v["access_token"].as_str().unwrap().to_owned()
         });
         let now = f.state.registry.clock().now().timestamp();
         c.bench_function(&format!("verify access token {alg}"), |b| {
-            b.iter(|| f.state.keys.current().verify_access_token(black_box(&token), now, 60).unwrap())
+            b.iter(|| {
+                f.state
+                    .keys
+                    .current()
+                    .verify_access_token(black_box(&token), now, 60)
+                    .unwrap()
+            })
         });
     }
 }

@@ -13,7 +13,9 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     }
     let mut hops: Vec<IpAddr> = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else { return peer };
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
         for part in text.split(',') {
             match part.trim().parse::<IpAddr>() {
                 Ok(ip) => hops.push(ip),
@@ -49,9 +51,15 @@ mod tests {
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
         let outsider: IpAddr = "203.0.113.9".parse().unwrap();
         assert_eq!(resolve(outsider, &headers("1.2.3.4"), &trusted), outsider);
-        assert_eq!(resolve(peer, &headers("1.2.3.4"), &trusted).to_string(), "1.2.3.4");
+        assert_eq!(
+            resolve(peer, &headers("1.2.3.4"), &trusted).to_string(),
+            "1.2.3.4"
+        );
         // Right to left: a spoofed left-most entry is ignored.
-        assert_eq!(resolve(peer, &headers("6.6.6.6, 1.2.3.4, 10.0.0.7"), &trusted).to_string(), "1.2.3.4");
+        assert_eq!(
+            resolve(peer, &headers("6.6.6.6, 1.2.3.4, 10.0.0.7"), &trusted).to_string(),
+            "1.2.3.4"
+        );
         assert_eq!(resolve(peer, &headers("garbage"), &trusted), peer);
         assert_eq!(resolve(peer, &HeaderMap::new(), &trusted), peer);
     }

@@ -65,11 +65,21 @@ impl TokenError {
         match self {
             TokenError::InvalidRequest(why) => why,
             TokenError::InvalidClient { .. } => "client authentication failed",
-            TokenError::UnauthorizedClient => "this client may not use this grant type or authentication method",
-            TokenError::InvalidScope => "the requested scope is invalid or exceeds what the profile grants",
-            TokenError::InvalidTarget => "a requested resource is unknown or not granted to this client",
-            TokenError::UnsupportedGrantType => "the grant type is not supported; use client_credentials",
-            TokenError::TemporarilyUnavailable => "the server is temporarily unable to handle the request",
+            TokenError::UnauthorizedClient => {
+                "this client may not use this grant type or authentication method"
+            }
+            TokenError::InvalidScope => {
+                "the requested scope is invalid or exceeds what the profile grants"
+            }
+            TokenError::InvalidTarget => {
+                "a requested resource is unknown or not granted to this client"
+            }
+            TokenError::UnsupportedGrantType => {
+                "the grant type is not supported; use client_credentials"
+            }
+            TokenError::TemporarilyUnavailable => {
+                "the server is temporarily unable to handle the request"
+            }
             TokenError::ServerError => "the server encountered an unexpected condition",
         }
     }
@@ -84,16 +94,20 @@ pub(crate) fn no_store(response: &mut Response) {
 
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.code(), "error_description": self.description()});
+        let body =
+            serde_json::json!({"error": self.code(), "error_description": self.description()});
         let mut response = (self.status(), axum::Json(body)).into_response();
         no_store(&mut response);
         if let TokenError::InvalidClient { basic: true } = self {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
+            );
         }
         if matches!(self, TokenError::TemporarilyUnavailable) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -110,7 +124,10 @@ mod tests {
         assert!(r.headers().get(header::WWW_AUTHENTICATE).is_some());
         let r = TokenError::InvalidClient { basic: false }.into_response();
         assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
-        assert_eq!(r.headers().get(header::CACHE_CONTROL).map(|v| v.as_bytes()), Some(&b"no-store"[..]));
+        assert_eq!(
+            r.headers().get(header::CACHE_CONTROL).map(|v| v.as_bytes()),
+            Some(&b"no-store"[..])
+        );
         for (e, s) in [
             (TokenError::InvalidRequest("x"), 400),
             (TokenError::UnauthorizedClient, 400),

@@ -13,12 +13,14 @@ use base64::Engine;
 use gatehouse_registry::types::AuthType;
 use gatehouse_registry::{AuthFailure, ProfileSnapshot};
 use oxide_auth::endpoint::{
-    NormalizedParameter, OAuthError, OwnerConsent, QueryParameter, ResponseStatus, Scope, Scopes, Solicitation, Template, WebRequest,
-    WebResponse,
+    NormalizedParameter, OAuthError, OwnerConsent, QueryParameter, ResponseStatus, Scope, Scopes,
+    Solicitation, Template, WebRequest, WebResponse,
 };
 use oxide_auth::primitives::grant::Grant;
 use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
-use oxide_auth::primitives::registrar::{BoundClient, ClientUrl, PreGrant, RegisteredUrl, RegistrarError};
+use oxide_auth::primitives::registrar::{
+    BoundClient, ClientUrl, PreGrant, RegisteredUrl, RegistrarError,
+};
 use oxide_auth_async::endpoint::client_credentials::ClientCredentialsFlow;
 use oxide_auth_async::endpoint::{Endpoint, OwnerSolicitor};
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
@@ -61,15 +63,24 @@ struct GhRegistrar(Shared);
 
 #[async_trait]
 impl Registrar for GhRegistrar {
-    async fn bound_redirect<'a>(&self, bound: ClientUrl<'a>) -> Result<BoundClient<'a>, RegistrarError> {
+    async fn bound_redirect<'a>(
+        &self,
+        bound: ClientUrl<'a>,
+    ) -> Result<BoundClient<'a>, RegistrarError> {
         // Client credentials has no redirect; oxide-auth's grant still wants a URL.
         Ok(BoundClient {
             client_id: bound.client_id,
-            redirect_uri: Cow::Owned(RegisteredUrl::Semantic(self.0.state.placeholder_redirect.clone())),
+            redirect_uri: Cow::Owned(RegisteredUrl::Semantic(
+                self.0.state.placeholder_redirect.clone(),
+            )),
         })
     }
 
-    async fn negotiate<'a>(&self, client: BoundClient<'a>, _scope: Option<Scope>) -> Result<PreGrant, RegistrarError> {
+    async fn negotiate<'a>(
+        &self,
+        client: BoundClient<'a>,
+        _scope: Option<Scope>,
+    ) -> Result<PreGrant, RegistrarError> {
         let Some(snapshot) = self.0.ctx().snapshot.clone() else {
             return Err(RegistrarError::PrimitiveError);
         };
@@ -93,13 +104,25 @@ impl Registrar for GhRegistrar {
         }
     }
 
-    async fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
-        let invalid = TokenError::InvalidClient { basic: self.0.basic };
+    async fn check(
+        &self,
+        client_id: &str,
+        passphrase: Option<&[u8]>,
+    ) -> Result<(), RegistrarError> {
+        let invalid = TokenError::InvalidClient {
+            basic: self.0.basic,
+        };
         let Some(secret) = passphrase.and_then(|p| std::str::from_utf8(p).ok()) else {
             self.0.fail(invalid);
             return Err(RegistrarError::Unspecified);
         };
-        match self.0.state.registry.authenticate_secret(client_id, secret).await {
+        match self
+            .0
+            .state
+            .registry
+            .authenticate_secret(client_id, secret)
+            .await
+        {
             Ok(snapshot) => {
                 // Contract: inactive and IP-denied look exactly like a wrong secret.
                 if !snapshot.is_active() || !snapshot.allows_ip(self.0.peer) {
@@ -139,17 +162,29 @@ impl Issuer for GhIssuer {
         };
         let state = &self.0.state;
         let now = state.registry.clock().now();
-        let claims = claims(&state.issuer, &snapshot, &negotiated, now.timestamp(), state.max_token_ttl);
+        let claims = claims(
+            &state.issuer,
+            &snapshot,
+            &negotiated,
+            now.timestamp(),
+            state.max_token_ttl,
+        );
         let exp = claims.exp;
-        let token = state.keys.current().sign_access_token(&claims).map_err(|e| {
-            tracing::error!(error = %e, "signing failed");
-        })?;
+        let token = state
+            .keys
+            .current()
+            .sign_access_token(&claims)
+            .map_err(|e| {
+                tracing::error!(error = %e, "signing failed");
+            })?;
         Ok(IssuedToken {
             token,
             refresh: None,
             // oxide-auth derives `expires_in` from `until - now`, truncating; half a second of
             // slack makes it report the profile's TTL exactly.
-            until: now + chrono::Duration::seconds(exp - now.timestamp()) + chrono::Duration::milliseconds(500),
+            until: now
+                + chrono::Duration::seconds(exp - now.timestamp())
+                + chrono::Duration::milliseconds(500),
             token_type: TokenType::Bearer,
         })
     }
@@ -172,7 +207,11 @@ struct SelfConsent;
 
 #[async_trait]
 impl OwnerSolicitor<OAuthRequest> for SelfConsent {
-    async fn check_consent(&mut self, _: &mut OAuthRequest, solicitation: Solicitation<'_>) -> OwnerConsent<OAuthResponse> {
+    async fn check_consent(
+        &mut self,
+        _: &mut OAuthRequest,
+        solicitation: Solicitation<'_>,
+    ) -> OwnerConsent<OAuthResponse> {
         OwnerConsent::Authorized(solicitation.pre_grant().client_id.clone())
     }
 }
@@ -276,7 +315,11 @@ impl Endpoint<OAuthRequest> for GhEndpoint {
         None
     }
 
-    fn response(&mut self, _: &mut OAuthRequest, kind: Template) -> Result<OAuthResponse, TokenError> {
+    fn response(
+        &mut self,
+        _: &mut OAuthRequest,
+        kind: Template,
+    ) -> Result<OAuthResponse, TokenError> {
         let status = match kind.status() {
             ResponseStatus::Ok => 200,
             ResponseStatus::Unauthorized => 401,
@@ -302,7 +345,11 @@ impl Endpoint<OAuthRequest> for GhEndpoint {
 pub struct IssuedBody(pub String);
 
 /// Run the client-credentials grant for a parsed request from `peer`.
-pub async fn client_credentials(state: Arc<TokenState>, request: TokenRequest, peer: IpAddr) -> Result<IssuedBody, TokenError> {
+pub async fn client_credentials(
+    state: Arc<TokenState>,
+    request: TokenRequest,
+    peer: IpAddr,
+) -> Result<IssuedBody, TokenError> {
     let basic = request.auth.is_basic();
     let shared = Shared {
         state,
@@ -313,15 +360,24 @@ pub async fn client_credentials(state: Arc<TokenState>, request: TokenRequest, p
         resources: Arc::from(request.resources),
     };
     let mut body: NormalizedParameter = NormalizedParameter::new();
-    body.insert_or_poison(Cow::Borrowed("grant_type"), Cow::Borrowed("client_credentials"));
+    body.insert_or_poison(
+        Cow::Borrowed("grant_type"),
+        Cow::Borrowed("client_credentials"),
+    );
     let auth = match &request.auth {
         ClientAuth::Basic { client_id, secret } => {
             let raw = format!("{client_id}:{}", secret.expose_secret());
-            Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)))
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            ))
         }
         ClientAuth::Post { client_id, secret } => {
             body.insert_or_poison(Cow::Borrowed("client_id"), Cow::Owned(client_id.clone()));
-            body.insert_or_poison(Cow::Borrowed("client_secret"), Cow::Owned(secret.expose_secret().to_owned()));
+            body.insert_or_poison(
+                Cow::Borrowed("client_secret"),
+                Cow::Owned(secret.expose_secret().to_owned()),
+            );
             None
         }
     };
@@ -340,7 +396,9 @@ pub async fn client_credentials(state: Arc<TokenState>, request: TokenRequest, p
     match (response.status, response.body) {
         (200, Some(body)) => Ok(IssuedBody(body)),
         (401, _) => Err(TokenError::InvalidClient { basic }),
-        (400, Some(body)) if body.contains("unsupported_grant_type") => Err(TokenError::UnsupportedGrantType),
+        (400, Some(body)) if body.contains("unsupported_grant_type") => {
+            Err(TokenError::UnsupportedGrantType)
+        }
         (400, _) => Err(TokenError::InvalidRequest("the request was refused")),
         _ => Err(TokenError::ServerError),
     }

@@ -50,14 +50,18 @@ async fn token(State(state): State<Arc<TokenState>>, request: Request) -> Respon
     match result {
         Ok(issued) => {
             let mut response = Response::new(Body::from(issued.0));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             no_store(&mut response);
             response
         }
         Err(e) => {
-            if matches!(e, TokenError::ServerError | TokenError::TemporarilyUnavailable) {
+            if matches!(
+                e,
+                TokenError::ServerError | TokenError::TemporarilyUnavailable
+            ) {
                 tracing::warn!(error = %e, "token request failed on the server side");
             }
             e.into_response()
@@ -68,7 +72,9 @@ async fn token(State(state): State<Arc<TokenState>>, request: Request) -> Respon
 async fn method_not_allowed() -> Response {
     let body = serde_json::json!({"error": "invalid_request", "error_description": "use POST"});
     let mut response = (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
     no_store(&mut response);
     response
 }

@@ -81,14 +81,23 @@ pub struct TokenRequest {
 const SECRET_PARAMS: [&str; 2] = ["client_secret", "client_assertion"];
 
 /// Parse a token request from its content type, `Authorization` header and body.
-pub fn parse(content_type: Option<&HeaderValue>, authorization: Option<&HeaderValue>, body: &[u8]) -> Result<TokenRequest, TokenError> {
+pub fn parse(
+    content_type: Option<&HeaderValue>,
+    authorization: Option<&HeaderValue>,
+    body: &[u8],
+) -> Result<TokenRequest, TokenError> {
     let form = content_type
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .map(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
         .unwrap_or(false);
     if !form {
-        return Err(TokenError::InvalidRequest("the body must be application/x-www-form-urlencoded"));
+        return Err(TokenError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded",
+        ));
     }
     let mut seen = HashSet::new();
     let mut grant_type = None;
@@ -117,7 +126,8 @@ pub fn parse(content_type: Option<&HeaderValue>, authorization: Option<&HeaderVa
         }
     }
     let _ = SECRET_PARAMS;
-    let grant_type = GrantType::parse(&grant_type.ok_or(TokenError::InvalidRequest("grant_type is missing"))?)?;
+    let grant_type =
+        GrantType::parse(&grant_type.ok_or(TokenError::InvalidRequest("grant_type is missing"))?)?;
 
     let scope = match scope {
         None => None,
@@ -143,18 +153,24 @@ pub fn parse(content_type: Option<&HeaderValue>, authorization: Option<&HeaderVa
     let auth = match authorization {
         Some(header) => {
             if body_secret.is_some() || assertion {
-                return Err(TokenError::InvalidRequest("more than one client authentication method"));
+                return Err(TokenError::InvalidRequest(
+                    "more than one client authentication method",
+                ));
             }
             let (client_id, secret) = parse_basic(header)?;
             if body_id.as_deref().is_some_and(|id| id != client_id) {
-                return Err(TokenError::InvalidRequest("client_id does not match the Authorization header"));
+                return Err(TokenError::InvalidRequest(
+                    "client_id does not match the Authorization header",
+                ));
             }
             ClientAuth::Basic { client_id, secret }
         }
         None => match (body_id, body_secret) {
             (Some(client_id), Some(secret)) if !assertion => ClientAuth::Post { client_id, secret },
             (_, Some(_)) if assertion => {
-                return Err(TokenError::InvalidRequest("more than one client authentication method"));
+                return Err(TokenError::InvalidRequest(
+                    "more than one client authentication method",
+                ));
             }
             _ => return Err(TokenError::InvalidClient { basic: false }),
         },
@@ -204,12 +220,21 @@ mod tests {
 
     fn basic(id: &str, secret: &str) -> HeaderValue {
         let raw = format!("{id}:{secret}");
-        HeaderValue::from_str(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))).unwrap()
+        HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ))
+        .unwrap()
     }
 
     #[test]
     fn basic_credentials_are_form_decoded() {
-        let r = parse(Some(&form()), Some(&basic("gco_a%2Bb", "s%3Ae+t")), b"grant_type=client_credentials").unwrap();
+        let r = parse(
+            Some(&form()),
+            Some(&basic("gco_a%2Bb", "s%3Ae+t")),
+            b"grant_type=client_credentials",
+        )
+        .unwrap();
         assert_eq!(r.auth.client_id(), "gco_a+b");
         assert_eq!(r.auth.secret().expose_secret(), "s:e t");
         assert!(r.auth.is_basic());
@@ -217,14 +242,51 @@ mod tests {
 
     #[test]
     fn rfc_errors() {
-        let e = |body: &[u8], auth: Option<HeaderValue>| parse(Some(&form()), auth.as_ref(), body).err();
-        assert_eq!(e(b"grant_type=client_credentials&grant_type=client_credentials", Some(basic("a", "b"))).map(|e| e.code()), Some("invalid_request"));
-        assert_eq!(e(b"scope=x", Some(basic("a", "b"))).map(|e| e.code()), Some("invalid_request"));
-        assert_eq!(e(b"grant_type=password", Some(basic("a", "b"))).map(|e| e.code()), Some("unsupported_grant_type"));
-        assert_eq!(e(b"grant_type=client_credentials&client_secret=x", Some(basic("a", "b"))).map(|e| e.code()), Some("invalid_request"));
-        assert_eq!(e(b"grant_type=client_credentials", None), Some(TokenError::InvalidClient { basic: false }));
-        assert_eq!(e(b"grant_type=client_credentials&scope=a%22b", Some(basic("a", "b"))), Some(TokenError::InvalidScope));
-        assert_eq!(e(b"grant_type=client_credentials&resource=relative", Some(basic("a", "b"))), Some(TokenError::InvalidTarget));
+        let e = |body: &[u8], auth: Option<HeaderValue>| {
+            parse(Some(&form()), auth.as_ref(), body).err()
+        };
+        assert_eq!(
+            e(
+                b"grant_type=client_credentials&grant_type=client_credentials",
+                Some(basic("a", "b"))
+            )
+            .map(|e| e.code()),
+            Some("invalid_request")
+        );
+        assert_eq!(
+            e(b"scope=x", Some(basic("a", "b"))).map(|e| e.code()),
+            Some("invalid_request")
+        );
+        assert_eq!(
+            e(b"grant_type=password", Some(basic("a", "b"))).map(|e| e.code()),
+            Some("unsupported_grant_type")
+        );
+        assert_eq!(
+            e(
+                b"grant_type=client_credentials&client_secret=x",
+                Some(basic("a", "b"))
+            )
+            .map(|e| e.code()),
+            Some("invalid_request")
+        );
+        assert_eq!(
+            e(b"grant_type=client_credentials", None),
+            Some(TokenError::InvalidClient { basic: false })
+        );
+        assert_eq!(
+            e(
+                b"grant_type=client_credentials&scope=a%22b",
+                Some(basic("a", "b"))
+            ),
+            Some(TokenError::InvalidScope)
+        );
+        assert_eq!(
+            e(
+                b"grant_type=client_credentials&resource=relative",
+                Some(basic("a", "b"))
+            ),
+            Some(TokenError::InvalidTarget)
+        );
         assert!(parse(None, None, b"grant_type=client_credentials").is_err());
     }
 

@@ -24,14 +24,25 @@ pub struct Negotiated {
 ///   a default).
 /// - `aud` is the audiences of the collections that own a granted scope (contract), or the
 ///   requested resources.
-pub fn negotiate(profile: &ProfileSnapshot, requested: Option<&[String]>, resources: &[String]) -> Result<Negotiated, TokenError> {
+pub fn negotiate(
+    profile: &ProfileSnapshot,
+    requested: Option<&[String]>,
+    resources: &[String],
+) -> Result<Negotiated, TokenError> {
     let mut selected = Vec::new();
     if resources.is_empty() {
         selected.extend(profile.grants.iter());
     } else {
         for r in resources {
-            let grant = profile.grants.iter().find(|g| &g.audience == r).ok_or(TokenError::InvalidTarget)?;
-            if !selected.iter().any(|g: &&gatehouse_registry::GrantedCollection| g.id == grant.id) {
+            let grant = profile
+                .grants
+                .iter()
+                .find(|g| &g.audience == r)
+                .ok_or(TokenError::InvalidTarget)?;
+            if !selected
+                .iter()
+                .any(|g: &&gatehouse_registry::GrantedCollection| g.id == grant.id)
+            {
                 selected.push(grant);
             }
         }

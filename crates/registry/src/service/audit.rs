@@ -5,7 +5,10 @@ use crate::api::{AuditEvent, ListParams, Page};
 use crate::entity::audit_event;
 use crate::error::Result;
 use crate::ids::{IdKind, new_sorted_id};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 
 impl Registry {
     /// Append an audit event through `conn` (normally the change's transaction).
@@ -43,15 +46,20 @@ impl Registry {
             query = query.filter(audit_event::Column::Id.gt(after));
         }
         let rows = query.limit(limit + 1).all(&self.inner.db).await?;
-        Ok(page(rows, limit, |r| r.id.clone(), |r| AuditEvent {
-            id: r.id,
-            at: r.at,
-            actor: r.actor,
-            action: r.action,
-            target_type: r.target_type,
-            target_id: r.target_id,
-            details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
-        }))
+        Ok(page(
+            rows,
+            limit,
+            |r| r.id.clone(),
+            |r| AuditEvent {
+                id: r.id,
+                at: r.at,
+                actor: r.actor,
+                action: r.action,
+                target_type: r.target_type,
+                target_id: r.target_id,
+                details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
+            },
+        ))
     }
 }
 
@@ -64,7 +72,11 @@ pub(crate) fn page<R, T>(
 ) -> Page<T> {
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| encode_cursor(&id(r))) } else { None };
+    let next_cursor = if more {
+        rows.last().map(|r| encode_cursor(&id(r)))
+    } else {
+        None
+    };
     Page {
         items: rows.into_iter().map(map).collect(),
         next_cursor,

@@ -98,12 +98,17 @@ pub enum AuthFailure {
 
 impl Registry {
     /// The snapshot of the profile with this public client id, from cache or database.
-    pub async fn profile_by_client_id(&self, oauth_client_id: &str) -> Result<Option<Arc<ProfileSnapshot>>> {
+    pub async fn profile_by_client_id(
+        &self,
+        oauth_client_id: &str,
+    ) -> Result<Option<Arc<ProfileSnapshot>>> {
         if let Some(hit) = self.inner.snapshots.get(oauth_client_id) {
             return Ok(hit);
         }
         let loaded = self.load_snapshot(oauth_client_id).await?.map(Arc::new);
-        self.inner.snapshots.insert(oauth_client_id.to_owned(), loaded.clone());
+        self.inner
+            .snapshots
+            .insert(oauth_client_id.to_owned(), loaded.clone());
         Ok(loaded)
     }
 
@@ -116,7 +121,10 @@ impl Registry {
         else {
             return Ok(None);
         };
-        let Some(owner) = client::Entity::find_by_id(profile.client_id.clone()).one(db).await? else {
+        let Some(owner) = client::Entity::find_by_id(profile.client_id.clone())
+            .one(db)
+            .await?
+        else {
             return Ok(None);
         };
         let links = self
@@ -124,8 +132,13 @@ impl Registry {
             .await?
             .remove(&profile.id)
             .unwrap_or_default();
-        let subset: Option<Vec<String>> = profile.scopes.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        let grants = self.grants(db, &links, profile.all_collections, subset.as_deref()).await?;
+        let subset: Option<Vec<String>> = profile
+            .scopes
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok());
+        let grants = self
+            .grants(db, &links, profile.all_collections, subset.as_deref())
+            .await?;
         let secrets = client_secret::Entity::find()
             .filter(client_secret::Column::OwnerId.eq(profile.id.clone()))
             .all(db)
@@ -137,14 +150,16 @@ impl Registry {
                 expires_at: s.expires_at,
             })
             .collect();
-        let doc: IpRulesDoc = serde_json::from_str(&profile.ip_rules).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let doc: IpRulesDoc = serde_json::from_str(&profile.ip_rules)
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
         // Stored rules were validated on write; a row that no longer parses denies everything.
         let ip_rules = IpRules::parse(&doc, "ip_rules").unwrap_or(IpRules {
             default_access: crate::types::DefaultAccess::Deny,
             allow: Vec::new(),
             deny: Vec::new(),
         });
-        let auth_type = AuthType::parse(&profile.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
+        let auth_type =
+            AuthType::parse(&profile.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
         let custom_claims = serde_json::from_str(&profile.custom_claims).unwrap_or_default();
         Ok(Some(ProfileSnapshot {
             profile_id: profile.id,
@@ -188,7 +203,11 @@ impl Registry {
             return Err(AuthFailure::InvalidCredentials);
         };
         let now = self.now();
-        let key = sha256(&[b"profile-secret", oauth_client_id.as_bytes(), secret.as_bytes()]);
+        let key = sha256(&[
+            b"profile-secret",
+            oauth_client_id.as_bytes(),
+            secret.as_bytes(),
+        ]);
         if let Some(secret_id) = self.inner.verified.get(&key) {
             if snapshot.live_secret(&secret_id, now) {
                 return Ok(snapshot);
@@ -213,7 +232,12 @@ impl Registry {
         }
     }
 
-    pub(crate) async fn insert_secret<C: ConnectionTrait>(&self, conn: &C, owner_id: &str, hash: String) -> Result<()> {
+    pub(crate) async fn insert_secret<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        owner_id: &str,
+        hash: String,
+    ) -> Result<()> {
         client_secret::ActiveModel {
             id: Set(new_id(IdKind::Secret)),
             owner_id: Set(owner_id.to_owned()),
@@ -256,7 +280,9 @@ impl Registry {
             for row in existing {
                 let keep_until = row.expires_at.map_or(until, |e| e.min(until));
                 if keep_until <= now {
-                    client_secret::Entity::delete_by_id(row.id).exec(conn).await?;
+                    client_secret::Entity::delete_by_id(row.id)
+                        .exec(conn)
+                        .await?;
                     continue;
                 }
                 let mut active: client_secret::ActiveModel = row.into();
@@ -269,7 +295,11 @@ impl Registry {
         Ok(previous)
     }
 
-    pub(crate) async fn delete_secrets<C: ConnectionTrait>(&self, conn: &C, owner_id: &str) -> Result<()> {
+    pub(crate) async fn delete_secrets<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        owner_id: &str,
+    ) -> Result<()> {
         client_secret::Entity::delete_many()
             .filter(client_secret::Column::OwnerId.eq(owner_id))
             .exec(conn)

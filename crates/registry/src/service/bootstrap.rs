@@ -6,8 +6,12 @@ use crate::entity::{client, collection};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::secret::{SecretString, generate_client_secret};
-use crate::types::{ADMIN_READ_SCOPE, ADMIN_SCOPE, Audience, AuthType, Description, IpRules, Name, ScopeName};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, TransactionTrait};
+use crate::types::{
+    ADMIN_READ_SCOPE, ADMIN_SCOPE, Audience, AuthType, Description, IpRules, Name, ScopeName,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+};
 
 /// Operator-chosen credentials for the bootstrap admin.
 #[derive(Debug)]
@@ -60,11 +64,20 @@ impl Registry {
         let invalid = |e: crate::types::Invalid| RegistryError::Internal(e.message);
         let valid = ValidCollection {
             name: Name::parse(ADMIN_COLLECTION_NAME).map_err(invalid)?,
-            description: Description::parse("The Gatehouse admin JSON API. Granted only explicitly.").map_err(invalid)?,
+            description: Description::parse(
+                "The Gatehouse admin JSON API. Granted only explicitly.",
+            )
+            .map_err(invalid)?,
             audience: Audience::parse(audience).map_err(invalid)?,
             scopes: vec![
-                (ScopeName::parse_any(ADMIN_SCOPE).map_err(invalid)?, "Read and change the registry".to_owned()),
-                (ScopeName::parse_any(ADMIN_READ_SCOPE).map_err(invalid)?, "Read the registry".to_owned()),
+                (
+                    ScopeName::parse_any(ADMIN_SCOPE).map_err(invalid)?,
+                    "Read and change the registry".to_owned(),
+                ),
+                (
+                    ScopeName::parse_any(ADMIN_READ_SCOPE).map_err(invalid)?,
+                    "Read the registry".to_owned(),
+                ),
             ],
             integration_url: None,
             documentation_url: None,
@@ -74,7 +87,15 @@ impl Registry {
         let hash = self.inner.hasher.hash(&generate_client_secret()).await?;
         let txn = db.begin().await?;
         let row = self.insert_collection(&txn, &valid, true, hash).await?;
-        self.audit(&txn, &Actor::system(), "collection.create", "collection", &row.id, serde_json::json!({"builtin": true})).await?;
+        self.audit(
+            &txn,
+            &Actor::system(),
+            "collection.create",
+            "collection",
+            &row.id,
+            serde_json::json!({"builtin": true}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         Ok(row.id)
@@ -82,7 +103,10 @@ impl Registry {
 
     /// On an empty database, create the bootstrap admin: a client with one `oauth2` profile
     /// granted the admin collection. Credentials come from the operator or are generated.
-    pub async fn bootstrap_admin(&self, supplied: Option<BootstrapCredentials>) -> Result<BootstrapOutcome> {
+    pub async fn bootstrap_admin(
+        &self,
+        supplied: Option<BootstrapCredentials>,
+    ) -> Result<BootstrapOutcome> {
         let admin_collection = self.ensure_admin_collection().await?;
         let db = &self.inner.db;
         if client::Entity::find().count(db).await? > 0 {
@@ -92,12 +116,22 @@ impl Registry {
             Some(c) => {
                 let ok_id = !c.client_id.is_empty()
                     && c.client_id.len() <= 128
-                    && c.client_id.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+                    && c.client_id
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
                 if !ok_id {
-                    return Err(RegistryError::invalid("bootstrap_client_id", "invalid", "use 1-128 of A-Z a-z 0-9 - _ ."));
+                    return Err(RegistryError::invalid(
+                        "bootstrap_client_id",
+                        "invalid",
+                        "use 1-128 of A-Z a-z 0-9 - _ .",
+                    ));
                 }
                 if c.secret.expose_secret().len() < 32 {
-                    return Err(RegistryError::invalid("bootstrap_client_secret", "too_short", "use at least 32 characters"));
+                    return Err(RegistryError::invalid(
+                        "bootstrap_client_secret",
+                        "too_short",
+                        "use at least 32 characters",
+                    ));
                 }
                 (c.client_id, c.secret, false)
             }
@@ -109,7 +143,9 @@ impl Registry {
         let client_row = self
             .insert_client(
                 &txn,
-                &super::clients::ValidClient::system(Name::parse("Gatehouse administrators").map_err(invalid)?),
+                &super::clients::ValidClient::system(
+                    Name::parse("Gatehouse administrators").map_err(invalid)?,
+                ),
             )
             .await?;
         let profile = super::profiles::ValidProfile {
@@ -121,11 +157,25 @@ impl Registry {
             auth_type: AuthType::OAuth2,
             ip_rules: IpRules::default(),
             active: true,
-            token_ttl_seconds: self.inner.settings.default_token_ttl.min(self.inner.settings.max_token_ttl),
+            token_ttl_seconds: self
+                .inner
+                .settings
+                .default_token_ttl
+                .min(self.inner.settings.max_token_ttl),
             custom_claims: serde_json::Map::new(),
         };
-        let row = self.insert_profile(&txn, &client_row.id, &profile, &client_id, Some(hash)).await?;
-        self.audit(&txn, &Actor::system(), "bootstrap.admin", "access_profile", &row.id, serde_json::json!({"oauth_client_id": client_id})).await?;
+        let row = self
+            .insert_profile(&txn, &client_row.id, &profile, &client_id, Some(hash))
+            .await?;
+        self.audit(
+            &txn,
+            &Actor::system(),
+            "bootstrap.admin",
+            "access_profile",
+            &row.id,
+            serde_json::json!({"oauth_client_id": client_id}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         Ok(BootstrapOutcome::Created {

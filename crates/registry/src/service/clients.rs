@@ -8,8 +8,8 @@ use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::types::{Description, Email, FieldError, Name};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 pub(crate) struct ValidClient {
@@ -25,7 +25,10 @@ pub(crate) struct ValidClient {
 fn optional_name(v: &Option<String>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     match v.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(s) => Name::parse(s).map(|n| n.as_str().to_owned()).map_err(|e| errors.push(e.at(field))).ok(),
+        Some(s) => Name::parse(s)
+            .map(|n| n.as_str().to_owned())
+            .map_err(|e| errors.push(e.at(field)))
+            .ok(),
     }
 }
 
@@ -46,14 +49,20 @@ impl ValidClient {
 
 pub(crate) fn validate_client(input: &ClientInput) -> Result<ValidClient> {
     let mut errors = Vec::new();
-    let name = Name::parse(&input.name).map_err(|e| errors.push(e.at("name"))).ok();
-    let description = Description::parse(&input.description).map_err(|e| errors.push(e.at("description"))).ok();
+    let name = Name::parse(&input.name)
+        .map_err(|e| errors.push(e.at("name")))
+        .ok();
+    let description = Description::parse(&input.description)
+        .map_err(|e| errors.push(e.at("description")))
+        .ok();
     let project = optional_name(&input.project, "project", &mut errors);
     let first_name = optional_name(&input.contact.first_name, "contact.first_name", &mut errors);
     let last_name = optional_name(&input.contact.last_name, "contact.last_name", &mut errors);
     let email = match input.contact.email.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(s) => Email::parse(s).map_err(|e| errors.push(e.at("contact.email"))).ok(),
+        Some(s) => Email::parse(s)
+            .map_err(|e| errors.push(e.at("contact.email")))
+            .ok(),
     };
     match (name, description) {
         (Some(name), Some(description)) if errors.is_empty() => Ok(ValidClient {
@@ -102,7 +111,12 @@ fn to_input(row: &client::Model) -> ClientInput {
 }
 
 impl Registry {
-    async fn check_client_name<C: ConnectionTrait>(&self, conn: &C, name: &Name, except: Option<&str>) -> Result<()> {
+    async fn check_client_name<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        name: &Name,
+        except: Option<&str>,
+    ) -> Result<()> {
         let mut q = client::Entity::find().filter(client::Column::Name.eq(name.as_str()));
         if let Some(id) = except {
             q = q.filter(client::Column::Id.ne(id));
@@ -116,7 +130,11 @@ impl Registry {
         Ok(())
     }
 
-    pub(crate) async fn insert_client<C: ConnectionTrait>(&self, conn: &C, valid: &ValidClient) -> Result<client::Model> {
+    pub(crate) async fn insert_client<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        valid: &ValidClient,
+    ) -> Result<client::Model> {
         let now = self.now();
         Ok(client::ActiveModel {
             id: Set(new_id(IdKind::Client)),
@@ -143,12 +161,24 @@ impl Registry {
         let txn = self.inner.db.begin().await?;
         self.check_client_name(&txn, &valid.name, None).await?;
         let row = self.insert_client(&txn, &valid).await?;
-        self.audit(&txn, actor, "client.create", "client", &row.id, serde_json::json!({"name": row.name})).await?;
+        self.audit(
+            &txn,
+            actor,
+            "client.create",
+            "client",
+            &row.id,
+            serde_json::json!({"name": row.name}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(view(row))
     }
 
-    pub(crate) async fn client_row<C: ConnectionTrait>(&self, conn: &C, id: &str) -> Result<client::Model> {
+    pub(crate) async fn client_row<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        id: &str,
+    ) -> Result<client::Model> {
         client::Entity::find_by_id(id.to_owned())
             .one(conn)
             .await?
@@ -161,7 +191,11 @@ impl Registry {
     }
 
     /// A page of clients, optionally only those of one project.
-    pub async fn list_clients(&self, params: &ListParams, project: Option<&str>) -> Result<Page<Client>> {
+    pub async fn list_clients(
+        &self,
+        params: &ListParams,
+        project: Option<&str>,
+    ) -> Result<Page<Client>> {
         let limit = params.limit();
         let mut q = client::Entity::find().order_by_asc(client::Column::Id);
         if let Some(after) = decode_cursor(params.cursor.as_deref())? {
@@ -175,13 +209,23 @@ impl Registry {
     }
 
     /// Apply a JSON Merge Patch to a client.
-    pub async fn update_client(&self, actor: &Actor, id: &str, patch: serde_json::Value) -> Result<Client> {
+    pub async fn update_client(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: serde_json::Value,
+    ) -> Result<Client> {
         if !patch.is_object() {
-            return Err(RegistryError::invalid("body", "invalid_type", "a merge patch must be a JSON object"));
+            return Err(RegistryError::invalid(
+                "body",
+                "invalid_type",
+                "a merge patch must be a JSON object",
+            ));
         }
         let txn = self.inner.db.begin().await?;
         let row = self.client_row(&txn, id).await?;
-        let mut doc = serde_json::to_value(to_input(&row)).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let mut doc = serde_json::to_value(to_input(&row))
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
         merge_patch(&mut doc, &patch);
         let valid = validate_client(&parse_input(doc)?)?;
         self.check_client_name(&txn, &valid.name, Some(id)).await?;
@@ -195,8 +239,19 @@ impl Registry {
         active.active = Set(valid.active);
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
-        let changed: Vec<&String> = patch.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-        self.audit(&txn, actor, "client.update", "client", id, serde_json::json!({"fields": changed, "active": row.active})).await?;
+        let changed: Vec<&String> = patch
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        self.audit(
+            &txn,
+            actor,
+            "client.update",
+            "client",
+            id,
+            serde_json::json!({"fields": changed, "active": row.active}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         Ok(view(row))
@@ -213,8 +268,18 @@ impl Registry {
         for p in &profiles {
             self.delete_secrets(&txn, &p.id).await?;
         }
-        client::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
-        self.audit(&txn, actor, "client.delete", "client", id, serde_json::json!({"name": row.name, "profiles": profiles.len()})).await?;
+        client::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
+            .await?;
+        self.audit(
+            &txn,
+            actor,
+            "client.delete",
+            "client",
+            id,
+            serde_json::json!({"name": row.name, "profiles": profiles.len()}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         Ok(())
@@ -231,7 +296,15 @@ impl Registry {
         active.logo_type = Set(Some(logo.content_type.to_owned()));
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
-        self.audit(&txn, actor, "client.logo.put", "client", id, serde_json::json!({"content_type": logo.content_type, "bytes": size})).await?;
+        self.audit(
+            &txn,
+            actor,
+            "client.logo.put",
+            "client",
+            id,
+            serde_json::json!({"content_type": logo.content_type, "bytes": size}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(view(row))
     }
@@ -240,8 +313,14 @@ impl Registry {
     pub async fn get_logo(&self, id: &str) -> Result<Logo> {
         let row = self.client_row(&self.inner.db, id).await?;
         match (row.logo, row.logo_type.as_deref()) {
-            (Some(bytes), Some("image/png")) => Ok(Logo { content_type: "image/png", bytes }),
-            (Some(bytes), Some(_)) => Ok(Logo { content_type: "image/jpeg", bytes }),
+            (Some(bytes), Some("image/png")) => Ok(Logo {
+                content_type: "image/png",
+                bytes,
+            }),
+            (Some(bytes), Some(_)) => Ok(Logo {
+                content_type: "image/jpeg",
+                bytes,
+            }),
             _ => Err(RegistryError::NotFound("logo")),
         }
     }
@@ -258,7 +337,15 @@ impl Registry {
         active.logo_type = Set(None);
         active.updated_at = Set(self.now());
         active.update(&txn).await?;
-        self.audit(&txn, actor, "client.logo.delete", "client", id, serde_json::json!({})).await?;
+        self.audit(
+            &txn,
+            actor,
+            "client.logo.delete",
+            "client",
+            id,
+            serde_json::json!({}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }

@@ -4,8 +4,8 @@
 use super::audit::page;
 use super::{Actor, Registry, decode_cursor, parse_input};
 use crate::api::{
-    Collection, CollectionCreated, CollectionInput, CollectionSecretIssued, ListParams, Page, ScopeDoc,
-    merge_patch,
+    Collection, CollectionCreated, CollectionInput, CollectionSecretIssued, ListParams, Page,
+    ScopeDoc, merge_patch,
 };
 use crate::entity::{collection, collection_scope};
 use crate::error::{RegistryError, Result};
@@ -13,8 +13,8 @@ use crate::ids::{IdKind, new_id};
 use crate::secret::generate_client_secret;
 use crate::types::{Audience, Description, FieldError, HttpUrl, Name, ScopeName};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -28,22 +28,43 @@ pub(crate) struct ValidCollection {
     pub(crate) documentation_url: Option<HttpUrl>,
 }
 
-pub(crate) fn validate_collection(input: &CollectionInput, builtin: bool) -> Result<ValidCollection> {
+pub(crate) fn validate_collection(
+    input: &CollectionInput,
+    builtin: bool,
+) -> Result<ValidCollection> {
     let mut errors: Vec<FieldError> = Vec::new();
-    let name = Name::parse(&input.name).map_err(|e| errors.push(e.at("name"))).ok();
-    let description = Description::parse(&input.description).map_err(|e| errors.push(e.at("description"))).ok();
-    let audience = Audience::parse(&input.audience).map_err(|e| errors.push(e.at("audience"))).ok();
+    let name = Name::parse(&input.name)
+        .map_err(|e| errors.push(e.at("name")))
+        .ok();
+    let description = Description::parse(&input.description)
+        .map_err(|e| errors.push(e.at("description")))
+        .ok();
+    let audience = Audience::parse(&input.audience)
+        .map_err(|e| errors.push(e.at("audience")))
+        .ok();
     let mut seen = HashSet::new();
     let mut scopes = Vec::new();
     if input.scopes.len() > 200 {
-        errors.push(FieldError::new("scopes", "too_many", "at most 200 scopes per collection"));
+        errors.push(FieldError::new(
+            "scopes",
+            "too_many",
+            "at most 200 scopes per collection",
+        ));
     }
     for (i, s) in input.scopes.iter().enumerate() {
-        let parsed = if builtin { ScopeName::parse_any(&s.name) } else { ScopeName::parse_user(&s.name) };
+        let parsed = if builtin {
+            ScopeName::parse_any(&s.name)
+        } else {
+            ScopeName::parse_user(&s.name)
+        };
         match parsed {
             Ok(scope) => {
                 if !seen.insert(scope.clone()) {
-                    errors.push(FieldError::new(format!("scopes[{i}].name"), "duplicate", "scope listed twice"));
+                    errors.push(FieldError::new(
+                        format!("scopes[{i}].name"),
+                        "duplicate",
+                        "scope listed twice",
+                    ));
                 }
                 match Description::parse(&s.description) {
                     Ok(d) => scopes.push((scope, d.as_str().to_owned())),
@@ -60,14 +81,16 @@ pub(crate) fn validate_collection(input: &CollectionInput, builtin: bool) -> Res
     let integration_url = url(&input.integration_url, "integration_url", &mut errors);
     let documentation_url = url(&input.documentation_url, "documentation_url", &mut errors);
     match (name, description, audience) {
-        (Some(name), Some(description), Some(audience)) if errors.is_empty() => Ok(ValidCollection {
-            name,
-            description,
-            audience,
-            scopes,
-            integration_url,
-            documentation_url,
-        }),
+        (Some(name), Some(description), Some(audience)) if errors.is_empty() => {
+            Ok(ValidCollection {
+                name,
+                description,
+                audience,
+                scopes,
+                integration_url,
+                documentation_url,
+            })
+        }
         _ => Err(RegistryError::Validation(errors)),
     }
 }
@@ -138,29 +161,46 @@ impl Registry {
             q = q.filter(collection::Column::Id.ne(id));
         }
         if let Some(other) = q.one(conn).await? {
-            let field = if other.name == valid.name.as_str() { "name" } else { "audience" };
+            let field = if other.name == valid.name.as_str() {
+                "name"
+            } else {
+                "audience"
+            };
             return Err(RegistryError::Conflict {
                 field: field.to_owned(),
                 message: format!("another collection already has this {field}"),
             });
         }
-        let names: Vec<String> = valid.scopes.iter().map(|(s, _)| s.as_str().to_owned()).collect();
+        let names: Vec<String> = valid
+            .scopes
+            .iter()
+            .map(|(s, _)| s.as_str().to_owned())
+            .collect();
         if !names.is_empty() {
-            let mut q = collection_scope::Entity::find().filter(collection_scope::Column::Name.is_in(names));
+            let mut q = collection_scope::Entity::find()
+                .filter(collection_scope::Column::Name.is_in(names));
             if let Some(id) = except_id {
                 q = q.filter(collection_scope::Column::CollectionId.ne(id));
             }
             if let Some(taken) = q.one(conn).await? {
                 return Err(RegistryError::Conflict {
                     field: "scopes".to_owned(),
-                    message: format!("scope `{}` is already defined by another collection", taken.name),
+                    message: format!(
+                        "scope `{}` is already defined by another collection",
+                        taken.name
+                    ),
                 });
             }
         }
         Ok(())
     }
 
-    async fn write_scopes<C: ConnectionTrait>(&self, conn: &C, id: &str, scopes: &[(ScopeName, String)]) -> Result<()> {
+    async fn write_scopes<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        id: &str,
+        scopes: &[(ScopeName, String)],
+    ) -> Result<()> {
         collection_scope::Entity::delete_many()
             .filter(collection_scope::Column::CollectionId.eq(id))
             .exec(conn)
@@ -168,13 +208,17 @@ impl Registry {
         if scopes.is_empty() {
             return Ok(());
         }
-        let rows = scopes.iter().enumerate().map(|(i, (name, description))| collection_scope::ActiveModel {
-            name: Set(name.as_str().to_owned()),
-            collection_id: Set(id.to_owned()),
-            description: Set(description.clone()),
-            position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+        let rows = scopes.iter().enumerate().map(|(i, (name, description))| {
+            collection_scope::ActiveModel {
+                name: Set(name.as_str().to_owned()),
+                collection_id: Set(id.to_owned()),
+                description: Set(description.clone()),
+                position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+            }
         });
-        collection_scope::Entity::insert_many(rows).exec(conn).await?;
+        collection_scope::Entity::insert_many(rows)
+            .exec(conn)
+            .await?;
         Ok(())
     }
 
@@ -194,8 +238,14 @@ impl Registry {
             name: Set(valid.name.as_str().to_owned()),
             description: Set(valid.description.as_str().to_owned()),
             audience: Set(valid.audience.as_str().to_owned()),
-            integration_url: Set(valid.integration_url.as_ref().map(|u| u.as_str().to_owned())),
-            documentation_url: Set(valid.documentation_url.as_ref().map(|u| u.as_str().to_owned())),
+            integration_url: Set(valid
+                .integration_url
+                .as_ref()
+                .map(|u| u.as_str().to_owned())),
+            documentation_url: Set(valid
+                .documentation_url
+                .as_ref()
+                .map(|u| u.as_str().to_owned())),
             introspection_client_id: Set(new_id(IdKind::ResourceServer)),
             builtin: Set(builtin),
             created_at: Set(now),
@@ -209,7 +259,11 @@ impl Registry {
     }
 
     /// Create a collection; the answer carries its introspection secret, once.
-    pub async fn create_collection(&self, actor: &Actor, body: serde_json::Value) -> Result<CollectionCreated> {
+    pub async fn create_collection(
+        &self,
+        actor: &Actor,
+        body: serde_json::Value,
+    ) -> Result<CollectionCreated> {
         let input: CollectionInput = parse_input(body)?;
         let valid = validate_collection(&input, false)?;
         let secret = generate_client_secret();
@@ -217,17 +271,36 @@ impl Registry {
         let txn = self.inner.db.begin().await?;
         self.check_unique_collection(&txn, &valid, None).await?;
         let row = self.insert_collection(&txn, &valid, false, hash).await?;
-        self.audit(&txn, actor, "collection.create", "collection", &row.id, serde_json::json!({"name": row.name, "audience": row.audience})).await?;
+        self.audit(
+            &txn,
+            actor,
+            "collection.create",
+            "collection",
+            &row.id,
+            serde_json::json!({"name": row.name, "audience": row.audience}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
-        let scopes = valid.scopes.iter().map(|(n, d)| ScopeDoc { name: n.as_str().to_owned(), description: d.clone() }).collect();
+        let scopes = valid
+            .scopes
+            .iter()
+            .map(|(n, d)| ScopeDoc {
+                name: n.as_str().to_owned(),
+                description: d.clone(),
+            })
+            .collect();
         Ok(CollectionCreated {
             collection: Self::collection_view(row, scopes),
             introspection_client_secret: secret.expose_secret().to_owned(),
         })
     }
 
-    async fn collection_row<C: ConnectionTrait>(&self, conn: &C, id: &str) -> Result<collection::Model> {
+    async fn collection_row<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        id: &str,
+    ) -> Result<collection::Model> {
         collection::Entity::find_by_id(id.to_owned())
             .one(conn)
             .await?
@@ -237,7 +310,9 @@ impl Registry {
     /// One collection.
     pub async fn get_collection(&self, id: &str) -> Result<Collection> {
         let row = self.collection_row(&self.inner.db, id).await?;
-        let mut scopes = self.scopes_of(&self.inner.db, std::slice::from_ref(&row.id)).await?;
+        let mut scopes = self
+            .scopes_of(&self.inner.db, std::slice::from_ref(&row.id))
+            .await?;
         let s = scopes.remove(&row.id).unwrap_or_default();
         Ok(Self::collection_view(row, s))
     }
@@ -252,24 +327,47 @@ impl Registry {
         let rows = q.limit(limit + 1).all(&self.inner.db).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut scopes = self.scopes_of(&self.inner.db, &ids).await?;
-        Ok(page(rows, limit, |r| r.id.clone(), |r| {
-            let s = scopes.remove(&r.id).unwrap_or_default();
-            Self::collection_view(r, s)
-        }))
+        Ok(page(
+            rows,
+            limit,
+            |r| r.id.clone(),
+            |r| {
+                let s = scopes.remove(&r.id).unwrap_or_default();
+                Self::collection_view(r, s)
+            },
+        ))
     }
 
     /// Apply a JSON Merge Patch (RFC 7396) to a collection.
-    pub async fn update_collection(&self, actor: &Actor, id: &str, patch: serde_json::Value) -> Result<Collection> {
+    pub async fn update_collection(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: serde_json::Value,
+    ) -> Result<Collection> {
         if !patch.is_object() {
-            return Err(RegistryError::invalid("body", "invalid_type", "a merge patch must be a JSON object"));
+            return Err(RegistryError::invalid(
+                "body",
+                "invalid_type",
+                "a merge patch must be a JSON object",
+            ));
         }
         let txn = self.inner.db.begin().await?;
         let row = self.collection_row(&txn, id).await?;
         if row.builtin {
-            return Err(RegistryError::invalid("id", "builtin", "the built-in admin collection cannot be changed"));
+            return Err(RegistryError::invalid(
+                "id",
+                "builtin",
+                "the built-in admin collection cannot be changed",
+            ));
         }
-        let current_scopes = self.scopes_of(&txn, std::slice::from_ref(&row.id)).await?.remove(&row.id).unwrap_or_default();
-        let mut doc = serde_json::to_value(to_input(&row, &current_scopes)).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let current_scopes = self
+            .scopes_of(&txn, std::slice::from_ref(&row.id))
+            .await?
+            .remove(&row.id)
+            .unwrap_or_default();
+        let mut doc = serde_json::to_value(to_input(&row, &current_scopes))
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
         merge_patch(&mut doc, &patch);
         let input: CollectionInput = parse_input(doc)?;
         let valid = validate_collection(&input, false)?;
@@ -278,16 +376,40 @@ impl Registry {
         active.name = Set(valid.name.as_str().to_owned());
         active.description = Set(valid.description.as_str().to_owned());
         active.audience = Set(valid.audience.as_str().to_owned());
-        active.integration_url = Set(valid.integration_url.as_ref().map(|u| u.as_str().to_owned()));
-        active.documentation_url = Set(valid.documentation_url.as_ref().map(|u| u.as_str().to_owned()));
+        active.integration_url = Set(valid
+            .integration_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned()));
+        active.documentation_url = Set(valid
+            .documentation_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned()));
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
         self.write_scopes(&txn, id, &valid.scopes).await?;
-        let changed: Vec<&String> = patch.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-        self.audit(&txn, actor, "collection.update", "collection", id, serde_json::json!({"fields": changed})).await?;
+        let changed: Vec<&String> = patch
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        self.audit(
+            &txn,
+            actor,
+            "collection.update",
+            "collection",
+            id,
+            serde_json::json!({"fields": changed}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
-        let scopes = valid.scopes.iter().map(|(n, d)| ScopeDoc { name: n.as_str().to_owned(), description: d.clone() }).collect();
+        let scopes = valid
+            .scopes
+            .iter()
+            .map(|(n, d)| ScopeDoc {
+                name: n.as_str().to_owned(),
+                description: d.clone(),
+            })
+            .collect();
         Ok(Self::collection_view(row, scopes))
     }
 
@@ -296,11 +418,25 @@ impl Registry {
         let txn = self.inner.db.begin().await?;
         let row = self.collection_row(&txn, id).await?;
         if row.builtin {
-            return Err(RegistryError::invalid("id", "builtin", "the built-in admin collection cannot be deleted"));
+            return Err(RegistryError::invalid(
+                "id",
+                "builtin",
+                "the built-in admin collection cannot be deleted",
+            ));
         }
         self.delete_secrets(&txn, id).await?;
-        collection::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
-        self.audit(&txn, actor, "collection.delete", "collection", id, serde_json::json!({"name": row.name})).await?;
+        collection::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
+            .await?;
+        self.audit(
+            &txn,
+            actor,
+            "collection.delete",
+            "collection",
+            id,
+            serde_json::json!({"name": row.name}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         Ok(())
@@ -319,7 +455,15 @@ impl Registry {
         let txn = self.inner.db.begin().await?;
         let row = self.collection_row(&txn, id).await?;
         let previous = self.rotate_secret(&txn, id, hash, grace_seconds).await?;
-        self.audit(&txn, actor, "collection.secret.refresh", "collection", id, serde_json::json!({"grace_seconds": grace_seconds.unwrap_or(0)})).await?;
+        self.audit(
+            &txn,
+            actor,
+            "collection.secret.refresh",
+            "collection",
+            id,
+            serde_json::json!({"grace_seconds": grace_seconds.unwrap_or(0)}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         Ok(CollectionSecretIssued {

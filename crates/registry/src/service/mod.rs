@@ -81,7 +81,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("settings", &self.inner.settings).finish_non_exhaustive()
+        f.debug_struct("Registry")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -155,18 +157,29 @@ pub(crate) fn decode_cursor(cursor: Option<&str>) -> crate::error::Result<Option
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .map(Some)
-            .ok_or_else(|| crate::error::RegistryError::invalid("cursor", "invalid_cursor", "not a cursor from this API")),
+            .ok_or_else(|| {
+                crate::error::RegistryError::invalid(
+                    "cursor",
+                    "invalid_cursor",
+                    "not a cursor from this API",
+                )
+            }),
     }
 }
 
 /// Turn a JSON body into an input type, reporting serde's complaint without echoing values.
-pub fn parse_input<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> crate::error::Result<T> {
+pub fn parse_input<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> crate::error::Result<T> {
     serde_json::from_value(value).map_err(|e| {
         let text = e.to_string();
         // serde's messages for unknown/missing fields name only fields; others may quote
         // the offending value, which could be a secret, so they are replaced.
         let message = if text.starts_with("unknown field") || text.starts_with("missing field") {
-            text.split(" at line").next().unwrap_or("invalid body").to_owned()
+            text.split(" at line")
+                .next()
+                .unwrap_or("invalid body")
+                .to_owned()
         } else {
             "a field has the wrong type or an unknown value".to_owned()
         };

@@ -3,17 +3,19 @@
 use super::auth::GrantedCollection;
 use super::{Actor, Registry, decode_cursor, parse_input};
 use crate::api::{
-    Connection, ConnectionCollection, ListParams, Page, Profile, ProfileCreated, ProfileInput, ProfileSecretIssued,
-    merge_patch,
+    Connection, ConnectionCollection, ListParams, Page, Profile, ProfileCreated, ProfileInput,
+    ProfileSecretIssued, merge_patch,
 };
 use crate::entity::{access_profile, collection, profile_collection};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::secret::generate_client_secret;
-use crate::types::{AuthType, Description, FieldError, IpRules, IpRulesDoc, Name, parse_custom_claims};
+use crate::types::{
+    AuthType, Description, FieldError, IpRules, IpRulesDoc, Name, parse_custom_claims,
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,13 +37,20 @@ pub(crate) struct ValidProfile {
 impl Registry {
     fn validate_profile(&self, input: &ProfileInput) -> Result<ValidProfile> {
         let mut errors: Vec<FieldError> = Vec::new();
-        let name = Name::parse(&input.name).map_err(|e| errors.push(e.at("name"))).ok();
-        let description = Description::parse(&input.description).map_err(|e| errors.push(e.at("description"))).ok();
+        let name = Name::parse(&input.name)
+            .map_err(|e| errors.push(e.at("name")))
+            .ok();
+        let description = Description::parse(&input.description)
+            .map_err(|e| errors.push(e.at("description")))
+            .ok();
         if input.auth_type != AuthType::OAuth2 {
             errors.push(FieldError::new(
                 "auth_type",
                 "not_supported",
-                format!("auth_type `{}` is not available in this release; use `oauth2`", input.auth_type.as_str()),
+                format!(
+                    "auth_type `{}` is not available in this release; use `oauth2`",
+                    input.auth_type.as_str()
+                ),
             ));
         }
         let mut collections: Vec<String> = Vec::new();
@@ -58,14 +67,22 @@ impl Registry {
             ));
         }
         if collections.len() > 500 {
-            errors.push(FieldError::new("collections", "too_many", "at most 500 collections"));
+            errors.push(FieldError::new(
+                "collections",
+                "too_many",
+                "at most 500 collections",
+            ));
         }
-        let ip_rules = IpRules::parse(&input.ip_rules, "ip_rules").map_err(|e| errors.extend(e)).ok();
+        let ip_rules = IpRules::parse(&input.ip_rules, "ip_rules")
+            .map_err(|e| errors.extend(e))
+            .ok();
         if input.policy_id.is_some() {
             errors.push(FieldError::new("policy_id", "unknown", "no such policy"));
         }
         let max = self.inner.settings.max_token_ttl;
-        let ttl = input.token_ttl_seconds.unwrap_or(self.inner.settings.default_token_ttl.min(max));
+        let ttl = input
+            .token_ttl_seconds
+            .unwrap_or(self.inner.settings.default_token_ttl.min(max));
         if !(1..=max).contains(&ttl) {
             errors.push(FieldError::new(
                 "token_ttl_seconds",
@@ -73,24 +90,33 @@ impl Registry {
                 format!("must be between 1 and {max} (GATEHOUSE_MAX_TOKEN_TTL)"),
             ));
         }
-        let custom_claims = parse_custom_claims(&input.custom_claims, "custom_claims").map_err(|e| errors.extend(e)).ok();
+        let custom_claims = parse_custom_claims(&input.custom_claims, "custom_claims")
+            .map_err(|e| errors.extend(e))
+            .ok();
         let scopes = input.scopes.as_ref().map(|s| {
             let mut seen = BTreeSet::new();
-            s.iter().filter(|x| seen.insert((*x).clone())).cloned().collect::<Vec<_>>()
+            s.iter()
+                .filter(|x| seen.insert((*x).clone()))
+                .cloned()
+                .collect::<Vec<_>>()
         });
         match (name, description, ip_rules, custom_claims) {
-            (Some(name), Some(description), Some(ip_rules), Some(custom_claims)) if errors.is_empty() => Ok(ValidProfile {
-                name,
-                description,
-                collections,
-                all_collections: input.all_collections,
-                scopes,
-                auth_type: input.auth_type,
-                ip_rules,
-                active: input.active,
-                token_ttl_seconds: ttl,
-                custom_claims,
-            }),
+            (Some(name), Some(description), Some(ip_rules), Some(custom_claims))
+                if errors.is_empty() =>
+            {
+                Ok(ValidProfile {
+                    name,
+                    description,
+                    collections,
+                    all_collections: input.all_collections,
+                    scopes,
+                    auth_type: input.auth_type,
+                    ip_rules,
+                    active: input.active,
+                    token_ttl_seconds: ttl,
+                    custom_claims,
+                })
+            }
             _ => Err(RegistryError::Validation(errors)),
         }
     }
@@ -137,7 +163,11 @@ impl Registry {
     }
 
     /// Check that explicit collection ids exist and the scope subset is available.
-    async fn check_profile_refs<C: ConnectionTrait>(&self, conn: &C, valid: &ValidProfile) -> Result<()> {
+    async fn check_profile_refs<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        valid: &ValidProfile,
+    ) -> Result<()> {
         let mut errors = Vec::new();
         if !valid.collections.is_empty() {
             let found: BTreeSet<String> = collection::Entity::find()
@@ -149,13 +179,22 @@ impl Registry {
                 .collect();
             for (i, id) in valid.collections.iter().enumerate() {
                 if !found.contains(id) {
-                    errors.push(FieldError::new(format!("collections[{i}]"), "unknown", "no such collection"));
+                    errors.push(FieldError::new(
+                        format!("collections[{i}]"),
+                        "unknown",
+                        "no such collection",
+                    ));
                 }
             }
         }
         if let Some(subset) = &valid.scopes {
-            let grants = self.grants(conn, &valid.collections, valid.all_collections, None).await?;
-            let available: BTreeSet<&str> = grants.iter().flat_map(|g| g.scopes.iter().map(String::as_str)).collect();
+            let grants = self
+                .grants(conn, &valid.collections, valid.all_collections, None)
+                .await?;
+            let available: BTreeSet<&str> = grants
+                .iter()
+                .flat_map(|g| g.scopes.iter().map(String::as_str))
+                .collect();
             for (i, s) in subset.iter().enumerate() {
                 if !available.contains(s.as_str()) {
                     errors.push(FieldError::new(
@@ -166,7 +205,11 @@ impl Registry {
                 }
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(RegistryError::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RegistryError::Validation(errors))
+        }
     }
 
     async fn check_profile_name<C: ConnectionTrait>(
@@ -191,7 +234,12 @@ impl Registry {
         Ok(())
     }
 
-    async fn write_links<C: ConnectionTrait>(&self, conn: &C, profile_id: &str, collections: &[String]) -> Result<()> {
+    async fn write_links<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        profile_id: &str,
+        collections: &[String],
+    ) -> Result<()> {
         profile_collection::Entity::delete_many()
             .filter(profile_collection::Column::ProfileId.eq(profile_id))
             .exec(conn)
@@ -201,7 +249,9 @@ impl Registry {
                 profile_id: Set(profile_id.to_owned()),
                 collection_id: Set(c.clone()),
             });
-            profile_collection::Entity::insert_many(rows).exec(conn).await?;
+            profile_collection::Entity::insert_many(rows)
+                .exec(conn)
+                .await?;
         }
         Ok(())
     }
@@ -223,7 +273,10 @@ impl Registry {
             name: Set(valid.name.as_str().to_owned()),
             description: Set(valid.description.as_str().to_owned()),
             all_collections: Set(valid.all_collections),
-            scopes: Set(valid.scopes.as_ref().map(|s| serde_json::Value::from(s.clone()).to_string())),
+            scopes: Set(valid
+                .scopes
+                .as_ref()
+                .map(|s| serde_json::Value::from(s.clone()).to_string())),
             auth_type: Set(valid.auth_type.as_str().to_owned()),
             oauth_client_id: Set(oauth_client_id.to_owned()),
             ip_rules: Set(json_text(&valid.ip_rules.to_doc())?),
@@ -251,16 +304,24 @@ impl Registry {
 
     /// Create an access profile for a client; an `oauth2` profile's answer carries its
     /// client secret, once.
-    pub async fn create_profile(&self, actor: &Actor, client_id: &str, body: serde_json::Value) -> Result<ProfileCreated> {
+    pub async fn create_profile(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+        body: serde_json::Value,
+    ) -> Result<ProfileCreated> {
         let valid = self.parse_profile_input(body)?;
         let secret = generate_client_secret();
         let hash = self.inner.hasher.hash(&secret).await?;
         let txn = self.inner.db.begin().await?;
         self.client_row(&txn, client_id).await?;
-        self.check_profile_name(&txn, client_id, &valid.name, None).await?;
+        self.check_profile_name(&txn, client_id, &valid.name, None)
+            .await?;
         self.check_profile_refs(&txn, &valid).await?;
         let oauth_client_id = new_id(IdKind::OAuthClient);
-        let row = self.insert_profile(&txn, client_id, &valid, &oauth_client_id, Some(hash)).await?;
+        let row = self
+            .insert_profile(&txn, client_id, &valid, &oauth_client_id, Some(hash))
+            .await?;
         self.audit(
             &txn,
             actor,
@@ -279,14 +340,22 @@ impl Registry {
         })
     }
 
-    pub(crate) async fn profile_row<C: ConnectionTrait>(&self, conn: &C, id: &str) -> Result<access_profile::Model> {
+    pub(crate) async fn profile_row<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        id: &str,
+    ) -> Result<access_profile::Model> {
         access_profile::Entity::find_by_id(id.to_owned())
             .one(conn)
             .await?
             .ok_or(RegistryError::NotFound("access profile"))
     }
 
-    pub(crate) async fn links_of<C: ConnectionTrait>(&self, conn: &C, profile_ids: &[String]) -> Result<BTreeMap<String, Vec<String>>> {
+    pub(crate) async fn links_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        profile_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         if profile_ids.is_empty() {
             return Ok(out);
@@ -302,19 +371,42 @@ impl Registry {
         Ok(out)
     }
 
-    async fn profile_view<C: ConnectionTrait>(&self, conn: &C, row: access_profile::Model) -> Result<Profile> {
-        let links = self.links_of(conn, std::slice::from_ref(&row.id)).await?.remove(&row.id).unwrap_or_default();
+    async fn profile_view<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        row: access_profile::Model,
+    ) -> Result<Profile> {
+        let links = self
+            .links_of(conn, std::slice::from_ref(&row.id))
+            .await?
+            .remove(&row.id)
+            .unwrap_or_default();
         self.profile_view_with(conn, row, links).await
     }
 
-    async fn profile_view_with<C: ConnectionTrait>(&self, conn: &C, row: access_profile::Model, links: Vec<String>) -> Result<Profile> {
-        let subset: Option<Vec<String>> = row.scopes.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        let grants = self.grants(conn, &links, row.all_collections, subset.as_deref()).await?;
+    async fn profile_view_with<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        row: access_profile::Model,
+        links: Vec<String>,
+    ) -> Result<Profile> {
+        let subset: Option<Vec<String>> = row
+            .scopes
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok());
+        let grants = self
+            .grants(conn, &links, row.all_collections, subset.as_deref())
+            .await?;
         let settings = &self.inner.settings;
-        let auth_type = AuthType::parse(&row.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
-        let ip_rules: IpRulesDoc = serde_json::from_str(&row.ip_rules).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let auth_type =
+            AuthType::parse(&row.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
+        let ip_rules: IpRulesDoc = serde_json::from_str(&row.ip_rules)
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
         Ok(Profile {
-            effective_scopes: grants.iter().flat_map(|g| g.scopes.iter().cloned()).collect(),
+            effective_scopes: grants
+                .iter()
+                .flat_map(|g| g.scopes.iter().cloned())
+                .collect(),
             connection: Connection {
                 issuer: settings.issuer.clone(),
                 token_endpoint: settings.endpoint("/oauth/token"),
@@ -342,7 +434,8 @@ impl Registry {
             policy_id: row.policy_id,
             active: row.active,
             token_ttl_seconds: row.token_ttl_seconds,
-            custom_claims: serde_json::from_str(&row.custom_claims).unwrap_or_else(|_| serde_json::json!({})),
+            custom_claims: serde_json::from_str(&row.custom_claims)
+                .unwrap_or_else(|_| serde_json::json!({})),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -355,7 +448,11 @@ impl Registry {
     }
 
     /// A page of a client's profiles.
-    pub async fn list_profiles(&self, client_id: &str, params: &ListParams) -> Result<Page<Profile>> {
+    pub async fn list_profiles(
+        &self,
+        client_id: &str,
+        params: &ListParams,
+    ) -> Result<Page<Profile>> {
         self.client_row(&self.inner.db, client_id).await?;
         let limit = params.limit();
         let mut q = access_profile::Entity::find()
@@ -373,11 +470,19 @@ impl Registry {
             let l = links.remove(&row.id).unwrap_or_default();
             items.push(self.profile_view_with(&self.inner.db, row, l).await?);
         }
-        let next_cursor = if more { items.last().map(|p: &Profile| super::encode_cursor(&p.id)) } else { None };
+        let next_cursor = if more {
+            items.last().map(|p: &Profile| super::encode_cursor(&p.id))
+        } else {
+            None
+        };
         Ok(Page { items, next_cursor })
     }
 
-    fn to_input(&self, row: &access_profile::Model, links: Vec<String>) -> Result<serde_json::Value> {
+    fn to_input(
+        &self,
+        row: &access_profile::Model,
+        links: Vec<String>,
+    ) -> Result<serde_json::Value> {
         let doc = serde_json::json!({
             "name": row.name,
             "description": row.description,
@@ -395,36 +500,69 @@ impl Registry {
     }
 
     /// Apply a JSON Merge Patch to a profile. `auth_type` cannot change.
-    pub async fn update_profile(&self, actor: &Actor, id: &str, patch: serde_json::Value) -> Result<Profile> {
+    pub async fn update_profile(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: serde_json::Value,
+    ) -> Result<Profile> {
         if !patch.is_object() {
-            return Err(RegistryError::invalid("body", "invalid_type", "a merge patch must be a JSON object"));
+            return Err(RegistryError::invalid(
+                "body",
+                "invalid_type",
+                "a merge patch must be a JSON object",
+            ));
         }
         let txn = self.inner.db.begin().await?;
         let row = self.profile_row(&txn, id).await?;
-        let links = self.links_of(&txn, std::slice::from_ref(&row.id)).await?.remove(&row.id).unwrap_or_default();
+        let links = self
+            .links_of(&txn, std::slice::from_ref(&row.id))
+            .await?
+            .remove(&row.id)
+            .unwrap_or_default();
         let mut doc = self.to_input(&row, links)?;
         merge_patch(&mut doc, &patch);
         // Remove nulls left for optional members so defaults apply.
         let valid = self.parse_profile_input(doc)?;
         if valid.auth_type.as_str() != row.auth_type {
-            return Err(RegistryError::invalid("auth_type", "immutable", "auth_type cannot change after creation"));
+            return Err(RegistryError::invalid(
+                "auth_type",
+                "immutable",
+                "auth_type cannot change after creation",
+            ));
         }
-        self.check_profile_name(&txn, &row.client_id, &valid.name, Some(id)).await?;
+        self.check_profile_name(&txn, &row.client_id, &valid.name, Some(id))
+            .await?;
         self.check_profile_refs(&txn, &valid).await?;
         let mut active: access_profile::ActiveModel = row.into();
         active.name = Set(valid.name.as_str().to_owned());
         active.description = Set(valid.description.as_str().to_owned());
         active.all_collections = Set(valid.all_collections);
-        active.scopes = Set(valid.scopes.as_ref().map(|s| serde_json::Value::from(s.clone()).to_string()));
+        active.scopes = Set(valid
+            .scopes
+            .as_ref()
+            .map(|s| serde_json::Value::from(s.clone()).to_string()));
         active.ip_rules = Set(json_text(&valid.ip_rules.to_doc())?);
         active.active = Set(valid.active);
         active.token_ttl_seconds = Set(valid.token_ttl_seconds);
-        active.custom_claims = Set(serde_json::Value::Object(valid.custom_claims.clone()).to_string());
+        active.custom_claims =
+            Set(serde_json::Value::Object(valid.custom_claims.clone()).to_string());
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
         self.write_links(&txn, id, &valid.collections).await?;
-        let changed: Vec<&String> = patch.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-        self.audit(&txn, actor, "profile.update", "access_profile", id, serde_json::json!({"fields": changed, "active": row.active})).await?;
+        let changed: Vec<&String> = patch
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        self.audit(
+            &txn,
+            actor,
+            "profile.update",
+            "access_profile",
+            id,
+            serde_json::json!({"fields": changed, "active": row.active}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         self.profile_view(&self.inner.db, row).await
@@ -435,8 +573,18 @@ impl Registry {
         let txn = self.inner.db.begin().await?;
         let row = self.profile_row(&txn, id).await?;
         self.delete_secrets(&txn, id).await?;
-        access_profile::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
-        self.audit(&txn, actor, "profile.delete", "access_profile", id, serde_json::json!({"name": row.name, "oauth_client_id": row.oauth_client_id})).await?;
+        access_profile::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
+            .await?;
+        self.audit(
+            &txn,
+            actor,
+            "profile.delete",
+            "access_profile",
+            id,
+            serde_json::json!({"name": row.name, "oauth_client_id": row.oauth_client_id}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         Ok(())
@@ -444,16 +592,33 @@ impl Registry {
 
     /// Issue a new client secret for an `oauth2` profile, once; the previous secrets stay
     /// valid for `grace_seconds` (default 0: revoked at once).
-    pub async fn refresh_profile_secret(&self, actor: &Actor, id: &str, grace_seconds: Option<i64>) -> Result<ProfileSecretIssued> {
+    pub async fn refresh_profile_secret(
+        &self,
+        actor: &Actor,
+        id: &str,
+        grace_seconds: Option<i64>,
+    ) -> Result<ProfileSecretIssued> {
         let secret = generate_client_secret();
         let hash = self.inner.hasher.hash(&secret).await?;
         let txn = self.inner.db.begin().await?;
         let row = self.profile_row(&txn, id).await?;
         if row.auth_type != AuthType::OAuth2.as_str() {
-            return Err(RegistryError::invalid("auth_type", "not_supported", "only oauth2 profiles have a client secret"));
+            return Err(RegistryError::invalid(
+                "auth_type",
+                "not_supported",
+                "only oauth2 profiles have a client secret",
+            ));
         }
         let previous = self.rotate_secret(&txn, id, hash, grace_seconds).await?;
-        self.audit(&txn, actor, "profile.secret.refresh", "access_profile", id, serde_json::json!({"grace_seconds": grace_seconds.unwrap_or(0)})).await?;
+        self.audit(
+            &txn,
+            actor,
+            "profile.secret.refresh",
+            "access_profile",
+            id,
+            serde_json::json!({"grace_seconds": grace_seconds.unwrap_or(0)}),
+        )
+        .await?;
         txn.commit().await?;
         self.invalidate();
         Ok(ProfileSecretIssued {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Load run against the release binary on loopback (bounded in time), as reported in the
+# README. Needs wrk (apt-get install wrk) and curl + jq.
+#   bench/load.sh [connections] [seconds] [alg]
+# Starts its own server on a fresh SQLite database in a temp dir, creates one collection,
+# client and oauth2 profile, then drives POST /oauth/token and GET /oauth/jwks.
+set -euo pipefail
+CONNS=${1:-32}
+SECS=${2:-20}
+ALG=${3:-ES256}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN="$ROOT/target/release/gatehouse"
+[ -x "$BIN" ] || cargo build --release -p gatehouse-server --manifest-path "$ROOT/Cargo.toml"
+command -v wrk >/dev/null || { echo "install wrk: apt-get install wrk" >&2; exit 1; }
+
+DIR=$(mktemp -d)
+PUB=127.0.0.1:18080
+ADM=127.0.0.1:18081
+ADMIN_ID=gco_benchadmin
+ADMIN_SECRET=bench-admin-secret-0123456789abcdef
+GATEHOUSE_DATABASE_URL="sqlite://$DIR/gh.db?mode=rwc" GATEHOUSE_PUBLIC_ADDR=$PUB GATEHOUSE_ADMIN_ADDR=$ADM \
+GATEHOUSE_SIGNING_ALG=$ALG GATEHOUSE_LOG=warn \
+GATEHOUSE_BOOTSTRAP_CLIENT_ID=$ADMIN_ID GATEHOUSE_BOOTSTRAP_CLIENT_SECRET=$ADMIN_SECRET \
+  "$BIN" > "$DIR/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
+for _ in $(seq 1 50); do curl -fs "http://$PUB/readyz" >/dev/null && break; sleep 0.2; done
+
+AT=$(curl -fs -u "$ADMIN_ID:$ADMIN_SECRET" -d grant_type=client_credentials "http://$PUB/oauth/token" | jq -r .access_token)
+H=(-H "Authorization: Bearer $AT" -H 'Content-Type: application/json')
+COL=$(curl -fs "${H[@]}" -d '{"name":"Orders","audience":"https://api.example.com/orders","scopes":[{"name":"orders:read"}]}' "http://$ADM/admin/v1/collections" | jq -r .id)
+CLI=$(curl -fs "${H[@]}" -d '{"name":"ACME"}' "http://$ADM/admin/v1/clients" | jq -r .id)
+PRF=$(curl -fs "${H[@]}" -d "{\"name\":\"bench\",\"collections\":[\"$COL\"],\"auth_type\":\"oauth2\"}" "http://$ADM/admin/v1/clients/$CLI/access-profiles")
+ID=$(echo "$PRF" | jq -r .oauth_client_id)
+SECRET=$(echo "$PRF" | jq -r .oauth_client_secret)
+# Warm the verified-secret cache (one argon2id run).
+curl -fs -u "$ID:$SECRET" -d grant_type=client_credentials "http://$PUB/oauth/token" >/dev/null
+
+echo "== POST /oauth/token ($ALG), $CONNS connections, ${SECS}s"
+wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$ROOT/bench/token.lua" "http://$PUB/oauth/token" -- "$ID" "$SECRET"
+echo "== GET /oauth/jwks, $CONNS connections, ${SECS}s"
+wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://$PUB/oauth/jwks"
+echo "== server peak RSS: $(grep VmHWM /proc/$SERVER/status | awk '{print $2, $3}')"

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -48,6 +48,10 @@ pub const TINY_PNG: &[u8] = &[
 
 static LOG_INIT: Once = Once::new();
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static LOG_ECHO: OnceLock<bool> = OnceLock::new();
+
+/// Set this environment variable to also see every captured log line on stderr.
+pub const LOG_ECHO_ENV: &str = "GATEHOUSE_TEST_LOG_STDERR";
 
 /// A `tracing` writer that appends to the process-wide log buffer.
 struct CaptureWriter;
@@ -57,6 +61,9 @@ impl std::io::Write for CaptureWriter {
         LOGS.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend_from_slice(buf);
+        if *LOG_ECHO.get_or_init(|| std::env::var_os(LOG_ECHO_ENV).is_some()) {
+            let _ = std::io::stderr().write_all(buf);
+        }
         Ok(buf.len())
     }
 
@@ -107,7 +114,8 @@ pub fn unique(prefix: &str) -> String {
 /// Decodes a JWT's header and claims without verifying anything.
 pub fn decode_jwt_unverified(token: &str) -> anyhow::Result<(Value, Value)> {
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(_s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(_s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         bail!("not a compact JWS: {token}");
     };
@@ -336,11 +344,7 @@ pub async fn spawn_app_with(
         }
         _ => {
             let path = data_dir.path().join("gh.db");
-            (
-                format!("sqlite://{}?mode=rwc", path.display()),
-                None,
-                None,
-            )
+            (format!("sqlite://{}?mode=rwc", path.display()), None, None)
         }
     };
     let http = reqwest::Client::builder()
@@ -377,10 +381,10 @@ impl TestApp {
             self.database_url.clone(),
             PathBuf::from(self.data_dir.path()),
         );
-        cfg.bootstrap_client_id = Some(self.bootstrap_id.clone().into());
-        cfg.bootstrap_client_secret = Some(self.bootstrap_secret.clone().into());
+        cfg.bootstrap_client_id = Some(self.bootstrap_id.clone());
+        cfg.bootstrap_client_secret = Some(self.bootstrap_secret.clone());
         if let Some(key) = &self.secret_key {
-            cfg.secret_key = Some(key.clone().into());
+            cfg.secret_key = Some(key.clone());
         }
         (self.tweak)(&mut cfg);
         cfg
@@ -534,7 +538,10 @@ impl TestApp {
         extra: &[(&str, &str)],
     ) -> anyhow::Result<String> {
         let reply = self.token_basic(id, secret, extra).await?;
-        ensure!(reply.status == StatusCode::OK, "token request failed: {reply:?}");
+        ensure!(
+            reply.status == StatusCode::OK,
+            "token request failed: {reply:?}"
+        );
         let token = reply.json()["access_token"]
             .as_str()
             .with_context(|| format!("no access_token: {reply:?}"))?
@@ -593,7 +600,8 @@ impl TestApp {
         body: Option<&Value>,
     ) -> anyhow::Result<Reply> {
         let token = self.admin_token().await?;
-        self.admin_request_as(method, path, Some(&token), body).await
+        self.admin_request_as(method, path, Some(&token), body)
+            .await
     }
 
     /// `GET /admin/v1{path}` as the bootstrap admin.
@@ -754,7 +762,9 @@ impl TestApp {
         if let (Some(obj), Value::Object(extra)) = (body.as_object_mut(), profile_extra) {
             obj.extend(extra);
         }
-        let profile = self.create_profile(str_field(&client, "id")?, &body).await?;
+        let profile = self
+            .create_profile(str_field(&client, "id")?, &body)
+            .await?;
         Ok(Fixture {
             oauth_client_id: str_field(&profile, "oauth_client_id")?.to_owned(),
             oauth_client_secret: str_field(&profile, "oauth_client_secret")?.to_owned(),
@@ -783,83 +793,88 @@ impl TestApp {
 
     // -- database -----------------------------------------------------------------------------
 
-    /// Every row of every table of the server's database, as text (one line per value,
-    /// `table.column=value` on SQLite; `table: (row literal)` on PostgreSQL, where `bytea`
-    /// shows as hex).
+    /// Every row of every table of the server's database, as text: see [`dump_database`].
     pub async fn db_dump(&self) -> anyhow::Result<String> {
-        let db = Database::connect(self.database_url.as_str()).await?;
-        let backend = db.get_database_backend();
-        let mut out = String::new();
-        match backend {
-            DbBackend::Sqlite => {
-                let tables = db
-                    .query_all_raw(Statement::from_string(
-                        backend,
-                        "SELECT name FROM sqlite_master WHERE type = 'table'",
-                    ))
-                    .await?;
-                for t in tables {
-                    let table: String = t.try_get("", "name")?;
-                    let cols = db
-                        .query_all_raw(Statement::from_string(
-                            backend,
-                            format!("SELECT name FROM pragma_table_info('{table}')"),
-                        ))
-                        .await?;
-                    let cols: Vec<String> = cols
-                        .iter()
-                        .map(|c| c.try_get::<String>("", "name"))
-                        .collect::<Result<_, _>>()?;
-                    if cols.is_empty() {
-                        continue;
-                    }
-                    let select = cols
-                        .iter()
-                        .map(|c| format!("hex(\"{c}\")"))
-                        .collect::<Vec<_>>()
-                        .join(" || '|' || ");
-                    let rows = db
-                        .query_all_raw(Statement::from_string(
-                            backend,
-                            format!("SELECT {select} AS v FROM \"{table}\""),
-                        ))
-                        .await?;
-                    for row in rows {
-                        let v: String = row.try_get("", "v")?;
-                        for (col, hex) in cols.iter().zip(v.split('|')) {
-                            let value = String::from_utf8_lossy(&hex_decode(hex)).into_owned();
-                            out.push_str(&format!("{table}.{col}={value}\n"));
-                        }
-                    }
-                }
-            }
-            DbBackend::Postgres => {
-                let tables = db
-                    .query_all_raw(Statement::from_string(
-                        backend,
-                        "SELECT table_name::text AS name FROM information_schema.tables \
-                         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
-                    ))
-                    .await?;
-                for t in tables {
-                    let table: String = t.try_get("", "name")?;
-                    let rows = db
-                        .query_all_raw(Statement::from_string(
-                            backend,
-                            format!("SELECT CAST(t AS TEXT) AS v FROM \"{table}\" AS t"),
-                        ))
-                        .await?;
-                    for row in rows {
-                        let v: String = row.try_get("", "v")?;
-                        out.push_str(&format!("{table}: {v}\n"));
-                    }
-                }
-            }
-            other => bail!("unsupported backend {other:?}"),
-        }
-        db.close().await?;
-        Ok(out)
+        dump_database(&self.database_url).await
     }
+}
+
+/// Every row of every table of the database at `database_url`, as text (one line per value,
+/// `table.column=value` on SQLite; `table: (row literal)` on PostgreSQL, where `bytea`
+/// shows as hex).
+pub async fn dump_database(database_url: &str) -> anyhow::Result<String> {
+    let db = Database::connect(database_url).await?;
+    let backend = db.get_database_backend();
+    let mut out = String::new();
+    match backend {
+        DbBackend::Sqlite => {
+            let tables = db
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    "SELECT name FROM sqlite_master WHERE type = 'table'",
+                ))
+                .await?;
+            for t in tables {
+                let table: String = t.try_get("", "name")?;
+                let cols = db
+                    .query_all_raw(Statement::from_string(
+                        backend,
+                        format!("SELECT name FROM pragma_table_info('{table}')"),
+                    ))
+                    .await?;
+                let cols: Vec<String> = cols
+                    .iter()
+                    .map(|c| c.try_get::<String>("", "name"))
+                    .collect::<Result<_, _>>()?;
+                if cols.is_empty() {
+                    continue;
+                }
+                let select = cols
+                    .iter()
+                    .map(|c| format!("hex(\"{c}\")"))
+                    .collect::<Vec<_>>()
+                    .join(" || '|' || ");
+                let rows = db
+                    .query_all_raw(Statement::from_string(
+                        backend,
+                        format!("SELECT {select} AS v FROM \"{table}\""),
+                    ))
+                    .await?;
+                for row in rows {
+                    let v: String = row.try_get("", "v")?;
+                    for (col, hex) in cols.iter().zip(v.split('|')) {
+                        let value = String::from_utf8_lossy(&hex_decode(hex)).into_owned();
+                        out.push_str(&format!("{table}.{col}={value}\n"));
+                    }
+                }
+            }
+        }
+        DbBackend::Postgres => {
+            let tables = db
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    "SELECT table_name::text AS name FROM information_schema.tables \
+                     WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+                ))
+                .await?;
+            for t in tables {
+                let table: String = t.try_get("", "name")?;
+                let rows = db
+                    .query_all_raw(Statement::from_string(
+                        backend,
+                        format!("SELECT CAST(t AS TEXT) AS v FROM \"{table}\" AS t"),
+                    ))
+                    .await?;
+                for row in rows {
+                    let v: String = row.try_get("", "v")?;
+                    out.push_str(&format!("{table}: {v}\n"));
+                }
+            }
+        }
+        other => bail!("unsupported backend {other:?}"),
+    }
+    db.close().await?;
+    Ok(out)
 }
 
 /// A collection, a client and an oauth2 profile, with the profile's credentials.
@@ -926,7 +941,11 @@ pub fn verify_with_jwks(
         Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA) => Algorithm::EdDSA,
         _ => Algorithm::ES256,
     };
-    ensure!(header.alg == alg, "header alg {:?} != key alg {alg:?}", header.alg);
+    ensure!(
+        header.alg == alg,
+        "header alg {:?} != key alg {alg:?}",
+        header.alg
+    );
     let key = DecodingKey::from_jwk(jwk).context("JWK to decoding key")?;
     let mut validation = Validation::new(alg);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);

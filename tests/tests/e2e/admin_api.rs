@@ -38,10 +38,14 @@ fn assert_created(reply: &Reply) {
 }
 
 fn assert_rfc3339(v: &Value) {
-    let s = v.as_str().unwrap_or_else(|| panic!("time must be a string: {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("time must be a string: {v}"));
     // 2024-01-02T03:04:05Z or with fraction / offset; UTC required.
     assert!(
-        s.len() >= 20 && s.as_bytes().get(10) == Some(&b'T') && (s.ends_with('Z') || s.ends_with("+00:00")),
+        s.len() >= 20
+            && s.as_bytes().get(10) == Some(&b'T')
+            && (s.ends_with('Z') || s.ends_with("+00:00")),
         "not an RFC 3339 UTC time: {s}"
     );
 }
@@ -87,18 +91,37 @@ async fn collection_crud_and_merge_patch() -> anyhow::Result<()> {
     assert!(intro_secret.len() >= 32, "secret has ≥ 256 bits: {created}");
     assert_eq!(created["name"], "orders");
     assert_eq!(created["audience"], "https://orders.example.com/api");
-    assert_eq!(created["integration_url"], "https://orders.example.com/integrate");
-    assert_eq!(created["documentation_url"], "https://orders.example.com/docs");
+    assert_eq!(
+        created["integration_url"],
+        "https://orders.example.com/integrate"
+    );
+    assert_eq!(
+        created["documentation_url"],
+        "https://orders.example.com/docs"
+    );
     assert_rfc3339(&created["created_at"]);
     assert_rfc3339(&created["updated_at"]);
 
     // GET shows the same resource, never the secret.
-    let got = app.admin_get(&format!("/collections/{id}")).await?.expect_status(200);
-    assert!(!got.text().contains(&intro_secret), "secret in GET: {got:?}");
+    let got = app
+        .admin_get(&format!("/collections/{id}"))
+        .await?
+        .expect_status(200);
+    assert!(
+        !got.text().contains(&intro_secret),
+        "secret in GET: {got:?}"
+    );
     let got = got.json();
-    assert!(got.get("introspection_client_secret").is_none_or(Value::is_null), "{got}");
+    assert!(
+        got.get("introspection_client_secret")
+            .is_none_or(Value::is_null),
+        "{got}"
+    );
     assert_eq!(got["id"], id.as_str());
-    assert_eq!(got["introspection_client_id"], created["introspection_client_id"]);
+    assert_eq!(
+        got["introspection_client_id"],
+        created["introspection_client_id"]
+    );
     assert_eq!(got["description"], "Orders API");
     let scopes: Vec<(String, String)> = got["scopes"]
         .as_array()
@@ -111,8 +134,14 @@ async fn collection_crud_and_merge_patch() -> anyhow::Result<()> {
             )
         })
         .collect();
-    assert!(scopes.contains(&("orders:read".into(), "Read orders".into())), "{got}");
-    assert!(scopes.contains(&("orders:write".into(), "Write orders".into())), "{got}");
+    assert!(
+        scopes.contains(&("orders:read".into(), "Read orders".into())),
+        "{got}"
+    );
+    assert!(
+        scopes.contains(&("orders:write".into(), "Write orders".into())),
+        "{got}"
+    );
 
     // Merge patch: change one member, null another (removes it), leave the rest.
     let patched = app
@@ -124,21 +153,51 @@ async fn collection_crud_and_merge_patch() -> anyhow::Result<()> {
         .expect_status(200)
         .json();
     assert_eq!(patched["description"], "Orders API v2", "{patched}");
-    assert!(patched["documentation_url"].is_null(), "null removes: {patched}");
-    assert_eq!(patched["name"], "orders", "untouched member kept: {patched}");
-    assert_eq!(patched["audience"], "https://orders.example.com/api", "{patched}");
-    assert_eq!(patched["integration_url"], "https://orders.example.com/integrate");
-    assert_eq!(patched["scopes"].as_array().map(Vec::len), Some(2), "{patched}");
-    let got = app.admin_get(&format!("/collections/{id}")).await?.expect_status(200).json();
-    assert_eq!(got["description"], "Orders API v2", "patch persisted: {got}");
+    assert!(
+        patched["documentation_url"].is_null(),
+        "null removes: {patched}"
+    );
+    assert_eq!(
+        patched["name"], "orders",
+        "untouched member kept: {patched}"
+    );
+    assert_eq!(
+        patched["audience"], "https://orders.example.com/api",
+        "{patched}"
+    );
+    assert_eq!(
+        patched["integration_url"],
+        "https://orders.example.com/integrate"
+    );
+    assert_eq!(
+        patched["scopes"].as_array().map(Vec::len),
+        Some(2),
+        "{patched}"
+    );
+    let got = app
+        .admin_get(&format!("/collections/{id}"))
+        .await?
+        .expect_status(200)
+        .json();
+    assert_eq!(
+        got["description"], "Orders API v2",
+        "patch persisted: {got}"
+    );
     assert!(got["documentation_url"].is_null(), "{got}");
 
     // A patch that breaks validation is refused and changes nothing.
     let bad = app
-        .admin_patch(&format!("/collections/{id}"), &json!({"audience": "not a uri"}))
+        .admin_patch(
+            &format!("/collections/{id}"),
+            &json!({"audience": "not a uri"}),
+        )
         .await?;
     assert_validation(&bad, "audience");
-    let got = app.admin_get(&format!("/collections/{id}")).await?.expect_status(200).json();
+    let got = app
+        .admin_get(&format!("/collections/{id}"))
+        .await?
+        .expect_status(200)
+        .json();
     assert_eq!(got["audience"], "https://orders.example.com/api");
 
     // Delete, then 404.
@@ -167,9 +226,16 @@ async fn collection_lists_paginate_with_limit_and_cursor() -> anyhow::Result<()>
         ids.push(str_field(&c, "id")?.to_owned());
     }
 
-    let first = app.admin_get("/collections?limit=2").await?.expect_status(200).json();
+    let first = app
+        .admin_get("/collections?limit=2")
+        .await?
+        .expect_status(200)
+        .json();
     assert_eq!(first["items"].as_array().map(Vec::len), Some(2), "{first}");
-    assert!(first["next_cursor"].is_string(), "more pages remain: {first}");
+    assert!(
+        first["next_cursor"].is_string(),
+        "more pages remain: {first}"
+    );
 
     let (items, pages) = app.admin_list_all("/collections", 2).await?;
     assert!(pages >= 2, "3+ items in pages of 2 take ≥ 2 pages");
@@ -180,18 +246,37 @@ async fn collection_lists_paginate_with_limit_and_cursor() -> anyhow::Result<()>
     let mut unique_ids = listed.clone();
     unique_ids.sort();
     unique_ids.dedup();
-    assert_eq!(unique_ids.len(), listed.len(), "no item twice across pages: {listed:?}");
+    assert_eq!(
+        unique_ids.len(),
+        listed.len(),
+        "no item twice across pages: {listed:?}"
+    );
     for id in &ids {
-        assert!(listed.contains(id), "{id} missing from the paged list {listed:?}");
+        assert!(
+            listed.contains(id),
+            "{id} missing from the paged list {listed:?}"
+        );
     }
     // Lists never carry secrets either.
     for item in &items {
-        assert!(item.get("introspection_client_secret").is_none_or(Value::is_null), "{item}");
+        assert!(
+            item.get("introspection_client_secret")
+                .is_none_or(Value::is_null),
+            "{item}"
+        );
     }
 
     // The default page holds everything here (default limit 50).
-    let all = app.admin_get("/collections").await?.expect_status(200).json();
-    assert_eq!(all["items"].as_array().map(Vec::len), Some(items.len()), "{all}");
+    let all = app
+        .admin_get("/collections")
+        .await?
+        .expect_status(200)
+        .json();
+    assert_eq!(
+        all["items"].as_array().map(Vec::len),
+        Some(items.len()),
+        "{all}"
+    );
     assert!(all["next_cursor"].is_null(), "{all}");
 
     // An over-large limit is refused or clamped, never an error 500.
@@ -214,12 +299,19 @@ async fn collection_validation_and_conflicts() -> anyhow::Result<()> {
             "scopes": [{"name": scope, "description": "s"}],
         })
     };
-    app.create_collection_json(&good("billing", "https://billing.example.com/", "billing:read"))
-        .await?;
+    app.create_collection_json(&good(
+        "billing",
+        "https://billing.example.com/",
+        "billing:read",
+    ))
+    .await?;
 
     // Reserved scope namespace.
     let r = app
-        .admin_post("/collections", &good("sneaky", "https://sneaky.example.com/", "gatehouse:x"))
+        .admin_post(
+            "/collections",
+            &good("sneaky", "https://sneaky.example.com/", "gatehouse:x"),
+        )
         .await?;
     assert_validation(&r, "scopes");
     let r = app
@@ -233,7 +325,10 @@ async fn collection_validation_and_conflicts() -> anyhow::Result<()> {
     // Audience must be an absolute URI.
     for audience in ["not a uri", "/relative/path", ""] {
         let r = app
-            .admin_post("/collections", &good(&unique("aud"), audience, &unique("s")))
+            .admin_post(
+                "/collections",
+                &good(&unique("aud"), audience, &unique("s")),
+            )
             .await?;
         assert_validation(&r, "audience");
     }
@@ -252,7 +347,10 @@ async fn collection_validation_and_conflicts() -> anyhow::Result<()> {
 
     // Duplicate name → 409.
     let r = app
-        .admin_post("/collections", &good("billing", "https://billing2.example.com/", "billing2:read"))
+        .admin_post(
+            "/collections",
+            &good("billing", "https://billing2.example.com/", "billing2:read"),
+        )
         .await?;
     assert_eq!(r.status.as_u16(), 409, "duplicate name: {r:?}");
     assert!(r.json()["error"].is_string(), "{r:?}");
@@ -273,7 +371,10 @@ async fn collection_validation_and_conflicts() -> anyhow::Result<()> {
         assert!(r.json()["error"].is_string(), "{path}: {r:?}");
     }
     let r = app
-        .admin_patch("/collections/col_doesnotexist", &json!({"description": "x"}))
+        .admin_patch(
+            "/collections/col_doesnotexist",
+            &json!({"description": "x"}),
+        )
         .await?;
     assert_eq!(r.status.as_u16(), 404, "{r:?}");
     Ok(())
@@ -316,28 +417,55 @@ async fn client_crud_contact_and_project_filter() -> anyhow::Result<()> {
         }))
         .await?;
 
-    let got = app.admin_get(&format!("/clients/{acme_id}")).await?.expect_status(200).json();
+    let got = app
+        .admin_get(&format!("/clients/{acme_id}"))
+        .await?
+        .expect_status(200)
+        .json();
     assert_eq!(got["contact"]["first_name"], "Ada");
     assert_eq!(got["contact"]["last_name"], "Lovelace");
     assert_eq!(got["description"], "Acme's integration");
 
     // ?project= filters.
-    let alpha = app.admin_get("/clients?project=alpha").await?.expect_status(200).json();
+    let alpha = app
+        .admin_get("/clients?project=alpha")
+        .await?
+        .expect_status(200)
+        .json();
     let names: Vec<&str> = alpha["items"]
         .as_array()
         .expect("items")
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert!(names.contains(&"Acme Corp") && names.contains(&"Initech"), "{alpha}");
-    assert!(!names.contains(&"Globex"), "project filter leaks other projects: {alpha}");
-    let beta = app.admin_get("/clients?project=beta").await?.expect_status(200).json();
+    assert!(
+        names.contains(&"Acme Corp") && names.contains(&"Initech"),
+        "{alpha}"
+    );
+    assert!(
+        !names.contains(&"Globex"),
+        "project filter leaks other projects: {alpha}"
+    );
+    let beta = app
+        .admin_get("/clients?project=beta")
+        .await?
+        .expect_status(200)
+        .json();
     assert_eq!(beta["items"].as_array().map(Vec::len), Some(1), "{beta}");
     assert_eq!(beta["items"][0]["id"], globex["id"]);
-    let none = app.admin_get("/clients?project=nope").await?.expect_status(200).json();
+    let none = app
+        .admin_get("/clients?project=nope")
+        .await?
+        .expect_status(200)
+        .json();
     assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "{none}");
     let all = app.admin_get("/clients").await?.expect_status(200).json();
-    let all_ids: Vec<&Value> = all["items"].as_array().expect("items").iter().map(|c| &c["id"]).collect();
+    let all_ids: Vec<&Value> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| &c["id"])
+        .collect();
     for c in [&acme, &globex, &initech] {
         assert!(all_ids.contains(&&c["id"]), "{all}");
     }
@@ -352,7 +480,10 @@ async fn client_crud_contact_and_project_filter() -> anyhow::Result<()> {
         .expect_status(200)
         .json();
     assert_eq!(patched["contact"]["email"], "ops@acme.example", "{patched}");
-    assert_eq!(patched["contact"]["first_name"], "Ada", "nested merge: {patched}");
+    assert_eq!(
+        patched["contact"]["first_name"], "Ada",
+        "nested merge: {patched}"
+    );
     assert_eq!(patched["active"], false, "{patched}");
     assert_eq!(patched["name"], "Acme Corp");
 
@@ -409,15 +540,28 @@ async fn client_logo_upload_is_type_and_size_checked() -> anyhow::Result<()> {
         .admin_bytes(Method::PUT, &logo, "image/png", TINY_PNG.to_vec())
         .await?;
     assert!(r.status.is_success(), "PNG accepted: {r:?}");
-    let got = app.admin_get(&format!("/clients/{id}")).await?.expect_status(200).json();
+    let got = app
+        .admin_get(&format!("/clients/{id}"))
+        .await?
+        .expect_status(200)
+        .json();
     assert_eq!(got["has_logo"], true, "{got}");
     let r = app.admin_get(&logo).await?.expect_status(200);
     assert_eq!(r.bytes, TINY_PNG, "the logo comes back byte for byte");
-    assert_eq!(r.header("content-type").as_deref(), Some("image/png"), "{r:?}");
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("image/png"),
+        "{r:?}"
+    );
 
     // Text claiming to be a PNG: the type is checked by content, not by header.
     let r = app
-        .admin_bytes(Method::PUT, &logo, "image/png", b"hello, I am not an image\n".to_vec())
+        .admin_bytes(
+            Method::PUT,
+            &logo,
+            "image/png",
+            b"hello, I am not an image\n".to_vec(),
+        )
         .await?;
     assert!(r.status.is_client_error(), "text refused: {r:?}");
     let r = app
@@ -431,7 +575,9 @@ async fn client_logo_upload_is_type_and_size_checked() -> anyhow::Result<()> {
     // Over 256 KiB, with valid PNG magic.
     let mut big = TINY_PNG.to_vec();
     big.resize(256 * 1024 + 1, 0);
-    let r = app.admin_bytes(Method::PUT, &logo, "image/png", big).await?;
+    let r = app
+        .admin_bytes(Method::PUT, &logo, "image/png", big)
+        .await?;
     assert!(r.status.is_client_error(), "over 256 KiB refused: {r:?}");
 
     // Delete.
@@ -439,12 +585,21 @@ async fn client_logo_upload_is_type_and_size_checked() -> anyhow::Result<()> {
     assert!(matches!(r.status.as_u16(), 200 | 204), "{r:?}");
     let r = app.admin_get(&logo).await?;
     assert_eq!(r.status.as_u16(), 404, "{r:?}");
-    let got = app.admin_get(&format!("/clients/{id}")).await?.expect_status(200).json();
+    let got = app
+        .admin_get(&format!("/clients/{id}"))
+        .await?
+        .expect_status(200)
+        .json();
     assert_eq!(got["has_logo"], false, "{got}");
 
     // Logo of an unknown client.
     let r = app
-        .admin_bytes(Method::PUT, "/clients/cli_nope/logo", "image/png", TINY_PNG.to_vec())
+        .admin_bytes(
+            Method::PUT,
+            "/clients/cli_nope/logo",
+            "image/png",
+            TINY_PNG.to_vec(),
+        )
         .await?;
     assert_eq!(r.status.as_u16(), 404, "{r:?}");
     Ok(())

@@ -36,8 +36,14 @@ async fn admin_api_refuses_missing_and_wrong_tokens() -> anyhow::Result<()> {
         (Method::GET, "/audit-events"),
     ] {
         let body = (method == Method::POST).then(|| json!({"name": "x"}));
-        let none = app.admin_request_as(method.clone(), path, None, body.as_ref()).await?;
-        assert_eq!(none.status.as_u16(), 401, "{method} {path} without token: {none:?}");
+        let none = app
+            .admin_request_as(method.clone(), path, None, body.as_ref())
+            .await?;
+        assert_eq!(
+            none.status.as_u16(),
+            401,
+            "{method} {path} without token: {none:?}"
+        );
         assert_bearer_challenge(&none);
 
         let garbage = app
@@ -46,7 +52,10 @@ async fn admin_api_refuses_missing_and_wrong_tokens() -> anyhow::Result<()> {
         assert_eq!(garbage.status.as_u16(), 401, "{method} {path}: {garbage:?}");
         assert_bearer_challenge(&garbage);
         assert!(
-            garbage.header("www-authenticate").unwrap_or_default().contains("invalid_token"),
+            garbage
+                .header("www-authenticate")
+                .unwrap_or_default()
+                .contains("invalid_token"),
             "RFC 6750 error=\"invalid_token\": {garbage:?}"
         );
     }
@@ -99,7 +108,10 @@ async fn read_only_admin_tokens_can_read_but_not_write() -> anyhow::Result<()> {
     // 2. A separate client whose profile is granted only gatehouse:admin:read.
     let builtin = builtin_collection(&app).await?;
     let aud = str_field(&builtin, "audience")?;
-    assert!(aud.starts_with(&app.admin), "admin audience is the admin base URL: {builtin}");
+    assert!(
+        aud.starts_with(&app.admin),
+        "admin audience is the admin base URL: {builtin}"
+    );
     let client = app.create_client("Auditor").await?;
     let profile = app
         .create_profile(
@@ -152,13 +164,19 @@ async fn check_read_only(app: &TestApp, token: &str) -> anyhow::Result<()> {
         assert_eq!(r.status.as_u16(), 403, "read-only {method} {path}: {r:?}");
         assert_bearer_challenge(&r);
         assert!(
-            r.header("www-authenticate").unwrap_or_default().contains("insufficient_scope"),
+            r.header("www-authenticate")
+                .unwrap_or_default()
+                .contains("insufficient_scope"),
             "RFC 6750 error=\"insufficient_scope\": {r:?}"
         );
         assert_eq!(r.error_code(), "insufficient_scope", "{r:?}");
     }
     // Nothing was written.
-    let clients = app.admin_get("/clients?limit=1000").await?.expect_status(200).json();
+    let clients = app
+        .admin_get("/clients?limit=1000")
+        .await?
+        .expect_status(200)
+        .json();
     assert!(
         !clients["items"]
             .as_array()
@@ -178,7 +196,9 @@ async fn ordinary_client_tokens_are_not_admin_tokens() -> anyhow::Result<()> {
         .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
         .await?;
     for (method, path) in [(Method::GET, "/collections"), (Method::GET, "/clients")] {
-        let r = app.admin_request_as(method.clone(), path, Some(&token), None).await?;
+        let r = app
+            .admin_request_as(method.clone(), path, Some(&token), None)
+            .await?;
         assert!(
             matches!(r.status.as_u16(), 401 | 403),
             "{method} {path} with a non-admin token: {r:?}"

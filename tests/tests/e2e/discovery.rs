@@ -4,7 +4,12 @@ use gatehouse_tests::{Reply, Value, spawn_app};
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -58,11 +63,17 @@ async fn discovery_documents_describe_the_server() -> anyhow::Result<()> {
         );
         let methods = strings(&meta["token_endpoint_auth_methods_supported"]);
         for m in ["client_secret_basic", "client_secret_post"] {
-            assert!(methods.contains(&m.to_owned()), "{path}: {m} missing in {meta}");
+            assert!(
+                methods.contains(&m.to_owned()),
+                "{path}: {m} missing in {meta}"
+            );
         }
         // OIDC Discovery's required members, honestly filled.
         assert!(meta["authorization_endpoint"].is_string(), "{path}: {meta}");
-        assert!(meta["response_types_supported"].is_array(), "{path}: {meta}");
+        assert!(
+            meta["response_types_supported"].is_array(),
+            "{path}: {meta}"
+        );
         if path.contains("openid") {
             assert!(meta["subject_types_supported"].is_array(), "{path}: {meta}");
             assert!(
@@ -104,7 +115,11 @@ async fn authorization_endpoint_answers_unsupported_response_type() -> anyhow::R
     ] {
         let reply = app.get_url(&format!("{authorize}{query}")).await?;
         assert!(reply.status.is_client_error(), "{query}: {reply:?}");
-        assert_eq!(reply.error_code(), "unsupported_response_type", "{query}: {reply:?}");
+        assert_eq!(
+            reply.error_code(),
+            "unsupported_response_type",
+            "{query}: {reply:?}"
+        );
     }
     // Every request, POST included.
     let reply = Reply::read(
@@ -136,7 +151,10 @@ async fn jwks_publishes_public_signing_keys_only() -> anyhow::Result<()> {
         assert_eq!(key["use"], "sig", "{key}");
         assert!(key["alg"].is_string(), "{key}");
         for private in ["d", "p", "q", "dp", "dq", "qi", "k", "oth"] {
-            assert!(key.get(private).is_none(), "private member {private} published: {key}");
+            assert!(
+                key.get(private).is_none(),
+                "private member {private} published: {key}"
+            );
         }
     }
     // The default algorithm is ES256 (P-256), and at least one key is usable for it.

@@ -33,7 +33,11 @@ async fn oauth2_profile_shows_its_secret_once_and_connection_details() -> anyhow
     assert_eq!(created["active"], true, "profiles start active: {created}");
     assert_eq!(created["token_ttl_seconds"], 900);
     assert_eq!(created["custom_claims"]["tenant"], "acme", "{created}");
-    assert_eq!(created["collections"], json!([collection["id"]]), "{created}");
+    assert_eq!(
+        created["collections"],
+        json!([collection["id"]]),
+        "{created}"
+    );
     let oauth_client_id = str_field(&created, "oauth_client_id")?.to_owned();
     assert!(oauth_client_id.starts_with("gco_"), "{created}");
     let secret = str_field(&created, "oauth_client_secret")?.to_owned();
@@ -42,21 +46,30 @@ async fn oauth2_profile_shows_its_secret_once_and_connection_details() -> anyhow
 
     // Reads never show the secret.
     let reads = [
-        app.admin_get(&format!("/access-profiles/{profile_id}")).await?,
-        app.admin_get(&format!("/clients/{client_id}/access-profiles")).await?,
+        app.admin_get(&format!("/access-profiles/{profile_id}"))
+            .await?,
+        app.admin_get(&format!("/clients/{client_id}/access-profiles"))
+            .await?,
     ];
     for r in &reads {
         assert_eq!(r.status.as_u16(), 200, "{r:?}");
         assert!(!r.text().contains(&secret), "secret in a read: {r:?}");
     }
     let got = reads[0].json();
-    assert!(got.get("oauth_client_secret").is_none_or(Value::is_null), "{got}");
+    assert!(
+        got.get("oauth_client_secret").is_none_or(Value::is_null),
+        "{got}"
+    );
     assert_eq!(got["oauth_client_id"], oauth_client_id.as_str(), "{got}");
     let listed = reads[1].json();
     let items = listed["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{listed}");
     assert_eq!(items[0]["id"], profile_id.as_str());
-    assert!(items[0].get("oauth_client_secret").is_none_or(Value::is_null));
+    assert!(
+        items[0]
+            .get("oauth_client_secret")
+            .is_none_or(Value::is_null)
+    );
 
     // Connection details for the consumer.
     let conn = &got["connection"];
@@ -71,7 +84,9 @@ async fn oauth2_profile_shows_its_secret_once_and_connection_details() -> anyhow
     let meta = app.get_url(discovery_url).await?.expect_status(200).json();
     assert_eq!(meta["issuer"].as_str(), Some(app.issuer.as_str()), "{meta}");
     assert_eq!(meta["token_endpoint"], conn["token_endpoint"]);
-    let conn_cols = conn["collections"].as_array().expect("connection.collections");
+    let conn_cols = conn["collections"]
+        .as_array()
+        .expect("connection.collections");
     assert!(
         conn_cols
             .iter()
@@ -81,7 +96,10 @@ async fn oauth2_profile_shows_its_secret_once_and_connection_details() -> anyhow
 
     // auth_type cannot change.
     let r = app
-        .admin_patch(&format!("/access-profiles/{profile_id}"), &json!({"auth_type": "token"}))
+        .admin_patch(
+            &format!("/access-profiles/{profile_id}"),
+            &json!({"auth_type": "token"}),
+        )
         .await?;
     assert_eq!(r.status.as_u16(), 422, "{r:?}");
     let got = app
@@ -104,12 +122,20 @@ async fn oauth2_profile_shows_its_secret_once_and_connection_details() -> anyhow
     assert_eq!(patched["token_ttl_seconds"], 300);
     assert_eq!(patched["name"], "nightly-sync");
     assert_eq!(patched["oauth_client_id"], oauth_client_id.as_str());
-    assert!(patched.get("oauth_client_secret").is_none_or(Value::is_null));
+    assert!(
+        patched
+            .get("oauth_client_secret")
+            .is_none_or(Value::is_null)
+    );
 
     // Delete → 404.
-    let r = app.admin_delete(&format!("/access-profiles/{profile_id}")).await?;
+    let r = app
+        .admin_delete(&format!("/access-profiles/{profile_id}"))
+        .await?;
     assert!(matches!(r.status.as_u16(), 200 | 204), "{r:?}");
-    let r = app.admin_get(&format!("/access-profiles/{profile_id}")).await?;
+    let r = app
+        .admin_get(&format!("/access-profiles/{profile_id}"))
+        .await?;
     assert_eq!(r.status.as_u16(), 404, "{r:?}");
     // Its credentials are gone with it.
     let r = app.token_basic(&oauth_client_id, &secret, &[]).await?;
@@ -138,7 +164,16 @@ async fn profile_validation() -> anyhow::Result<()> {
     };
 
     // Registered JWT claims cannot be custom claims.
-    for claim in ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope"] {
+    for claim in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "jti",
+        "client_id",
+        "scope",
+    ] {
         let r = app
             .admin_post(&path, &base(json!({"custom_claims": {claim: "x"}})))
             .await?;
@@ -147,7 +182,9 @@ async fn profile_validation() -> anyhow::Result<()> {
     }
 
     // A scope the collections do not define.
-    let r = app.admin_post(&path, &base(json!({"scopes": ["billing:read"]}))).await?;
+    let r = app
+        .admin_post(&path, &base(json!({"scopes": ["billing:read"]})))
+        .await?;
     assert_eq!(r.status.as_u16(), 422, "{r:?}");
     // An unknown collection.
     let r = app
@@ -158,7 +195,9 @@ async fn profile_validation() -> anyhow::Result<()> {
         .await?;
     assert!(matches!(r.status.as_u16(), 404 | 422), "{r:?}");
     // An unknown auth_type.
-    let r = app.admin_post(&path, &base(json!({"auth_type": "kerberos"}))).await?;
+    let r = app
+        .admin_post(&path, &base(json!({"auth_type": "kerberos"})))
+        .await?;
     assert!(matches!(r.status.as_u16(), 400 | 422), "{r:?}");
     // Bad IP rules.
     let r = app
@@ -175,13 +214,17 @@ async fn profile_validation() -> anyhow::Result<()> {
     assert_eq!(r.status.as_u16(), 404, "{r:?}");
 
     // A valid one, then patches that must be refused.
-    let profile = app.create_profile(str_field(&client, "id")?, &base(json!({}))).await?;
+    let profile = app
+        .create_profile(str_field(&client, "id")?, &base(json!({})))
+        .await?;
     let ppath = format!("/access-profiles/{}", str_field(&profile, "id")?);
     let r = app
         .admin_patch(&ppath, &json!({"custom_claims": {"exp": 1}}))
         .await?;
     assert_eq!(r.status.as_u16(), 422, "{r:?}");
-    let r = app.admin_patch(&ppath, &json!({"auth_type": "jwt"})).await?;
+    let r = app
+        .admin_patch(&ppath, &json!({"auth_type": "jwt"}))
+        .await?;
     assert_eq!(r.status.as_u16(), 422, "{r:?}");
     Ok(())
 }

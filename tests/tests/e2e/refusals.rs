@@ -36,12 +36,19 @@ async fn inactive_profile_is_refused_as_invalid_client() -> anyhow::Result<()> {
     app.token_basic(id, secret, &[]).await?.expect_status(200);
 
     let path = format!("/access-profiles/{}", fx.profile_id());
-    let p = app.admin_patch(&path, &json!({"active": false})).await?.expect_status(200);
+    let p = app
+        .admin_patch(&path, &json!({"active": false}))
+        .await?
+        .expect_status(200);
     assert_eq!(p.json()["active"], false);
     assert_indistinguishable(&app.token_basic(id, secret, &[]).await?, &reference);
-    app.token_post(id, secret, &[]).await?.expect_error(401, "invalid_client");
+    app.token_post(id, secret, &[])
+        .await?
+        .expect_error(401, "invalid_client");
 
-    app.admin_patch(&path, &json!({"active": true})).await?.expect_status(200);
+    app.admin_patch(&path, &json!({"active": true}))
+        .await?
+        .expect_status(200);
     app.token_basic(id, secret, &[]).await?.expect_status(200);
     Ok(())
 }
@@ -55,9 +62,13 @@ async fn inactive_client_is_refused_as_invalid_client() -> anyhow::Result<()> {
     app.token_basic(id, secret, &[]).await?.expect_status(200);
 
     let path = format!("/clients/{}", fx.client_id());
-    app.admin_patch(&path, &json!({"active": false})).await?.expect_status(200);
+    app.admin_patch(&path, &json!({"active": false}))
+        .await?
+        .expect_status(200);
     assert_indistinguishable(&app.token_basic(id, secret, &[]).await?, &reference);
-    app.token_post(id, secret, &[]).await?.expect_error(401, "invalid_client");
+    app.token_post(id, secret, &[])
+        .await?
+        .expect_error(401, "invalid_client");
     // The profile itself is still active: only the client switch refuses it.
     let p = app
         .admin_get(&format!("/access-profiles/{}", fx.profile_id()))
@@ -65,7 +76,9 @@ async fn inactive_client_is_refused_as_invalid_client() -> anyhow::Result<()> {
         .expect_status(200);
     assert_eq!(p.json()["active"], true);
 
-    app.admin_patch(&path, &json!({"active": true})).await?.expect_status(200);
+    app.admin_patch(&path, &json!({"active": true}))
+        .await?
+        .expect_status(200);
     app.token_basic(id, secret, &[]).await?.expect_status(200);
     Ok(())
 }
@@ -79,13 +92,19 @@ async fn ip_rules_refuse_and_forwarded_for_is_ignored_from_untrusted_peers() -> 
             json!({"ip_rules": {"default_access": "deny", "allow": ["10.0.0.0/8"], "deny": []}}),
         )
         .await?;
-    assert_eq!(fx.profile["ip_rules"]["default_access"], "deny", "{}", fx.profile);
+    assert_eq!(
+        fx.profile["ip_rules"]["default_access"], "deny",
+        "{}",
+        fx.profile
+    );
     let (id, secret) = (fx.oauth_client_id.as_str(), fx.oauth_client_secret.as_str());
     let reference = wrong_secret_reply(&app, &fx).await?;
 
     // From 127.0.0.1: denied, indistinguishable from a wrong secret.
     assert_indistinguishable(&app.token_basic(id, secret, &[]).await?, &reference);
-    app.token_post(id, secret, &[]).await?.expect_error(401, "invalid_client");
+    app.token_post(id, secret, &[])
+        .await?
+        .expect_error(401, "invalid_client");
     // X-Forwarded-For from an untrusted peer (no trusted proxies) changes nothing.
     let spoofed = app
         .token_form(
@@ -159,10 +178,14 @@ async fn forwarded_for_is_honoured_from_a_trusted_proxy() -> anyhow::Result<()> 
     xff("10.1.2.3").await?.expect_status(200);
     xff("192.0.2.7").await?.expect_error(401, "invalid_client");
     // Read right to left: the right-most untrusted address is the client.
-    xff("10.9.9.9, 192.0.2.7").await?.expect_error(401, "invalid_client");
+    xff("10.9.9.9, 192.0.2.7")
+        .await?
+        .expect_error(401, "invalid_client");
     xff("192.0.2.7, 10.1.2.3").await?.expect_status(200);
     // Without the header the peer itself (127.0.0.1) is the client: denied.
-    app.token_basic(id, secret, &[]).await?.expect_error(401, "invalid_client");
+    app.token_basic(id, secret, &[])
+        .await?
+        .expect_error(401, "invalid_client");
 
     // A deny entry for the forwarded address wins.
     app.admin_patch(

@@ -15,25 +15,45 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 fn assert_token_response(reply: &Reply, ttl: i64) -> String {
     assert_eq!(reply.status.as_u16(), 200, "{reply:?}");
     let cc = reply.header("cache-control").unwrap_or_default();
-    assert!(cc.to_ascii_lowercase().contains("no-store"), "Cache-Control: {reply:?}");
+    assert!(
+        cc.to_ascii_lowercase().contains("no-store"),
+        "Cache-Control: {reply:?}"
+    );
     assert_eq!(
-        reply.header("pragma").map(|p| p.to_ascii_lowercase()).as_deref(),
+        reply
+            .header("pragma")
+            .map(|p| p.to_ascii_lowercase())
+            .as_deref(),
         Some("no-cache"),
         "{reply:?}"
     );
     assert!(
-        reply.header("content-type").unwrap_or_default().starts_with("application/json"),
+        reply
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/json"),
         "{reply:?}"
     );
     let body = reply.json();
     assert!(
-        body["token_type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
+        body["token_type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
         "{body}"
     );
     let expires_in = body["expires_in"].as_i64().expect("expires_in integer");
-    assert!((expires_in - ttl).abs() <= 2, "expires_in {expires_in} vs ttl {ttl}");
-    assert!(body.get("refresh_token").is_none(), "no refresh token for client credentials");
-    body["access_token"].as_str().expect("access_token").to_owned()
+    assert!(
+        (expires_in - ttl).abs() <= 2,
+        "expires_in {expires_in} vs ttl {ttl}"
+    );
+    assert!(
+        body.get("refresh_token").is_none(),
+        "no refresh token for client credentials"
+    );
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,8 +66,12 @@ async fn token_via_basic_and_post_carries_rfc9068_claims() -> anyhow::Result<()>
         )
         .await?;
 
-    let basic = app.token_basic(&fx.oauth_client_id, &fx.oauth_client_secret, &[]).await?;
-    let post = app.token_post(&fx.oauth_client_id, &fx.oauth_client_secret, &[]).await?;
+    let basic = app
+        .token_basic(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
+    let post = app
+        .token_post(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
     let jwks = app.jwks().await?;
     let mut jtis = BTreeSet::new();
     for reply in [basic, post] {
@@ -61,29 +85,67 @@ async fn token_via_basic_and_post_carries_rfc9068_claims() -> anyhow::Result<()>
         );
 
         let (header, claims) = decode_jwt_unverified(&token)?;
-        assert_eq!(header["typ"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("at+jwt"), "{header}");
+        assert_eq!(
+            header["typ"]
+                .as_str()
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("at+jwt"),
+            "{header}"
+        );
         assert_eq!(header["alg"], "ES256", "{header}");
         let kid = header["kid"].as_str().expect("kid");
         assert!(
-            jwks["keys"].as_array().expect("keys").iter().any(|k| k["kid"] == kid),
+            jwks["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .any(|k| k["kid"] == kid),
             "kid {kid} is published"
         );
 
-        assert_eq!(claims["iss"].as_str(), Some(app.issuer.as_str()), "{claims}");
-        assert_eq!(claims["sub"].as_str(), Some(fx.oauth_client_id.as_str()), "{claims}");
-        assert_eq!(claims["client_id"].as_str(), Some(fx.oauth_client_id.as_str()), "{claims}");
-        assert_eq!(claims["aud"].as_str(), Some(fx.audience.as_str()), "one audience is a string: {claims}");
+        assert_eq!(
+            claims["iss"].as_str(),
+            Some(app.issuer.as_str()),
+            "{claims}"
+        );
+        assert_eq!(
+            claims["sub"].as_str(),
+            Some(fx.oauth_client_id.as_str()),
+            "{claims}"
+        );
+        assert_eq!(
+            claims["client_id"].as_str(),
+            Some(fx.oauth_client_id.as_str()),
+            "{claims}"
+        );
+        assert_eq!(
+            claims["aud"].as_str(),
+            Some(fx.audience.as_str()),
+            "one audience is a string: {claims}"
+        );
         assert_eq!(
             claims["scope"].as_str().map(scope_set),
             Some(set(&["orders:read", "orders:write"])),
             "{claims}"
         );
-        assert_eq!(claims["profile_id"].as_str(), Some(fx.profile_id()), "{claims}");
+        assert_eq!(
+            claims["profile_id"].as_str(),
+            Some(fx.profile_id()),
+            "{claims}"
+        );
         assert_eq!(claims["tenant"], "acme", "{claims}");
         assert_eq!(claims["tier"], 3, "{claims}");
-        let iat = claims["iat"].as_u64().expect("iat is an integer (not a float)");
-        let exp = claims["exp"].as_u64().expect("exp is an integer (not a float)");
-        assert!(exp > iat && (exp - iat).abs_diff(600) <= 2, "exp - iat = ttl: {claims}");
+        let iat = claims["iat"]
+            .as_u64()
+            .expect("iat is an integer (not a float)");
+        let exp = claims["exp"]
+            .as_u64()
+            .expect("exp is an integer (not a float)");
+        assert!(
+            exp > iat && (exp - iat).abs_diff(600) <= 2,
+            "exp - iat = ttl: {claims}"
+        );
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
@@ -96,9 +158,7 @@ async fn token_via_basic_and_post_carries_rfc9068_claims() -> anyhow::Result<()>
         let verified = verify_with_jwks(&jwks, &token, Some(&fx.audience), Some(&app.issuer))?;
         assert_eq!(verified, claims);
         // ... and a wrong audience fails verification (the check has teeth).
-        assert!(
-            verify_with_jwks(&jwks, &token, Some("https://other.example.com/"), None).is_err()
-        );
+        assert!(verify_with_jwks(&jwks, &token, Some("https://other.example.com/"), None).is_err());
     }
     Ok(())
 }
@@ -107,7 +167,9 @@ async fn token_via_basic_and_post_carries_rfc9068_claims() -> anyhow::Result<()>
 async fn a_tampered_token_does_not_verify() -> anyhow::Result<()> {
     let app = spawn_app().await?;
     let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
-    let token = app.access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[]).await?;
+    let token = app
+        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
     app.verify_token(&token, Some(&fx.audience)).await?;
 
     use base64::Engine;
@@ -130,7 +192,9 @@ async fn default_ttl_is_an_hour() -> anyhow::Result<()> {
     let app = spawn_app().await?;
     let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
     assert_eq!(fx.profile["token_ttl_seconds"], 3600, "{}", fx.profile);
-    let reply = app.token_basic(&fx.oauth_client_id, &fx.oauth_client_secret, &[]).await?;
+    let reply = app
+        .token_basic(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
     assert_token_response(&reply, 3600);
     Ok(())
 }
@@ -144,11 +208,17 @@ async fn scopes_and_resource_indicators() -> anyhow::Result<()> {
     let (id, secret) = (fx.oauth_client_id.as_str(), fx.oauth_client_secret.as_str());
 
     // A subset.
-    let r = app.token_basic(id, secret, &[("scope", "orders:read")]).await?.expect_status(200);
+    let r = app
+        .token_basic(id, secret, &[("scope", "orders:read")])
+        .await?
+        .expect_status(200);
     let token = r.json()["access_token"].as_str().expect("token").to_owned();
     let (_, claims) = decode_jwt_unverified(&token)?;
     assert_eq!(claims["scope"], "orders:read", "{claims}");
-    assert_eq!(r.json()["scope"].as_str().map(scope_set), Some(set(&["orders:read"])));
+    assert_eq!(
+        r.json()["scope"].as_str().map(scope_set),
+        Some(set(&["orders:read"]))
+    );
 
     // Outside the profile.
     app.token_basic(id, secret, &[("scope", "billing:read")])
@@ -168,7 +238,11 @@ async fn scopes_and_resource_indicators() -> anyhow::Result<()> {
         .await?
         .expect_status(200);
     let (_, claims) = decode_jwt_unverified(r.json()["access_token"].as_str().expect("token"))?;
-    assert_eq!(claims["aud"].as_str(), Some(fx.audience.as_str()), "{claims}");
+    assert_eq!(
+        claims["aud"].as_str(),
+        Some(fx.audience.as_str()),
+        "{claims}"
+    );
     app.token_basic(id, secret, &[("resource", "https://unknown.example.com/")])
         .await?
         .expect_error(400, "invalid_target");
@@ -194,7 +268,10 @@ async fn a_profile_restricted_to_some_scopes_gets_only_those() -> anyhow::Result
     let (id, secret) = (fx.oauth_client_id.as_str(), fx.oauth_client_secret.as_str());
     let r = app.token_basic(id, secret, &[]).await?.expect_status(200);
     let (_, claims) = decode_jwt_unverified(r.json()["access_token"].as_str().expect("token"))?;
-    assert_eq!(claims["scope"], "orders:read", "default = the profile's subset: {claims}");
+    assert_eq!(
+        claims["scope"], "orders:read",
+        "default = the profile's subset: {claims}"
+    );
     app.token_basic(id, secret, &[("scope", "orders:write")])
         .await?
         .expect_error(400, "invalid_scope");
@@ -236,16 +313,29 @@ async fn audiences_follow_the_granted_scopes() -> anyhow::Result<()> {
         .iter()
         .filter_map(|a| a.as_str().map(str::to_owned))
         .collect();
-    assert_eq!(auds, set(&["https://orders.example.com/", "https://billing.example.com/"]));
+    assert_eq!(
+        auds,
+        set(&[
+            "https://orders.example.com/",
+            "https://billing.example.com/"
+        ])
+    );
     assert_eq!(
         claims["scope"].as_str().map(scope_set),
         Some(set(&["orders:read", "billing:read"]))
     );
     let jwks = app.jwks().await?;
-    verify_with_jwks(&jwks, &token, Some("https://billing.example.com/"), Some(&app.issuer))?;
+    verify_with_jwks(
+        &jwks,
+        &token,
+        Some("https://billing.example.com/"),
+        Some(&app.issuer),
+    )?;
 
     // One scope: only the audience of the collection that owns it.
-    let token = app.access_token(id, secret, &[("scope", "billing:read")]).await?;
+    let token = app
+        .access_token(id, secret, &[("scope", "billing:read")])
+        .await?;
     let (_, claims) = decode_jwt_unverified(&token)?;
     assert_eq!(claims["aud"], "https://billing.example.com/", "{claims}");
 
@@ -268,7 +358,10 @@ async fn audiences_follow_the_granted_scopes() -> anyhow::Result<()> {
     let token = app.access_token(all_id, all_secret, &[]).await?;
     let (_, claims) = decode_jwt_unverified(&token)?;
     let scopes = claims["scope"].as_str().map(scope_set).unwrap_or_default();
-    assert!(scopes.contains("orders:read") && scopes.contains("billing:read"), "{claims}");
+    assert!(
+        scopes.contains("orders:read") && scopes.contains("billing:read"),
+        "{claims}"
+    );
     assert!(
         !scopes.iter().any(|s| s.starts_with("gatehouse:")),
         "all_collections must not include admin scopes: {claims}"

@@ -19,11 +19,15 @@ async fn invalid_client_errors() -> anyhow::Result<()> {
     let id = fx.oauth_client_id.as_str();
 
     // Wrong secret via Basic: 401 + WWW-Authenticate: Basic.
-    let wrong_basic = app.token_basic(id, "wrong-secret-wrong-secret-wrong-secret", &[]).await?;
+    let wrong_basic = app
+        .token_basic(id, "wrong-secret-wrong-secret-wrong-secret", &[])
+        .await?;
     wrong_basic.expect_error(401, "invalid_client");
     assert_basic_challenge(&wrong_basic);
     // Wrong secret via post: 401, and no Basic challenge (Basic was not used).
-    let wrong_post = app.token_post(id, "wrong-secret-wrong-secret-wrong-secret", &[]).await?;
+    let wrong_post = app
+        .token_post(id, "wrong-secret-wrong-secret-wrong-secret", &[])
+        .await?;
     wrong_post.expect_error(401, "invalid_client");
     assert!(
         wrong_post.header("www-authenticate").is_none(),
@@ -53,11 +57,16 @@ async fn invalid_client_errors() -> anyhow::Result<()> {
         "no credentials: {none:?}"
     );
     assert!(
-        matches!(none.error_code().as_str(), "invalid_client" | "invalid_request"),
+        matches!(
+            none.error_code().as_str(),
+            "invalid_client" | "invalid_request"
+        ),
         "{none:?}"
     );
     // The right secret still works after all that.
-    app.token_basic(id, &fx.oauth_client_secret, &[]).await?.expect_status(200);
+    app.token_basic(id, &fx.oauth_client_secret, &[])
+        .await?
+        .expect_status(200);
     Ok(())
 }
 
@@ -123,11 +132,15 @@ async fn only_post_is_allowed_on_the_token_endpoint() -> anyhow::Result<()> {
         assert_eq!(reply.status.as_u16(), 405, "{method}: {reply:?}");
         let allow = reply.header("allow").unwrap_or_default();
         assert!(
-            allow.split(',').any(|m| m.trim().eq_ignore_ascii_case("POST")),
+            allow
+                .split(',')
+                .any(|m| m.trim().eq_ignore_ascii_case("POST")),
             "{method}: Allow lists POST: {reply:?}"
         );
         assert!(
-            !allow.split(',').any(|m| m.trim().eq_ignore_ascii_case(method.as_str())),
+            !allow
+                .split(',')
+                .any(|m| m.trim().eq_ignore_ascii_case(method.as_str())),
             "{method}: Allow must not list {method}: {reply:?}"
         );
     }
@@ -138,9 +151,12 @@ async fn only_post_is_allowed_on_the_token_endpoint() -> anyhow::Result<()> {
 async fn error_bodies_are_json_with_rfc_codes() -> anyhow::Result<()> {
     let app = spawn_app().await?;
     let replies = [
-        app.token_basic("gco_nobody000000000000", "x".repeat(40).as_str(), &[]).await?,
-        app.token_raw(None, "grant_type=password".into(), &[]).await?,
-        app.token_raw(None, "grant_type=a&grant_type=b".into(), &[]).await?,
+        app.token_basic("gco_nobody000000000000", "x".repeat(40).as_str(), &[])
+            .await?,
+        app.token_raw(None, "grant_type=password".into(), &[])
+            .await?,
+        app.token_raw(None, "grant_type=a&grant_type=b".into(), &[])
+            .await?,
         // A body that is not a form at all.
         Reply::read(
             app.http
@@ -155,7 +171,9 @@ async fn error_bodies_are_json_with_rfc_codes() -> anyhow::Result<()> {
     for reply in &replies {
         assert!(reply.status.is_client_error(), "{reply:?}");
         let body = reply.json();
-        let code = body["error"].as_str().unwrap_or_else(|| panic!("error: {reply:?}"));
+        let code = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error: {reply:?}"));
         assert!(
             [
                 "invalid_request",
@@ -171,7 +189,10 @@ async fn error_bodies_are_json_with_rfc_codes() -> anyhow::Result<()> {
         );
         // Never echo internal error text through error_description.
         if let Some(desc) = body["error_description"].as_str() {
-            assert!(!desc.contains("sqlx") && !desc.contains("DbErr"), "{reply:?}");
+            assert!(
+                !desc.contains("sqlx") && !desc.contains("DbErr"),
+                "{reply:?}"
+            );
         }
     }
     Ok(())

@@ -167,3 +167,34 @@ async fn jwks_publishes_public_signing_keys_only() -> anyhow::Result<()> {
     assert!(es["x"].is_string() && es["y"].is_string(), "{es}");
     Ok(())
 }
+
+/// A third-party OIDC library (openidconnect's `CoreProviderMetadata`, the type relying
+/// parties deserialize discovery into) accepts our document and finds the same endpoints.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_third_party_oidc_library_parses_the_discovery_document() -> anyhow::Result<()> {
+    use openidconnect::core::{CoreGrantType, CoreProviderMetadata};
+    let app = spawn_app().await?;
+    let reply = app
+        .get_public("/.well-known/openid-configuration")
+        .await?
+        .expect_status(200);
+    let meta: CoreProviderMetadata = serde_json::from_slice(&reply.bytes)?;
+    assert_eq!(meta.issuer().as_str(), app.issuer);
+    assert_eq!(
+        meta.token_endpoint().map(|u| u.as_str().to_owned()),
+        Some(format!("{}/oauth/token", app.issuer))
+    );
+    assert_eq!(
+        meta.jwks_uri().as_str(),
+        format!("{}/oauth/jwks", app.issuer)
+    );
+    assert!(
+        meta.grant_types_supported()
+            .is_some_and(|g| g.contains(&CoreGrantType::ClientCredentials))
+    );
+    // Its JWKS type parses our keys too.
+    let jwks = app.get_public("/oauth/jwks").await?.expect_status(200);
+    let set: openidconnect::core::CoreJsonWebKeySet = serde_json::from_slice(&jwks.bytes)?;
+    assert_eq!(set.keys().len(), 1);
+    Ok(())
+}

@@ -8,7 +8,7 @@ use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_registry::Actor;
-use gatehouse_registry::types::{ADMIN_READ_SCOPE, ADMIN_SCOPE};
+use gatehouse_registry::types::{ADMIN_SCOPE, admin_rights};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -68,46 +68,29 @@ async fn authorize(
             }
         })?;
     let claims = verified.claims;
-    let audience_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == &state.admin_audience,
-        Some(Value::Array(list)) => list
-            .iter()
-            .any(|a| a.as_str() == Some(state.admin_audience.as_str())),
-        _ => false,
-    };
-    if !audience_ok {
-        return Err(ApiError::Forbidden {
-            needed: ADMIN_SCOPE,
-        });
-    }
+    let rights = admin_rights(&claims, &state.admin_audience).ok_or(ApiError::Forbidden {
+        needed: ADMIN_SCOPE,
+    })?;
     let sub = claims
         .get("sub")
         .and_then(Value::as_str)
         .ok_or(ApiError::Unauthenticated {
             invalid_token: true,
         })?;
-    // A token outlives nothing: a deactivated or deleted admin profile loses access at once.
+    // A revoked token, or one whose admin profile was deactivated or deleted, stops at once.
+    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
+    if state.registry.is_revoked(jti).await? {
+        return Err(invalid);
+    }
     match state.registry.profile_by_client_id(sub).await {
         Ok(Some(p)) if p.is_active() => {}
         Ok(_) => return Err(invalid),
         Err(e) => return Err(e.into()),
     }
-    let scopes: Vec<&str> = claims
-        .get("scope")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .split(' ')
-        .collect();
     let read_only = matches!(*method, Method::GET | Method::HEAD);
-    let allowed =
-        scopes.contains(&ADMIN_SCOPE) || (read_only && scopes.contains(&ADMIN_READ_SCOPE));
-    if !allowed {
+    if !rights.write && !read_only {
         return Err(ApiError::Forbidden {
-            needed: if read_only {
-                ADMIN_READ_SCOPE
-            } else {
-                ADMIN_SCOPE
-            },
+            needed: ADMIN_SCOPE,
         });
     }
     Ok(Actor(sub.to_owned()))

@@ -17,8 +17,8 @@ pub mod types;
 
 pub use error::{RegistryError, Result};
 pub use service::{
-    Actor, AuthFailure, BootstrapCredentials, BootstrapOutcome, GrantedCollection, ProfileSnapshot,
-    Registry, RegistrySettings, StoredKey, parse_input,
+    Actor, AuthFailure, BootstrapCredentials, BootstrapOutcome, CollectionSnapshot,
+    GrantedCollection, ProfileSnapshot, Registry, RegistrySettings, StoredKey, parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.

@@ -679,3 +679,72 @@ mod tests {
         assert!(parse_custom_claims(&serde_json::json!([1]), "c").is_err());
     }
 }
+
+/// What an admin access token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminRights {
+    /// `gatehouse:admin`: read and write; otherwise read only.
+    pub write: bool,
+}
+
+/// The admin rights carried by verified access-token claims: the audience must include the
+/// admin audience and the scope `gatehouse:admin` or `gatehouse:admin:read`.
+pub fn admin_rights(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    admin_audience: &str,
+) -> Option<AdminRights> {
+    use serde_json::Value;
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == admin_audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(admin_audience)),
+        _ => false,
+    };
+    if !audience_ok {
+        return None;
+    }
+    let scope = claims.get("scope").and_then(Value::as_str).unwrap_or("");
+    let mut scopes = scope.split(' ');
+    if scopes.clone().any(|s| s == ADMIN_SCOPE) {
+        Some(AdminRights { write: true })
+    } else if scopes.any(|s| s == ADMIN_READ_SCOPE) {
+        Some(AdminRights { write: false })
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod admin_rights_tests {
+    use super::*;
+
+    #[test]
+    fn rights_follow_audience_and_scope() {
+        let claims = |aud: serde_json::Value, scope: &str| {
+            serde_json::json!({"aud": aud, "scope": scope})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let a = "http://127.0.0.1:8081";
+        assert_eq!(
+            admin_rights(&claims(a.into(), "gatehouse:admin"), a),
+            Some(AdminRights { write: true })
+        );
+        assert_eq!(
+            admin_rights(
+                &claims(serde_json::json!([a, "x"]), "gatehouse:admin:read"),
+                a
+            ),
+            Some(AdminRights { write: false })
+        );
+        assert_eq!(
+            admin_rights(&claims("https://other".into(), "gatehouse:admin"), a),
+            None
+        );
+        assert_eq!(admin_rights(&claims(a.into(), "orders:read"), a), None);
+        assert_eq!(
+            admin_rights(&claims(a.into(), "gatehouse:administrator"), a),
+            None
+        );
+    }
+}

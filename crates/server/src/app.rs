@@ -190,7 +190,9 @@ pub async fn start(config: Config) -> Result<Server> {
     let (registry, keys) = prepared?;
 
     let mut endpoints = Endpoints::under(&issuer);
-    endpoints.service_documentation = None;
+    let base = issuer.trim_end_matches('/');
+    endpoints.introspection = Some(format!("{base}/oauth/introspect"));
+    endpoints.revocation = Some(format!("{base}/oauth/revoke"));
     let discovery = DiscoveryDocuments::build(&endpoints, &keys.current().published_algs())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
@@ -201,6 +203,7 @@ pub async fn start(config: Config) -> Result<Server> {
             issuer.clone(),
             config.max_token_ttl,
             config.trusted_proxies.clone(),
+            admin_audience.clone(),
         )
         .context("issuer URL")?,
     );

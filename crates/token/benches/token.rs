@@ -60,8 +60,17 @@ async fn fixture(alg: SigningAlg) -> Fixture {
         )
         .await
         .unwrap();
-    let state =
-        Arc::new(TokenState::new(registry, keys, ISSUER.to_owned(), 86_400, Vec::new()).unwrap());
+    let state = Arc::new(
+        TokenState::new(
+            registry,
+            keys,
+            ISSUER.to_owned(),
+            86_400,
+            Vec::new(),
+            "http://127.0.0.1:8081".to_owned(),
+        )
+        .unwrap(),
+    );
     Fixture {
         state,
         client_id: profile.profile.oauth_client_id,

@@ -22,6 +22,14 @@ pub fn router(state: Arc<TokenState>) -> Router {
     Router::new()
         .route("/oauth/token", post(token).fallback(method_not_allowed))
         .route("/oauth/authorize", any(authorize))
+        .route(
+            "/oauth/introspect",
+            post(crate::introspect::introspect).fallback(method_not_allowed),
+        )
+        .route(
+            "/oauth/revoke",
+            post(crate::introspect::revoke).fallback(method_not_allowed),
+        )
         .with_state(state)
 }
 

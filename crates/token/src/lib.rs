@@ -5,10 +5,12 @@
 //! It decides nothing about the registry (that is the registry crate's job) and holds no key
 //! material (that is the jwks crate's).
 
+pub mod caller;
 pub mod client_ip;
 pub mod error;
 pub mod flow;
 mod http;
+pub mod introspect;
 pub mod request;
 pub mod service;
 mod state;

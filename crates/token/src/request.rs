@@ -78,14 +78,13 @@ pub struct TokenRequest {
     pub auth: ClientAuth,
 }
 
-const SECRET_PARAMS: [&str; 2] = ["client_secret", "client_assertion"];
-
-/// Parse a token request from its content type, `Authorization` header and body.
-pub fn parse(
+/// Parse an `application/x-www-form-urlencoded` body strictly: parameters without a value
+/// are omitted (RFC 6749 §3.1) and none may repeat (§3.2) except those in `repeatable`.
+pub fn parse_form(
     content_type: Option<&HeaderValue>,
-    authorization: Option<&HeaderValue>,
     body: &[u8],
-) -> Result<TokenRequest, TokenError> {
+    repeatable: &[&str],
+) -> Result<Vec<(String, String)>, TokenError> {
     let form = content_type
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -100,32 +99,44 @@ pub fn parse(
         ));
     }
     let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (key, value) in form_urlencoded::parse(body) {
+        if value.is_empty() {
+            continue;
+        }
+        if !repeatable.contains(&key.as_ref()) && !seen.insert(key.clone()) {
+            return Err(TokenError::InvalidRequest("a parameter is repeated"));
+        }
+        out.push((key.into_owned(), value.into_owned()));
+    }
+    Ok(out)
+}
+
+/// Parse a token request from its content type, `Authorization` header and body.
+pub fn parse(
+    content_type: Option<&HeaderValue>,
+    authorization: Option<&HeaderValue>,
+    body: &[u8],
+) -> Result<TokenRequest, TokenError> {
+    // RFC 8707 §2 allows several `resource`s.
+    let params = parse_form(content_type, body, &["resource"])?;
     let mut grant_type = None;
     let mut scope = None;
     let mut resources = Vec::new();
     let mut body_id = None;
     let mut body_secret = None;
     let mut assertion = false;
-    for (key, value) in form_urlencoded::parse(body) {
-        // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
-        if value.is_empty() {
-            continue;
-        }
-        // RFC 6749 §3.2: parameters must not repeat; RFC 8707 §2 allows several `resource`s.
-        if key != "resource" && !seen.insert(key.clone()) {
-            return Err(TokenError::InvalidRequest("a parameter is repeated"));
-        }
-        match key.as_ref() {
-            "grant_type" => grant_type = Some(value.into_owned()),
-            "scope" => scope = Some(value.into_owned()),
-            "resource" => resources.push(value.into_owned()),
-            "client_id" => body_id = Some(value.into_owned()),
-            "client_secret" => body_secret = Some(SecretString::new(value.into_owned())),
+    for (key, value) in params {
+        match key.as_str() {
+            "grant_type" => grant_type = Some(value),
+            "scope" => scope = Some(value),
+            "resource" => resources.push(value),
+            "client_id" => body_id = Some(value),
+            "client_secret" => body_secret = Some(SecretString::new(value)),
             "client_assertion" | "client_assertion_type" => assertion = true,
             _ => {}
         }
     }
-    let _ = SECRET_PARAMS;
     let grant_type =
         GrantType::parse(&grant_type.ok_or(TokenError::InvalidRequest("grant_type is missing"))?)?;
 
@@ -184,7 +195,7 @@ pub fn parse(
 }
 
 /// `Authorization: Basic` with RFC 6749 §2.3.1's form-encoding of id and secret.
-fn parse_basic(header: &HeaderValue) -> Result<(String, SecretString), TokenError> {
+pub(crate) fn parse_basic(header: &HeaderValue) -> Result<(String, SecretString), TokenError> {
     let bad = TokenError::InvalidClient { basic: true };
     let text = header.to_str().map_err(|_| bad.clone())?;
     let (scheme, rest) = text.split_once(' ').ok_or_else(|| bad.clone())?;

@@ -18,7 +18,12 @@ pub struct TokenState {
     pub max_token_ttl: i64,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Audience of admin tokens (the built-in admin collection's).
+    pub admin_audience: String,
     pub(crate) placeholder_redirect: url::Url,
+    /// Verified access tokens by SHA-256 of the token; an entry is used only before `exp`.
+    pub(crate) verified_tokens:
+        quick_cache::sync::Cache<[u8; 32], Arc<gatehouse_jwks::VerifiedToken>>,
 }
 
 impl TokenState {
@@ -29,6 +34,7 @@ impl TokenState {
         issuer: String,
         max_token_ttl: i64,
         trusted_proxies: Vec<IpNet>,
+        admin_audience: String,
     ) -> Result<Self, url::ParseError> {
         let placeholder_redirect = url::Url::parse(&issuer)?;
         Ok(Self {
@@ -37,7 +43,9 @@ impl TokenState {
             issuer,
             max_token_ttl,
             trusted_proxies,
+            admin_audience,
             placeholder_redirect,
+            verified_tokens: quick_cache::sync::Cache::new(100_000),
         })
     }
 }

@@ -7,4 +7,5 @@ pub mod client_secret;
 pub mod collection;
 pub mod collection_scope;
 pub mod profile_collection;
+pub mod revoked_token;
 pub mod signing_key;

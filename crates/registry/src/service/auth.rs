@@ -2,13 +2,15 @@
 //! cache miss, and a verified-secret cache so repeat authentications cost microseconds.
 
 use super::Registry;
-use crate::entity::{access_profile, client, client_secret};
+use crate::entity::{access_profile, client, client_secret, collection, revoked_token};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::secret::sha256;
 use crate::types::{AuthType, IpRules, IpRulesDoc};
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -76,11 +78,29 @@ impl ProfileSnapshot {
         self.ip_rules.allows(addr)
     }
 
-    fn live_secret(&self, id: &str, now: DateTime<Utc>) -> bool {
-        self.secrets
-            .iter()
-            .any(|s| s.id == id && s.expires_at.is_none_or(|e| e > now))
+    /// Whether the profile restricts addresses at all (then introspection needs `client_ip`).
+    pub fn has_ip_rules(&self) -> bool {
+        !self.ip_rules.is_unrestricted()
     }
+}
+
+/// A collection as a resource server sees itself: its audience and introspection secrets.
+#[derive(Debug, Clone)]
+pub struct CollectionSnapshot {
+    /// `col_…`
+    pub id: String,
+    /// The collection's audience.
+    pub audience: String,
+    /// The built-in admin collection (never authenticates as a resource server).
+    pub builtin: bool,
+    secrets: Vec<SecretRecord>,
+}
+
+fn unavailable(e: RegistryError) -> AuthFailure {
+    if !matches!(e, RegistryError::Unavailable(_)) {
+        tracing::error!(error = %e, "loading credentials failed");
+    }
+    AuthFailure::Unavailable
 }
 
 /// Why a credential check failed. Callers answer every variant but `Unavailable` the same way
@@ -139,17 +159,7 @@ impl Registry {
         let grants = self
             .grants(db, &links, profile.all_collections, subset.as_deref())
             .await?;
-        let secrets = client_secret::Entity::find()
-            .filter(client_secret::Column::OwnerId.eq(profile.id.clone()))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|s| SecretRecord {
-                id: s.id,
-                hash: s.secret_hash,
-                expires_at: s.expires_at,
-            })
-            .collect();
+        let secrets = self.secret_records(&profile.id).await?;
         let doc: IpRulesDoc = serde_json::from_str(&profile.ip_rules)
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
         // Stored rules were validated on write; a row that no longer parses denies everything.
@@ -186,50 +196,178 @@ impl Registry {
         oauth_client_id: &str,
         secret: &str,
     ) -> std::result::Result<Arc<ProfileSnapshot>, AuthFailure> {
-        let hasher = &self.inner.hasher;
         if oauth_client_id.len() > 128 || secret.len() > 512 || secret.is_empty() {
             return Err(AuthFailure::InvalidCredentials);
         }
-        let snapshot = match self.profile_by_client_id(oauth_client_id).await {
-            Ok(s) => s,
-            Err(RegistryError::Unavailable(_)) => return Err(AuthFailure::Unavailable),
-            Err(e) => {
-                tracing::error!(error = %e, "loading profile failed");
-                return Err(AuthFailure::Unavailable);
-            }
-        };
-        let Some(snapshot) = snapshot else {
+        let snapshot = self
+            .profile_by_client_id(oauth_client_id)
+            .await
+            .map_err(unavailable)?;
+        let secrets = snapshot.as_ref().map(|s| s.secrets.as_slice());
+        self.check_secret(b"profile-secret", oauth_client_id, secret, secrets)
+            .await?;
+        snapshot.ok_or(AuthFailure::InvalidCredentials)
+    }
+
+    /// Check a collection's introspection credentials, with the same caching and timing
+    /// rules as [`Registry::authenticate_secret`].
+    pub async fn authenticate_collection(
+        &self,
+        introspection_client_id: &str,
+        secret: &str,
+    ) -> std::result::Result<Arc<CollectionSnapshot>, AuthFailure> {
+        if introspection_client_id.len() > 128 || secret.len() > 512 || secret.is_empty() {
+            return Err(AuthFailure::InvalidCredentials);
+        }
+        let snapshot = self
+            .collection_by_client_id(introspection_client_id)
+            .await
+            .map_err(unavailable)?;
+        let secrets = snapshot
+            .as_ref()
+            .filter(|c| !c.builtin)
+            .map(|s| s.secrets.as_slice());
+        self.check_secret(
+            b"collection-secret",
+            introspection_client_id,
+            secret,
+            secrets,
+        )
+        .await?;
+        snapshot.ok_or(AuthFailure::InvalidCredentials)
+    }
+
+    /// The shared core: verified-cache hit (still live in the snapshot), else argon2id
+    /// against the live hashes, else (unknown owner) the dummy hash.
+    async fn check_secret(
+        &self,
+        kind: &[u8],
+        id: &str,
+        secret: &str,
+        records: Option<&[SecretRecord]>,
+    ) -> std::result::Result<(), AuthFailure> {
+        let hasher = &self.inner.hasher;
+        let Some(records) = records else {
             let _ = hasher.verify_any(secret, Vec::new()).await;
             return Err(AuthFailure::InvalidCredentials);
         };
         let now = self.now();
-        let key = sha256(&[
-            b"profile-secret",
-            oauth_client_id.as_bytes(),
-            secret.as_bytes(),
-        ]);
+        let live = |r: &&SecretRecord| r.expires_at.is_none_or(|e| e > now);
+        let key = sha256(&[kind, id.as_bytes(), secret.as_bytes()]);
         if let Some(secret_id) = self.inner.verified.get(&key) {
-            if snapshot.live_secret(&secret_id, now) {
-                return Ok(snapshot);
+            if records.iter().filter(live).any(|r| r.id == secret_id) {
+                return Ok(());
             }
             self.inner.verified.remove(&key);
         }
-        let live: Vec<&SecretRecord> = snapshot
-            .secrets
-            .iter()
-            .filter(|s| s.expires_at.is_none_or(|e| e > now))
-            .collect();
-        let hashes = live.iter().map(|s| s.hash.clone()).collect();
+        let candidates: Vec<&SecretRecord> = records.iter().filter(live).collect();
+        let hashes = candidates.iter().map(|s| s.hash.clone()).collect();
         match hasher.verify_any(secret, hashes).await {
             Ok(Some(i)) => {
-                if let Some(record) = live.get(i) {
+                if let Some(record) = candidates.get(i) {
                     self.inner.verified.insert(key, record.id.clone());
                 }
-                Ok(snapshot)
+                Ok(())
             }
             Ok(None) => Err(AuthFailure::InvalidCredentials),
             Err(_) => Err(AuthFailure::Unavailable),
         }
+    }
+
+    /// The snapshot of the collection with this introspection client id.
+    pub async fn collection_by_client_id(
+        &self,
+        introspection_client_id: &str,
+    ) -> Result<Option<Arc<CollectionSnapshot>>> {
+        if let Some(hit) = self.inner.collections.get(introspection_client_id) {
+            return Ok(hit);
+        }
+        let db = &self.inner.db;
+        let loaded = match collection::Entity::find()
+            .filter(collection::Column::IntrospectionClientId.eq(introspection_client_id))
+            .one(db)
+            .await?
+        {
+            None => None,
+            Some(row) => {
+                let secrets = self.secret_records(&row.id).await?;
+                Some(Arc::new(CollectionSnapshot {
+                    id: row.id,
+                    audience: row.audience,
+                    builtin: row.builtin,
+                    secrets,
+                }))
+            }
+        };
+        self.inner
+            .collections
+            .insert(introspection_client_id.to_owned(), loaded.clone());
+        Ok(loaded)
+    }
+
+    async fn secret_records(&self, owner_id: &str) -> Result<Vec<SecretRecord>> {
+        Ok(client_secret::Entity::find()
+            .filter(client_secret::Column::OwnerId.eq(owner_id))
+            .all(&self.inner.db)
+            .await?
+            .into_iter()
+            .map(|s| SecretRecord {
+                id: s.id,
+                hash: s.secret_hash,
+                expires_at: s.expires_at,
+            })
+            .collect())
+    }
+
+    /// Whether an access token's `jti` was revoked (cached; one lookup per new `jti`).
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool> {
+        if let Some(hit) = self.inner.revocations.get(jti) {
+            return Ok(hit);
+        }
+        let found = revoked_token::Entity::find_by_id(jti.to_owned())
+            .one(&self.inner.db)
+            .await?
+            .is_some();
+        self.inner.revocations.insert(jti.to_owned(), found);
+        Ok(found)
+    }
+
+    /// Revoke an access token until its expiry (RFC 7009). Idempotent.
+    pub async fn revoke_token(
+        &self,
+        actor: &str,
+        jti: &str,
+        profile_id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let txn = self.inner.db.begin().await?;
+        if revoked_token::Entity::find_by_id(jti.to_owned())
+            .one(&txn)
+            .await?
+            .is_none()
+        {
+            revoked_token::ActiveModel {
+                jti: Set(jti.to_owned()),
+                profile_id: Set(profile_id.to_owned()),
+                expires_at: Set(expires_at),
+                revoked_at: Set(self.now()),
+                revoked_by: Set(actor.to_owned()),
+            }
+            .insert(&txn)
+            .await?;
+            self.audit(
+                &txn,
+                &super::Actor(actor.to_owned()),
+                "token.revoke",
+                "access_token",
+                jti,
+                serde_json::json!({"profile_id": profile_id}),
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        self.inner.revocations.insert(jti.to_owned(), true);
+        Ok(())
     }
 
     pub(crate) async fn insert_secret<C: ConnectionTrait>(

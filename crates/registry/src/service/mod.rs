@@ -9,7 +9,7 @@ mod collections;
 mod keys;
 mod profiles;
 
-pub use auth::{AuthFailure, GrantedCollection, ProfileSnapshot};
+pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
 pub use keys::StoredKey;
 
@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     pub(crate) settings: RegistrySettings,
     pub(crate) snapshots: quick_cache::sync::Cache<String, Option<Arc<ProfileSnapshot>>>,
     pub(crate) verified: quick_cache::sync::Cache<[u8; 32], String>,
+    pub(crate) collections: quick_cache::sync::Cache<String, Option<Arc<CollectionSnapshot>>>,
+    pub(crate) revocations: quick_cache::sync::Cache<String, bool>,
 }
 
 /// The profile registry. Cheap to clone; all clones share the caches.
@@ -97,6 +99,8 @@ impl Registry {
     ) -> Self {
         let snapshots = quick_cache::sync::Cache::new(settings.profile_cache_capacity.max(16));
         let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
+        let collections = quick_cache::sync::Cache::new(10_000);
+        let revocations = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -105,6 +109,8 @@ impl Registry {
                 settings,
                 snapshots,
                 verified,
+                collections,
+                revocations,
             }),
         }
     }
@@ -134,6 +140,7 @@ impl Registry {
     /// against the fresh snapshot's secret ids.
     pub(crate) fn invalidate(&self) {
         self.inner.snapshots.clear();
+        self.inner.collections.clear();
     }
 
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {

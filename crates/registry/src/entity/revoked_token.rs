@@ -1,0 +1,20 @@
+//! The `revoked_tokens` table.
+#![allow(missing_docs)]
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "revoked_tokens")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub jti: String,
+    pub profile_id: String,
+    pub expires_at: DateTimeUtc,
+    pub revoked_at: DateTimeUtc,
+    pub revoked_by: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,291 @@
+//! RFC 7662 token introspection and RFC 7009 revocation for Gatehouse access tokens.
+//!
+//! Introspection is the decision point for resource servers: active only when the token
+//! verifies, is within its lifetime (60 s leeway), is not revoked, its profile and client are
+//! active, its audience includes the calling collection, and the consumer's address (the
+//! `client_ip` extension parameter) satisfies the profile's IP rules.
+
+use crate::caller::{Caller, authenticate};
+use crate::error::{TokenError, no_store};
+use crate::request::parse_form;
+use crate::state::TokenState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_jwks::VerifiedToken;
+use gatehouse_registry::secret::sha256;
+use serde_json::{Map, Value, json};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat` (issue 3: at most 60 s).
+pub const LEEWAY_SECS: i64 = 60;
+/// Longest time a resource server may reuse an active answer (`gatehouse_cache_ttl`).
+pub const MAX_CACHE_TTL_SECS: i64 = 60;
+/// Largest body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Why a token is inactive (logged and, later, counted in usage; never sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// Signature, format or issuer did not verify, or the token is unknown.
+    BadSignature,
+    /// Revoked.
+    Revoked,
+    /// The profile or client is inactive, or gone.
+    Inactive,
+    /// The caller's collection is not in the audience, or the caller does not own it.
+    Audience,
+    /// IP rules apply and no `client_ip` was given.
+    IpUnknown,
+    /// The address breaks the IP rules.
+    Ip,
+}
+
+impl Denial {
+    /// The contract's reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Denial::BadSignature => "bad_signature",
+            Denial::Revoked => "revoked",
+            Denial::Inactive => "inactive",
+            Denial::Audience => "audience",
+            Denial::IpUnknown => "ip_unknown",
+            Denial::Ip => "ip",
+        }
+    }
+}
+
+fn audience_contains(claims: &Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    }
+}
+
+/// Verify one of our tokens, from the bounded cache when this exact token was verified
+/// before. A cached entry is never used past `exp` (+ leeway).
+fn verify(state: &TokenState, token: &str, now: i64) -> Option<Arc<VerifiedToken>> {
+    if token.len() > 16 * 1024 {
+        return None;
+    }
+    let key = sha256(&[b"access-token", token.as_bytes()]);
+    if let Some(hit) = state.verified_tokens.get(&key) {
+        let exp = hit.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        if exp + LEEWAY_SECS > now {
+            return Some(hit);
+        }
+        state.verified_tokens.remove(&key);
+        return None;
+    }
+    let verified = Arc::new(
+        state
+            .keys
+            .current()
+            .verify_access_token(token, now, LEEWAY_SECS)
+            .ok()?,
+    );
+    state.verified_tokens.insert(key, verified.clone());
+    Some(verified)
+}
+
+/// Decide about one token for one caller.
+async fn decide(
+    state: &TokenState,
+    caller: &Caller,
+    token: &str,
+    client_ip: Option<&str>,
+) -> Result<Result<Value, Denial>, TokenError> {
+    let now = state.registry.clock().now().timestamp();
+    let Some(verified) = verify(state, token, now) else {
+        return Ok(Err(Denial::BadSignature));
+    };
+    let claims = &verified.claims;
+    let str_claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("");
+    let unavailable = |_| TokenError::TemporarilyUnavailable;
+    if state
+        .registry
+        .is_revoked(str_claim("jti"))
+        .await
+        .map_err(unavailable)?
+    {
+        return Ok(Err(Denial::Revoked));
+    }
+    let Some(profile) = state
+        .registry
+        .profile_by_client_id(str_claim("client_id"))
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(Err(Denial::Inactive));
+    };
+    if !profile.is_active() || profile.profile_id != str_claim("profile_id") {
+        return Ok(Err(Denial::Inactive));
+    }
+    let allowed = match caller {
+        Caller::Collection(c) => audience_contains(claims, &c.audience),
+        Caller::Client(p) => p.oauth_client_id == str_claim("client_id"),
+        Caller::Admin { .. } => true,
+    };
+    if !allowed {
+        return Ok(Err(Denial::Audience));
+    }
+    if profile.has_ip_rules() {
+        let Some(ip) = client_ip else {
+            return Ok(Err(Denial::IpUnknown));
+        };
+        match ip.trim().parse::<IpAddr>() {
+            Ok(ip) if profile.allows_ip(ip) => {}
+            _ => return Ok(Err(Denial::Ip)),
+        }
+    }
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+    let cache_ttl = if profile.has_ip_rules() {
+        0
+    } else {
+        (exp - now).clamp(0, MAX_CACHE_TTL_SECS)
+    };
+    let collections: Vec<&str> = profile
+        .grants
+        .iter()
+        .filter(|g| audience_contains(claims, &g.audience))
+        .map(|g| g.id.as_str())
+        .collect();
+    let mut answer = Map::new();
+    answer.insert("active".into(), Value::Bool(true));
+    for k in [
+        "scope",
+        "client_id",
+        "exp",
+        "iat",
+        "nbf",
+        "sub",
+        "aud",
+        "iss",
+        "jti",
+    ] {
+        if let Some(v) = claims.get(k) {
+            answer.insert(k.into(), v.clone());
+        }
+    }
+    answer.insert("token_type".into(), Value::from("Bearer"));
+    answer.insert(
+        "profile_id".into(),
+        Value::from(profile.profile_id.as_str()),
+    );
+    answer.insert(
+        "client".into(),
+        json!({"id": profile.client_id, "name": profile.client_name}),
+    );
+    answer.insert("auth_type".into(), Value::from(profile.auth_type.as_str()));
+    answer.insert("collections".into(), json!(collections));
+    answer.insert("gatehouse_cache_ttl".into(), Value::from(cache_ttl));
+    Ok(Ok(Value::Object(answer)))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    no_store(&mut response);
+    response
+}
+
+async fn read(
+    state: &TokenState,
+    request: Request,
+) -> Result<(Caller, Vec<(String, String)>), TokenError> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| TokenError::InvalidRequest("the body is too large or unreadable"))?;
+    let params = parse_form(parts.headers.get(header::CONTENT_TYPE), &bytes, &[])?;
+    let caller = authenticate(state, &parts.headers, &params).await?;
+    Ok((caller, params))
+}
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `POST /oauth/introspect` (RFC 7662 §2).
+pub async fn introspect(State(state): State<Arc<TokenState>>, request: Request) -> Response {
+    let (caller, params) = match read(&state, request).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(token) = param(&params, "token") else {
+        return TokenError::InvalidRequest("token is missing").into_response();
+    };
+    // `token_type_hint` is only a hint (RFC 7662 §2.1): every kind we know is tried anyway.
+    match decide(&state, &caller, token, param(&params, "client_ip")).await {
+        Ok(Ok(answer)) => json_response(StatusCode::OK, &answer),
+        Ok(Err(denial)) => {
+            tracing::debug!(reason = denial.code(), "introspection: inactive");
+            json_response(StatusCode::OK, &json!({"active": false}))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /oauth/revoke` (RFC 7009 §2). Unknown or invalid tokens get 200 (§2.2); a caller
+/// that may not revoke this token gets 400 `unauthorized_client` and the token stays active.
+pub async fn revoke(State(state): State<Arc<TokenState>>, request: Request) -> Response {
+    let (caller, params) = match read(&state, request).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(token) = param(&params, "token") else {
+        return TokenError::InvalidRequest("token is missing").into_response();
+    };
+    let ok = || {
+        let mut r = StatusCode::OK.into_response();
+        no_store(&mut r);
+        r
+    };
+    let now = state.registry.clock().now().timestamp();
+    let Some(verified) = verify(&state, token, now) else {
+        return ok();
+    };
+    let claims = &verified.claims;
+    let allowed = match &caller {
+        Caller::Collection(c) => audience_contains(claims, &c.audience),
+        Caller::Client(p) => {
+            claims.get("client_id").and_then(Value::as_str) == Some(p.oauth_client_id.as_str())
+        }
+        Caller::Admin { write, .. } => *write,
+    };
+    if !allowed {
+        return TokenError::UnauthorizedClient.into_response();
+    }
+    let (Some(jti), Some(exp)) = (
+        claims.get("jti").and_then(Value::as_str),
+        claims.get("exp").and_then(Value::as_i64),
+    ) else {
+        return ok();
+    };
+    let profile_id = claims
+        .get("profile_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let expires_at = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default();
+    match state
+        .registry
+        .revoke_token(&caller.actor(), jti, profile_id, expires_at)
+        .await
+    {
+        Ok(()) => ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "revocation failed");
+            TokenError::TemporarilyUnavailable.into_response()
+        }
+    }
+}

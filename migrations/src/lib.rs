@@ -9,6 +9,7 @@ pub use sea_orm_migration::MigratorTrait;
 
 mod m0001_initial;
 mod m0002_revocations;
+mod m0003_api_keys;
 
 /// The ordered list of Gatehouse migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_revocations::Migration),
+            Box::new(m0003_api_keys::Migration),
         ]
     }
 }

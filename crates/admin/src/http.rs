@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json};
 use gatehouse_registry::Actor;
 use gatehouse_registry::api::{
-    AuditEvent, Client, Collection, CollectionCreated, CollectionSecretIssued, ListParams, Page,
-    Profile, ProfileCreated, ProfileSecretIssued, RefreshSecretInput,
+    ApiKey, ApiKeyIssued, AuditEvent, Client, Collection, CollectionCreated,
+    CollectionSecretIssued, ListParams, Page, Profile, ProfileCreated, ProfileSecretIssued,
+    RefreshSecretInput,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -120,6 +121,17 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/admin/v1/access-profiles/{id}/secret",
             post(refresh_profile_secret),
         )
+        .route(
+            "/admin/v1/access-profiles/{id}/api-keys",
+            post(create_api_key).get(list_api_keys),
+        )
+        .route(
+            "/admin/v1/api-keys/{id}",
+            get(get_api_key)
+                .patch(update_api_key)
+                .delete(delete_api_key),
+        )
+        .route("/admin/v1/api-keys/{id}/refresh", post(refresh_api_key))
         .route("/admin/v1/audit-events", get(list_audit_events))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -396,6 +408,89 @@ async fn refresh_profile_secret(
     ))
 }
 
+#[utoipa::path(post, path = "/admin/v1/access-profiles/{id}/api-keys", tag = "api keys", params(("id" = String, Path, description = "profile id")),
+    request_body = gatehouse_registry::api::ApiKeyInput,
+    responses((status = 201, body = ApiKeyIssued), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn create_api_key(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    Ok(created(
+        s.registry
+            .create_api_key(&actor, &id, json_body(&headers, &body, false)?)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/admin/v1/access-profiles/{id}/api-keys", tag = "api keys", params(("id" = String, Path, description = "profile id"), ListQuery),
+    responses((status = 200, body = Page<ApiKey>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn list_api_keys(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ApiResult<Json<Page<ApiKey>>> {
+    let (params, _) = list_query(&uri)?;
+    Ok(Json(s.registry.list_api_keys(&id, &params).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
+    responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_api_key(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiKey>> {
+    Ok(Json(s.registry.get_api_key(&id).await?))
+}
+
+#[utoipa::path(patch, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
+    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of name, active, expires_at, ip_rules"),
+    responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn update_api_key(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ApiKey>> {
+    Ok(Json(
+        s.registry
+            .update_api_key(&actor, &id, json_body(&headers, &body, false)?)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn delete_api_key(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.registry.delete_api_key(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/admin/v1/api-keys/{id}/refresh", tag = "api keys", params(("id" = String, Path)), request_body = RefreshSecretInput,
+    responses((status = 200, body = ApiKeyIssued), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn refresh_api_key(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ApiKeyIssued>> {
+    let input: RefreshSecretInput =
+        gatehouse_registry::parse_input(json_body(&headers, &body, true)?)?;
+    Ok(Json(
+        s.registry
+            .refresh_api_key(&actor, &id, input.grace_seconds)
+            .await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/admin/v1/audit-events", tag = "audit", params(ListQuery),
     responses((status = 200, body = Page<AuditEvent>)), security(("bearer" = [])))]
 async fn list_audit_events(
@@ -432,6 +527,7 @@ impl utoipa::Modify for BearerScheme {
         create_collection, list_collections, get_collection, update_collection, delete_collection, refresh_collection_secret,
         create_client, list_clients, get_client, update_client, delete_client, put_logo, get_logo, delete_logo,
         create_profile, list_profiles, get_profile, update_profile, delete_profile, refresh_profile_secret,
+        create_api_key, list_api_keys, get_api_key, update_api_key, delete_api_key, refresh_api_key,
         list_audit_events,
     ),
     modifiers(&BearerScheme)

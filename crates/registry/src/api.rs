@@ -282,6 +282,12 @@ pub struct ProfileCreated {
     /// For `oauth2` profiles: the client secret, shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth_client_secret: Option<String>,
+    /// For `token` profiles: the first API key's value, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<String>,
+    /// For `token` profiles: the first API key's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
 }
 
 /// Body of a secret refresh.
@@ -435,4 +441,69 @@ mod tests {
         assert!(Logo::parse(b"GIF89a".to_vec()).is_err());
         assert!(Logo::parse(vec![0xFF; Logo::MAX_BYTES + 1]).is_err());
     }
+}
+
+/// An API key's own IP rules; they can only narrow the profile's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyIpRulesDoc {
+    /// If not empty, the address must also match one of these.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Addresses refused even if the profile allows them.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// Create (or, merged with a patch, replace) an API key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyInput {
+    /// Display name.
+    pub name: String,
+    /// Whether the key may be used.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// When the key stops working; null for never.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Extra IP restrictions for this key.
+    #[serde(default)]
+    pub ip_rules: KeyIpRulesDoc,
+}
+
+/// An API key (never its value).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKey {
+    /// `key_…`
+    pub id: String,
+    /// The `token` profile it belongs to.
+    pub profile_id: String,
+    /// Display name.
+    pub name: String,
+    /// Whether the key may be used.
+    pub active: bool,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Extra IP restrictions.
+    pub ip_rules: KeyIpRulesDoc,
+    /// The first 12 characters of the key, for recognising it.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last successful use (updated lazily, at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// An API key with its value: the answer to create and refresh, the only time it is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyIssued {
+    /// The key.
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// The key's value (`ghk_…`); shown once.
+    pub auth_token: String,
+    /// On refresh with grace: until when the previous value keeps working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_token_expires_at: Option<DateTime<Utc>>,
 }

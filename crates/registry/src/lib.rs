@@ -7,6 +7,7 @@
 //! in the create or refresh result.
 
 pub mod api;
+pub mod api_key_format;
 pub mod clock;
 pub mod entity;
 pub mod error;
@@ -17,7 +18,7 @@ pub mod types;
 
 pub use error::{RegistryError, Result};
 pub use service::{
-    Actor, AuthFailure, BootstrapCredentials, BootstrapOutcome, CollectionSnapshot,
+    Actor, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CollectionSnapshot,
     GrantedCollection, ProfileSnapshot, Registry, RegistrySettings, StoredKey, parse_input,
 };
 

@@ -285,6 +285,7 @@ async fn prepare(
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut settings = RegistrySettings::new(issuer, admin_audience);
     settings.max_token_ttl = config.max_token_ttl;
+    settings.max_api_keys_per_profile = config.max_api_keys_per_profile;
     let registry = Registry::new(db.clone(), Arc::new(SystemClock), hasher, settings);
     let keys = KeyManager::load_or_create(registry.clone(), master, config.signing_alg, issuer)
         .await

@@ -15,6 +15,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_jwks::VerifiedToken;
 use gatehouse_registry::secret::sha256;
+use gatehouse_registry::types::AuthType;
+use gatehouse_registry::{GrantedCollection, ProfileSnapshot};
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -98,6 +100,9 @@ async fn decide(
     token: &str,
     client_ip: Option<&str>,
 ) -> Result<Result<Value, Denial>, TokenError> {
+    if token.starts_with(gatehouse_registry::api_key_format::PREFIX) {
+        return decide_api_key(state, caller, token, client_ip).await;
+    }
     let now = state.registry.clock().now().timestamp();
     let Some(verified) = verify(state, token, now) else {
         return Ok(Err(Denial::BadSignature));
@@ -132,14 +137,10 @@ async fn decide(
     if !allowed {
         return Ok(Err(Denial::Audience));
     }
-    if profile.has_ip_rules() {
-        let Some(ip) = client_ip else {
-            return Ok(Err(Denial::IpUnknown));
-        };
-        match ip.trim().parse::<IpAddr>() {
-            Ok(ip) if profile.allows_ip(ip) => {}
-            _ => return Ok(Err(Denial::Ip)),
-        }
+    if let Err(denial) = check_ip(client_ip, profile.has_ip_rules(), |ip| {
+        profile.allows_ip(ip)
+    }) {
+        return Ok(Err(denial));
     }
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
     let cache_ttl = if profile.has_ip_rules() {
@@ -171,6 +172,39 @@ async fn decide(
         }
     }
     answer.insert("token_type".into(), Value::from("Bearer"));
+    Ok(Ok(with_extensions(
+        answer,
+        &profile,
+        &collections,
+        cache_ttl,
+    )))
+}
+
+/// IP rules apply: the consumer's address must be given (`client_ip`) and allowed.
+fn check_ip(
+    client_ip: Option<&str>,
+    applies: bool,
+    allows: impl Fn(IpAddr) -> bool,
+) -> Result<(), Denial> {
+    if !applies {
+        return Ok(());
+    }
+    let Some(ip) = client_ip else {
+        return Err(Denial::IpUnknown);
+    };
+    match ip.trim().parse::<IpAddr>() {
+        Ok(ip) if allows(ip) => Ok(()),
+        _ => Err(Denial::Ip),
+    }
+}
+
+/// The documented extension members of an active answer.
+fn with_extensions(
+    mut answer: Map<String, Value>,
+    profile: &ProfileSnapshot,
+    collections: &[&str],
+    cache_ttl: i64,
+) -> Value {
     answer.insert(
         "profile_id".into(),
         Value::from(profile.profile_id.as_str()),
@@ -182,7 +216,98 @@ async fn decide(
     answer.insert("auth_type".into(), Value::from(profile.auth_type.as_str()));
     answer.insert("collections".into(), json!(collections));
     answer.insert("gatehouse_cache_ttl".into(), Value::from(cache_ttl));
-    Ok(Ok(Value::Object(answer)))
+    Value::Object(answer)
+}
+
+/// Decide about an API key (`auth_type: token`): the key must be well formed, known, live
+/// (switch, expiry, refresh grace), its profile and client active, the calling collection
+/// granted to the profile, and the address allowed by both the profile's and the key's rules.
+async fn decide_api_key(
+    state: &TokenState,
+    caller: &Caller,
+    value: &str,
+    client_ip: Option<&str>,
+) -> Result<Result<Value, Denial>, TokenError> {
+    let unavailable = |_| TokenError::TemporarilyUnavailable;
+    let Some(key) = state
+        .registry
+        .api_key_by_value(value)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(Err(Denial::BadSignature));
+    };
+    let now = state.registry.clock().now();
+    if !key.is_live(now) {
+        return Ok(Err(Denial::Inactive));
+    }
+    let Some(profile) = state
+        .registry
+        .profile_by_client_id(&key.oauth_client_id)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(Err(Denial::Inactive));
+    };
+    if !profile.is_active() || profile.auth_type != AuthType::Token {
+        return Ok(Err(Denial::Inactive));
+    }
+    let grants: Vec<&GrantedCollection> = match caller {
+        Caller::Collection(c) => profile.grants.iter().filter(|g| g.id == c.id).collect(),
+        Caller::Admin { .. } => profile.grants.iter().collect(),
+        Caller::Client(_) => Vec::new(),
+    };
+    if grants.is_empty() {
+        return Ok(Err(Denial::Audience));
+    }
+    let ip_rules = profile.has_ip_rules() || key.has_ip_rules();
+    if let Err(denial) = check_ip(client_ip, ip_rules, |ip| {
+        profile.allows_ip(ip) && key.allows_ip(ip)
+    }) {
+        return Ok(Err(denial));
+    }
+    state.registry.touch_api_key(&key.id);
+    let ends = key.ends_at().map(|e| e.timestamp());
+    let now_s = now.timestamp();
+    let cache_ttl = if ip_rules {
+        0
+    } else {
+        ends.map_or(MAX_CACHE_TTL_SECS, |e| e - now_s)
+            .clamp(0, MAX_CACHE_TTL_SECS)
+    };
+    let scopes: Vec<&str> = grants
+        .iter()
+        .flat_map(|g| g.scopes.iter().map(String::as_str))
+        .collect();
+    let audiences: Vec<&str> = grants.iter().map(|g| g.audience.as_str()).collect();
+    let collections: Vec<&str> = grants.iter().map(|g| g.id.as_str()).collect();
+    let mut answer = Map::new();
+    answer.insert("active".into(), Value::Bool(true));
+    answer.insert("scope".into(), Value::from(scopes.join(" ")));
+    answer.insert(
+        "client_id".into(),
+        Value::from(profile.oauth_client_id.as_str()),
+    );
+    answer.insert("sub".into(), Value::from(profile.oauth_client_id.as_str()));
+    answer.insert("token_type".into(), Value::from("api_key"));
+    answer.insert(
+        "aud".into(),
+        match audiences.as_slice() {
+            [one] => Value::from(*one),
+            many => json!(many),
+        },
+    );
+    answer.insert("iss".into(), Value::from(state.issuer.as_str()));
+    answer.insert("iat".into(), Value::from(key.created_at.timestamp()));
+    if let Some(exp) = ends {
+        answer.insert("exp".into(), Value::from(exp));
+    }
+    Ok(Ok(with_extensions(
+        answer,
+        &profile,
+        &collections,
+        cache_ttl,
+    )))
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -251,6 +376,9 @@ pub async fn revoke(State(state): State<Arc<TokenState>>, request: Request) -> R
         no_store(&mut r);
         r
     };
+    if token.starts_with(gatehouse_registry::api_key_format::PREFIX) {
+        return revoke_api_key(&state, &caller, token).await;
+    }
     let now = state.registry.clock().now().timestamp();
     let Some(verified) = verify(&state, token, now) else {
         return ok();
@@ -285,6 +413,49 @@ pub async fn revoke(State(state): State<Arc<TokenState>>, request: Request) -> R
         Ok(()) => ok(),
         Err(e) => {
             tracing::warn!(error = %e, "revocation failed");
+            TokenError::TemporarilyUnavailable.into_response()
+        }
+    }
+}
+
+/// Revoke an API key: a collection granted to its profile or an admin may; the key is
+/// switched off (it stays listed, `active: false`).
+async fn revoke_api_key(state: &TokenState, caller: &Caller, value: &str) -> Response {
+    let ok = || {
+        let mut r = StatusCode::OK.into_response();
+        no_store(&mut r);
+        r
+    };
+    let key = match state.registry.api_key_by_value(value).await {
+        Ok(Some(k)) => k,
+        Ok(None) => return ok(),
+        Err(_) => return TokenError::TemporarilyUnavailable.into_response(),
+    };
+    let profile = match state
+        .registry
+        .profile_by_client_id(&key.oauth_client_id)
+        .await
+    {
+        Ok(Some(p)) => p,
+        Ok(None) => return ok(),
+        Err(_) => return TokenError::TemporarilyUnavailable.into_response(),
+    };
+    let allowed = match caller {
+        Caller::Collection(c) => profile.grants.iter().any(|g| g.id == c.id),
+        Caller::Admin { write, .. } => *write,
+        Caller::Client(_) => false,
+    };
+    if !allowed {
+        return TokenError::UnauthorizedClient.into_response();
+    }
+    match state
+        .registry
+        .revoke_api_key(&caller.actor(), &key.id)
+        .await
+    {
+        Ok(()) => ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "API key revocation failed");
             TokenError::TemporarilyUnavailable.into_response()
         }
     }

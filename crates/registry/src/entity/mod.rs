@@ -1,6 +1,7 @@
 //! sea-orm entities, one module per table. Domain types live apart from these rows.
 
 pub mod access_profile;
+pub mod api_key;
 pub mod audit_event;
 pub mod client;
 pub mod client_secret;

@@ -1,6 +1,7 @@
 //! The registry service: CRUD over collections, clients and profiles, credential checks, and
 //! the caches that keep the hot path off the database.
 
+mod api_keys;
 mod audit;
 mod auth;
 mod bootstrap;
@@ -9,6 +10,7 @@ mod collections;
 mod keys;
 mod profiles;
 
+pub use api_keys::ApiKeySnapshot;
 pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
 pub use keys::StoredKey;
@@ -44,6 +46,8 @@ pub struct RegistrySettings {
     pub profile_cache_capacity: usize,
     /// Bound of the verified-secret cache (entries).
     pub verified_cache_capacity: usize,
+    /// Most API keys one profile may hold.
+    pub max_api_keys_per_profile: u32,
 }
 
 impl RegistrySettings {
@@ -56,6 +60,7 @@ impl RegistrySettings {
             default_token_ttl: 3_600,
             profile_cache_capacity: 100_000,
             verified_cache_capacity: 100_000,
+            max_api_keys_per_profile: 20,
         }
     }
 
@@ -73,6 +78,8 @@ pub(crate) struct Inner {
     pub(crate) verified: quick_cache::sync::Cache<[u8; 32], String>,
     pub(crate) collections: quick_cache::sync::Cache<String, Option<Arc<CollectionSnapshot>>>,
     pub(crate) revocations: quick_cache::sync::Cache<String, bool>,
+    pub(crate) api_keys: quick_cache::sync::Cache<String, Option<Arc<ApiKeySnapshot>>>,
+    pub(crate) key_last_used: quick_cache::sync::Cache<String, i64>,
 }
 
 /// The profile registry. Cheap to clone; all clones share the caches.
@@ -101,6 +108,8 @@ impl Registry {
         let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         let collections = quick_cache::sync::Cache::new(10_000);
         let revocations = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
+        let api_keys = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
+        let key_last_used = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -111,6 +120,8 @@ impl Registry {
                 verified,
                 collections,
                 revocations,
+                api_keys,
+                key_last_used,
             }),
         }
     }
@@ -141,6 +152,7 @@ impl Registry {
     pub(crate) fn invalidate(&self) {
         self.inner.snapshots.clear();
         self.inner.collections.clear();
+        self.inner.api_keys.clear();
     }
 
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -43,12 +43,12 @@ impl Registry {
         let description = Description::parse(&input.description)
             .map_err(|e| errors.push(e.at("description")))
             .ok();
-        if input.auth_type != AuthType::OAuth2 {
+        if !matches!(input.auth_type, AuthType::OAuth2 | AuthType::Token) {
             errors.push(FieldError::new(
                 "auth_type",
                 "not_supported",
                 format!(
-                    "auth_type `{}` is not available in this release; use `oauth2`",
+                    "auth_type `{}` is not available in this release; use `oauth2` or `token`",
                     input.auth_type.as_str()
                 ),
             ));
@@ -311,8 +311,12 @@ impl Registry {
         body: serde_json::Value,
     ) -> Result<ProfileCreated> {
         let valid = self.parse_profile_input(body)?;
-        let secret = generate_client_secret();
-        let hash = self.inner.hasher.hash(&secret).await?;
+        // oauth2 profiles get a client secret; token profiles their first API key.
+        let secret = (valid.auth_type == AuthType::OAuth2).then(generate_client_secret);
+        let hash = match &secret {
+            Some(s) => Some(self.inner.hasher.hash(s).await?),
+            None => None,
+        };
         let txn = self.inner.db.begin().await?;
         self.client_row(&txn, client_id).await?;
         self.check_profile_name(&txn, client_id, &valid.name, None)
@@ -320,8 +324,19 @@ impl Registry {
         self.check_profile_refs(&txn, &valid).await?;
         let oauth_client_id = new_id(IdKind::OAuthClient);
         let row = self
-            .insert_profile(&txn, client_id, &valid, &oauth_client_id, Some(hash))
+            .insert_profile(&txn, client_id, &valid, &oauth_client_id, hash)
             .await?;
+        let first_key = if valid.auth_type == AuthType::Token {
+            let input = crate::api::ApiKeyInput {
+                name: "default".to_owned(),
+                active: true,
+                expires_at: None,
+                ip_rules: crate::api::KeyIpRulesDoc::default(),
+            };
+            Some(self.insert_api_key(&txn, &row.id, &input).await?)
+        } else {
+            None
+        };
         self.audit(
             &txn,
             actor,
@@ -336,7 +351,11 @@ impl Registry {
         let profile = self.profile_view(&self.inner.db, row).await?;
         Ok(ProfileCreated {
             profile,
-            oauth_client_secret: Some(secret.expose_secret().to_owned()),
+            oauth_client_secret: secret.map(|s| s.expose_secret().to_owned()),
+            auth_token: first_key
+                .as_ref()
+                .map(|(_, v)| v.expose_secret().to_owned()),
+            api_key_id: first_key.map(|(k, _)| k.id),
         })
     }
 

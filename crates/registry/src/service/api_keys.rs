@@ -1,0 +1,474 @@
+//! API keys of `token` profiles: several per profile, each named, expirable, narrowable by IP,
+//! revocable and refreshable. Only SHA-256 digests are stored; lookups go by digest.
+
+use super::audit::page;
+use super::{Actor, Registry, decode_cursor, parse_input};
+use crate::api::{ApiKey, ApiKeyInput, ApiKeyIssued, KeyIpRulesDoc, ListParams, Page, merge_patch};
+use crate::api_key_format;
+use crate::entity::{access_profile, api_key};
+use crate::error::{RegistryError, Result};
+use crate::ids::{IdKind, new_id};
+use crate::types::{AuthType, FieldError, IpRule, Name, normalize_ip};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What introspection needs about one API key, cached by digest.
+#[derive(Debug, Clone)]
+pub struct ApiKeySnapshot {
+    /// `key_…`
+    pub id: String,
+    /// The profile's `oauth_client_id` (look the profile up with it).
+    pub oauth_client_id: String,
+    /// `prf_…`
+    pub profile_id: String,
+    /// The key's switch.
+    pub active: bool,
+    /// When the key stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set when this value is the previous one of a refresh, valid until then.
+    pub grace_until: Option<DateTime<Utc>>,
+    /// When the key was created.
+    pub created_at: DateTime<Utc>,
+    allow: Vec<IpRule>,
+    deny: Vec<IpRule>,
+}
+
+impl ApiKeySnapshot {
+    /// Whether the key itself is usable at `now` (switch, expiry, grace period).
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.active
+            && self.expires_at.is_none_or(|e| e > now)
+            && self.grace_until.is_none_or(|g| g > now)
+    }
+
+    /// Whether the key has IP rules of its own.
+    pub fn has_ip_rules(&self) -> bool {
+        !self.allow.is_empty() || !self.deny.is_empty()
+    }
+
+    /// The key's own rules (the profile's are checked separately).
+    pub fn allows_ip(&self, addr: IpAddr) -> bool {
+        let addr = normalize_ip(addr);
+        if self.deny.iter().any(|r| r.contains(addr)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|r| r.contains(addr))
+    }
+
+    /// The earliest moment the key stops working, if any.
+    pub fn ends_at(&self) -> Option<DateTime<Utc>> {
+        match (self.expires_at, self.grace_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+struct ValidKey {
+    name: Name,
+    active: bool,
+    expires_at: Option<DateTime<Utc>>,
+    ip_rules: KeyIpRulesDoc,
+}
+
+fn validate(input: &ApiKeyInput) -> Result<ValidKey> {
+    let mut errors = Vec::new();
+    let name = Name::parse(&input.name)
+        .map_err(|e| errors.push(e.at("name")))
+        .ok();
+    let mut normalized = KeyIpRulesDoc::default();
+    for (list, out, field) in [
+        (&input.ip_rules.allow, &mut normalized.allow, "allow"),
+        (&input.ip_rules.deny, &mut normalized.deny, "deny"),
+    ] {
+        if list.len() > 500 {
+            errors.push(FieldError::new(
+                format!("ip_rules.{field}"),
+                "too_many",
+                "at most 500 entries",
+            ));
+        }
+        for (i, entry) in list.iter().enumerate() {
+            match IpRule::parse(entry) {
+                Ok(rule) => out.push(rule.to_string()),
+                Err(e) => errors.push(e.at(format!("ip_rules.{field}[{i}]"))),
+            }
+        }
+    }
+    match name {
+        Some(name) if errors.is_empty() => Ok(ValidKey {
+            name,
+            active: input.active,
+            expires_at: input.expires_at,
+            ip_rules: normalized,
+        }),
+        _ => Err(RegistryError::Validation(errors)),
+    }
+}
+
+fn rules_of(text: &str) -> KeyIpRulesDoc {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn view(row: api_key::Model) -> ApiKey {
+    ApiKey {
+        ip_rules: rules_of(&row.ip_rules),
+        id: row.id,
+        profile_id: row.profile_id,
+        name: row.name,
+        active: row.active,
+        expires_at: row.expires_at,
+        prefix: row.prefix,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+    }
+}
+
+impl Registry {
+    async fn token_profile<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        profile_id: &str,
+    ) -> Result<access_profile::Model> {
+        let profile = self.profile_row(conn, profile_id).await?;
+        if profile.auth_type != AuthType::Token.as_str() {
+            return Err(RegistryError::invalid(
+                "auth_type",
+                "not_supported",
+                "API keys belong to profiles with auth_type `token`",
+            ));
+        }
+        Ok(profile)
+    }
+
+    /// Insert a key for a `token` profile (within the caller's transaction), enforcing the
+    /// per-profile limit. Returns the row and the key's value.
+    pub(crate) async fn insert_api_key<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        profile_id: &str,
+        input: &ApiKeyInput,
+    ) -> Result<(api_key::Model, crate::secret::SecretString)> {
+        let valid = validate(input)?;
+        let count = api_key::Entity::find()
+            .filter(api_key::Column::ProfileId.eq(profile_id))
+            .count(conn)
+            .await?;
+        let max = u64::from(self.inner.settings.max_api_keys_per_profile);
+        if count >= max {
+            return Err(RegistryError::invalid(
+                "profile_id",
+                "limit_reached",
+                format!(
+                    "a profile holds at most {max} API keys (GATEHOUSE_MAX_API_KEYS_PER_PROFILE)"
+                ),
+            ));
+        }
+        let value = api_key_format::generate();
+        let now = self.now();
+        let row = api_key::ActiveModel {
+            id: Set(new_id(IdKind::ApiKey)),
+            profile_id: Set(profile_id.to_owned()),
+            name: Set(valid.name.as_str().to_owned()),
+            active: Set(valid.active),
+            expires_at: Set(valid.expires_at),
+            ip_rules: Set(serde_json::to_string(&valid.ip_rules)
+                .map_err(|e| RegistryError::Internal(e.to_string()))?),
+            prefix: Set(api_key_format::display_prefix(value.expose_secret())),
+            digest: Set(api_key_format::digest(value.expose_secret())),
+            previous_digest: Set(None),
+            previous_expires_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            last_used_at: Set(None),
+        }
+        .insert(conn)
+        .await?;
+        Ok((row, value))
+    }
+
+    /// Create an API key; the answer carries its value, once.
+    pub async fn create_api_key(
+        &self,
+        actor: &Actor,
+        profile_id: &str,
+        body: serde_json::Value,
+    ) -> Result<ApiKeyIssued> {
+        let input: ApiKeyInput = parse_input(body)?;
+        let txn = self.inner.db.begin().await?;
+        self.token_profile(&txn, profile_id).await?;
+        let (row, value) = self.insert_api_key(&txn, profile_id, &input).await?;
+        self.audit(
+            &txn,
+            actor,
+            "api_key.create",
+            "api_key",
+            &row.id,
+            serde_json::json!({"profile_id": profile_id, "name": row.name, "prefix": row.prefix}),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(ApiKeyIssued {
+            key: view(row),
+            auth_token: value.expose_secret().to_owned(),
+            previous_token_expires_at: None,
+        })
+    }
+
+    async fn api_key_row<C: ConnectionTrait>(&self, conn: &C, id: &str) -> Result<api_key::Model> {
+        api_key::Entity::find_by_id(id.to_owned())
+            .one(conn)
+            .await?
+            .ok_or(RegistryError::NotFound("API key"))
+    }
+
+    /// One API key.
+    pub async fn get_api_key(&self, id: &str) -> Result<ApiKey> {
+        self.api_key_row(&self.inner.db, id).await.map(view)
+    }
+
+    /// A page of a profile's API keys.
+    pub async fn list_api_keys(
+        &self,
+        profile_id: &str,
+        params: &ListParams,
+    ) -> Result<Page<ApiKey>> {
+        self.profile_row(&self.inner.db, profile_id).await?;
+        let limit = params.limit();
+        let mut q = api_key::Entity::find()
+            .filter(api_key::Column::ProfileId.eq(profile_id))
+            .order_by_asc(api_key::Column::Id);
+        if let Some(after) = decode_cursor(params.cursor.as_deref())? {
+            q = q.filter(api_key::Column::Id.gt(after));
+        }
+        let rows = q.limit(limit + 1).all(&self.inner.db).await?;
+        Ok(page(rows, limit, |r| r.id.clone(), view))
+    }
+
+    /// Apply a JSON Merge Patch to an API key (name, active, expires_at, ip_rules).
+    pub async fn update_api_key(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: serde_json::Value,
+    ) -> Result<ApiKey> {
+        if !patch.is_object() {
+            return Err(RegistryError::invalid(
+                "body",
+                "invalid_type",
+                "a merge patch must be a JSON object",
+            ));
+        }
+        let txn = self.inner.db.begin().await?;
+        let row = self.api_key_row(&txn, id).await?;
+        let mut doc = serde_json::to_value(ApiKeyInput {
+            name: row.name.clone(),
+            active: row.active,
+            expires_at: row.expires_at,
+            ip_rules: rules_of(&row.ip_rules),
+        })
+        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        merge_patch(&mut doc, &patch);
+        let valid = validate(&parse_input(doc)?)?;
+        let mut active: api_key::ActiveModel = row.into();
+        active.name = Set(valid.name.as_str().to_owned());
+        active.active = Set(valid.active);
+        active.expires_at = Set(valid.expires_at);
+        active.ip_rules = Set(serde_json::to_string(&valid.ip_rules)
+            .map_err(|e| RegistryError::Internal(e.to_string()))?);
+        active.updated_at = Set(self.now());
+        let row = active.update(&txn).await?;
+        let changed: Vec<&String> = patch
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        self.audit(
+            &txn,
+            actor,
+            "api_key.update",
+            "api_key",
+            id,
+            serde_json::json!({"fields": changed, "active": row.active}),
+        )
+        .await?;
+        txn.commit().await?;
+        self.invalidate();
+        Ok(view(row))
+    }
+
+    /// Delete an API key.
+    pub async fn delete_api_key(&self, actor: &Actor, id: &str) -> Result<()> {
+        let txn = self.inner.db.begin().await?;
+        let row = self.api_key_row(&txn, id).await?;
+        api_key::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
+            .await?;
+        self.audit(
+            &txn,
+            actor,
+            "api_key.delete",
+            "api_key",
+            id,
+            serde_json::json!({"profile_id": row.profile_id, "prefix": row.prefix}),
+        )
+        .await?;
+        txn.commit().await?;
+        self.invalidate();
+        Ok(())
+    }
+
+    /// Give a key a new value (same id); the old value lives on for `grace_seconds`.
+    pub async fn refresh_api_key(
+        &self,
+        actor: &Actor,
+        id: &str,
+        grace_seconds: Option<i64>,
+    ) -> Result<ApiKeyIssued> {
+        let grace = grace_seconds.unwrap_or(0);
+        if !(0..=super::auth::MAX_GRACE_SECONDS).contains(&grace) {
+            return Err(RegistryError::invalid(
+                "grace_seconds",
+                "out_of_range",
+                "must be between 0 and 2592000",
+            ));
+        }
+        let txn = self.inner.db.begin().await?;
+        let row = self.api_key_row(&txn, id).await?;
+        let value = api_key_format::generate();
+        let now = self.now();
+        let previous_until = (grace > 0).then(|| now + Duration::seconds(grace));
+        let mut active: api_key::ActiveModel = row.clone().into();
+        active.previous_digest = Set(previous_until.map(|_| row.digest.clone()));
+        active.previous_expires_at = Set(previous_until);
+        active.digest = Set(api_key_format::digest(value.expose_secret()));
+        active.prefix = Set(api_key_format::display_prefix(value.expose_secret()));
+        active.updated_at = Set(now);
+        let row = active.update(&txn).await?;
+        self.audit(
+            &txn,
+            actor,
+            "api_key.refresh",
+            "api_key",
+            id,
+            serde_json::json!({"grace_seconds": grace, "prefix": row.prefix}),
+        )
+        .await?;
+        txn.commit().await?;
+        self.invalidate();
+        Ok(ApiKeyIssued {
+            key: view(row),
+            auth_token: value.expose_secret().to_owned(),
+            previous_token_expires_at: previous_until,
+        })
+    }
+
+    /// Deactivate a key (RFC 7009 revocation of an API key).
+    pub async fn revoke_api_key(&self, actor: &str, id: &str) -> Result<()> {
+        let txn = self.inner.db.begin().await?;
+        let row = self.api_key_row(&txn, id).await?;
+        if row.active {
+            let mut active: api_key::ActiveModel = row.into();
+            active.active = Set(false);
+            active.updated_at = Set(self.now());
+            active.update(&txn).await?;
+            self.audit(
+                &txn,
+                &Actor(actor.to_owned()),
+                "api_key.revoke",
+                "api_key",
+                id,
+                serde_json::json!({}),
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        self.invalidate();
+        Ok(())
+    }
+
+    /// The key a presented value belongs to. A malformed value is refused before any lookup;
+    /// a known one is served from the cache (by digest).
+    pub async fn api_key_by_value(&self, value: &str) -> Result<Option<Arc<ApiKeySnapshot>>> {
+        if !api_key_format::is_well_formed(value) {
+            return Ok(None);
+        }
+        let digest = api_key_format::digest(value);
+        if let Some(hit) = self.inner.api_keys.get(&digest) {
+            return Ok(hit);
+        }
+        let db = &self.inner.db;
+        let row = api_key::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(api_key::Column::Digest.eq(digest.clone()))
+                    .add(api_key::Column::PreviousDigest.eq(digest.clone())),
+            )
+            .one(db)
+            .await?;
+        let snapshot = match row {
+            None => None,
+            Some(row) => {
+                let Some(profile) = access_profile::Entity::find_by_id(row.profile_id.clone())
+                    .one(db)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let rules = rules_of(&row.ip_rules);
+                let parse =
+                    |list: &[String]| list.iter().filter_map(|r| IpRule::parse(r).ok()).collect();
+                Some(Arc::new(ApiKeySnapshot {
+                    grace_until: if row.digest == digest {
+                        None
+                    } else {
+                        Some(row.previous_expires_at.unwrap_or(row.updated_at))
+                    },
+                    id: row.id,
+                    oauth_client_id: profile.oauth_client_id,
+                    profile_id: profile.id,
+                    active: row.active,
+                    expires_at: row.expires_at,
+                    created_at: row.created_at,
+                    allow: parse(&rules.allow),
+                    deny: parse(&rules.deny),
+                }))
+            }
+        };
+        self.inner.api_keys.insert(digest, snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Record a successful use, lazily: at most one database write per key per minute, off the
+    /// request path.
+    pub fn touch_api_key(&self, id: &str) {
+        let now = self.now();
+        if let Some(last) = self.inner.key_last_used.get(id) {
+            if now.timestamp() - last < 60 {
+                return;
+            }
+        }
+        self.inner
+            .key_last_used
+            .insert(id.to_owned(), now.timestamp());
+        let registry = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let result = api_key::Entity::update_many()
+                .col_expr(
+                    api_key::Column::LastUsedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(api_key::Column::Id.eq(id))
+                .exec(&registry.inner.db)
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "recording API key use failed");
+            }
+        });
+    }
+}

@@ -447,10 +447,13 @@ impl Registry {
     /// request path.
     pub fn touch_api_key(&self, id: &str) {
         let now = self.now();
-        if let Some(last) = self.inner.key_last_used.get(id) {
-            if now.timestamp() - last < 60 {
-                return;
-            }
+        if self
+            .inner
+            .key_last_used
+            .get(id)
+            .is_some_and(|last| now.timestamp() - last < 60)
+        {
+            return;
         }
         self.inner
             .key_last_used

@@ -28,7 +28,10 @@ for _ in $(seq 1 50); do curl -fs "http://$PUB/readyz" >/dev/null && break; slee
 
 AT=$(curl -fs -u "$ADMIN_ID:$ADMIN_SECRET" -d grant_type=client_credentials "http://$PUB/oauth/token" | jq -r .access_token)
 H=(-H "Authorization: Bearer $AT" -H 'Content-Type: application/json')
-COL=$(curl -fs "${H[@]}" -d '{"name":"Orders","audience":"https://api.example.com/orders","scopes":[{"name":"orders:read"}]}' "http://$ADM/admin/v1/collections" | jq -r .id)
+COLJ=$(curl -fs "${H[@]}" -d '{"name":"Orders","audience":"https://api.example.com/orders","scopes":[{"name":"orders:read"}]}' "http://$ADM/admin/v1/collections")
+COL=$(echo "$COLJ" | jq -r .id)
+RS_ID=$(echo "$COLJ" | jq -r .introspection_client_id)
+RS_SECRET=$(echo "$COLJ" | jq -r .introspection_client_secret)
 CLI=$(curl -fs "${H[@]}" -d '{"name":"ACME"}' "http://$ADM/admin/v1/clients" | jq -r .id)
 PRF=$(curl -fs "${H[@]}" -d "{\"name\":\"bench\",\"collections\":[\"$COL\"],\"auth_type\":\"oauth2\"}" "http://$ADM/admin/v1/clients/$CLI/access-profiles")
 ID=$(echo "$PRF" | jq -r .oauth_client_id)
@@ -38,6 +41,15 @@ curl -fs -u "$ID:$SECRET" -d grant_type=client_credentials "http://$PUB/oauth/to
 
 echo "== POST /oauth/token ($ALG), $CONNS connections, ${SECS}s"
 wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$ROOT/bench/token.lua" "http://$PUB/oauth/token" -- "$ID" "$SECRET"
+TOKEN=$(curl -fs -u "$ID:$SECRET" -d grant_type=client_credentials "http://$PUB/oauth/token" | jq -r .access_token)
+KEY=$(curl -fs "${H[@]}" -d "{\"name\":\"bench-key\",\"collections\":[\"$COL\"],\"auth_type\":\"token\"}" "http://$ADM/admin/v1/clients/$CLI/access-profiles" | jq -r .auth_token)
+# Warm the resource server's verified-secret cache and the verified-token cache.
+curl -fs -u "$RS_ID:$RS_SECRET" -d "token=$TOKEN" "http://$PUB/oauth/introspect" | jq -e .active >/dev/null
+curl -fs -u "$RS_ID:$RS_SECRET" -d "token=$KEY" "http://$PUB/oauth/introspect" | jq -e .active >/dev/null
+echo "== POST /oauth/introspect (our $ALG JWT), $CONNS connections, ${SECS}s"
+wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$ROOT/bench/introspect.lua" "http://$PUB/oauth/introspect" -- "$RS_ID" "$RS_SECRET" "$TOKEN"
+echo "== POST /oauth/introspect (API key), $CONNS connections, ${SECS}s"
+wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$ROOT/bench/introspect.lua" "http://$PUB/oauth/introspect" -- "$RS_ID" "$RS_SECRET" "$KEY"
 echo "== GET /oauth/jwks, $CONNS connections, ${SECS}s"
 wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "http://$PUB/oauth/jwks"
 echo "== server peak RSS: $(grep VmHWM /proc/$SERVER/status | awk '{print $2, $3}')"

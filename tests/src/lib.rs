@@ -564,6 +564,83 @@ impl TestApp {
         Ok(token)
     }
 
+    // -- introspection (RFC 7662) and revocation (RFC 7009) -------------------------------------
+
+    /// `POST {path}` on the public listener with this exact form-encoded body, authenticated
+    /// as `auth` (HTTP Basic, form parameters prepended to the body, or a bearer token).
+    pub async fn oauth_raw(&self, path: &str, auth: Auth<'_>, body: &str) -> anyhow::Result<Reply> {
+        let mut req = self
+            .http
+            .post(self.public_url(path))
+            .header(CONTENT_TYPE, FORM);
+        let body = match auth {
+            Auth::None => body.to_owned(),
+            Auth::Basic(id, secret) => {
+                req = req.basic_auth(id, Some(secret));
+                body.to_owned()
+            }
+            Auth::Bearer(token) => {
+                req = req.bearer_auth(token);
+                body.to_owned()
+            }
+            Auth::Post(id, secret) => {
+                let creds = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("client_id", id)
+                    .append_pair("client_secret", secret)
+                    .finish();
+                if body.is_empty() {
+                    creds
+                } else {
+                    format!("{creds}&{body}")
+                }
+            }
+        };
+        Reply::read(req.body(body).send().await?).await
+    }
+
+    /// `POST {path}` with this form (credentials added as `auth` says).
+    pub async fn oauth_form(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<Reply> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.oauth_raw(path, auth, &body).await
+    }
+
+    /// `POST /oauth/introspect` with this form, authenticated as `auth`.
+    pub async fn introspect(&self, auth: Auth<'_>, form: &[(&str, &str)]) -> anyhow::Result<Reply> {
+        self.oauth_form("/oauth/introspect", auth, form).await
+    }
+
+    /// `POST /oauth/introspect` with only `token`, authenticated as `auth`.
+    pub async fn introspect_token(&self, auth: Auth<'_>, token: &str) -> anyhow::Result<Reply> {
+        self.introspect(auth, &[("token", token)]).await
+    }
+
+    /// `POST /oauth/revoke` with this form, authenticated as `auth`.
+    pub async fn revoke(&self, auth: Auth<'_>, form: &[(&str, &str)]) -> anyhow::Result<Reply> {
+        self.oauth_form("/oauth/revoke", auth, form).await
+    }
+
+    /// `POST /oauth/revoke` with only `token`, authenticated as `auth`.
+    pub async fn revoke_token(&self, auth: Auth<'_>, token: &str) -> anyhow::Result<Reply> {
+        self.revoke(auth, &[("token", token)]).await
+    }
+
+    /// An admin token of the bootstrap admin narrowed to `gatehouse:admin:read`.
+    pub async fn read_only_admin_token(&self) -> anyhow::Result<String> {
+        self.access_token(
+            &self.bootstrap_id,
+            &self.bootstrap_secret,
+            &[("scope", "gatehouse:admin:read")],
+        )
+        .await
+    }
+
     // -- admin API ------------------------------------------------------------------------------
 
     /// An admin API request with an explicit bearer token (or none) and optional JSON body.
@@ -877,6 +954,74 @@ pub async fn dump_database(database_url: &str) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Panics unless `reply` carries `Cache-Control: no-store`.
+#[track_caller]
+pub fn assert_no_store(reply: &Reply) {
+    let cc = reply.header("cache-control").unwrap_or_default();
+    assert!(
+        cc.to_ascii_lowercase().contains("no-store"),
+        "Cache-Control: no-store expected: {reply:?}"
+    );
+}
+
+/// Asserts an RFC 7662 inactive answer: 200, JSON, no-store, and exactly `{"active": false}`.
+#[track_caller]
+pub fn assert_inactive(reply: &Reply) {
+    assert_eq!(reply.status.as_u16(), 200, "inactive is a 200: {reply:?}");
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/json"),
+        "{reply:?}"
+    );
+    assert_no_store(reply);
+    assert_eq!(
+        reply.json(),
+        json!({"active": false}),
+        "an inactive answer is exactly {{\"active\": false}}: {reply:?}"
+    );
+}
+
+/// Asserts an RFC 7662 active answer (200, JSON, no-store, `active: true`); returns the body.
+#[track_caller]
+pub fn assert_active(reply: &Reply) -> Value {
+    assert_eq!(reply.status.as_u16(), 200, "{reply:?}");
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/json"),
+        "{reply:?}"
+    );
+    assert_no_store(reply);
+    let body = reply.json();
+    assert_eq!(body["active"], json!(true), "expected active: {reply:?}");
+    body
+}
+
+/// How a caller authenticates at the introspection and revocation endpoints.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    /// No credentials at all.
+    None,
+    /// HTTP Basic (`client_secret_basic`).
+    Basic(&'a str, &'a str),
+    /// `client_id` and `client_secret` in the form (`client_secret_post`).
+    Post(&'a str, &'a str),
+    /// `Authorization: Bearer` (an admin token).
+    Bearer(&'a str),
+}
+
+/// A collection's introspection credentials (`introspection_client_id`, and the
+/// `introspection_client_secret` its create response carried).
+pub fn collection_credentials(collection: &Value) -> anyhow::Result<(&str, &str)> {
+    Ok((
+        str_field(collection, "introspection_client_id")?,
+        str_field(collection, "introspection_client_secret")?,
+    ))
+}
+
 /// A collection, a client and an oauth2 profile, with the profile's credentials.
 #[derive(Debug, Clone)]
 pub struct Fixture {
@@ -908,6 +1053,36 @@ impl Fixture {
     /// The collection id.
     pub fn collection_id(&self) -> &str {
         self.collection["id"].as_str().unwrap_or_default()
+    }
+
+    /// The collection's introspection credentials, as Basic.
+    pub fn collection_basic(&self) -> Auth<'_> {
+        Auth::Basic(
+            self.collection["introspection_client_id"]
+                .as_str()
+                .unwrap_or_default(),
+            self.collection["introspection_client_secret"]
+                .as_str()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The collection's introspection credentials, as form parameters.
+    pub fn collection_post(&self) -> Auth<'_> {
+        match self.collection_basic() {
+            Auth::Basic(id, secret) => Auth::Post(id, secret),
+            other => other,
+        }
+    }
+
+    /// The profile's oauth2 credentials, as Basic.
+    pub fn client_basic(&self) -> Auth<'_> {
+        Auth::Basic(&self.oauth_client_id, &self.oauth_client_secret)
+    }
+
+    /// The profile's oauth2 credentials, as form parameters.
+    pub fn client_post(&self) -> Auth<'_> {
+        Auth::Post(&self.oauth_client_id, &self.oauth_client_secret)
     }
 }
 

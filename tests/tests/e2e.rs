@@ -12,6 +12,8 @@ mod admin_auth;
 mod audit;
 #[path = "e2e/discovery.rs"]
 mod discovery;
+#[path = "e2e/guard.rs"]
+mod guard;
 #[path = "e2e/health.rs"]
 mod health;
 #[path = "e2e/profiles.rs"]

@@ -1,0 +1,472 @@
+//! `gatehouse-guard`: a tower [`Layer`] that protects an axum resource server with Gatehouse.
+//!
+//! On each request it takes the credential from `Authorization: Bearer …` or `X-API-Key`,
+//! introspects it (RFC 7662) with the collection's introspection credentials through a
+//! pooled HTTP client, passes the consumer's address as `client_ip`, and enforces the scopes
+//! the route requires. Refusals follow RFC 6750 §3: 401 `invalid_token` with
+//! `WWW-Authenticate`, 403 `insufficient_scope`.
+//!
+//! Answers are cached, keyed by a SHA-256 of the credential and the consumer's address: an
+//! active answer for at most its `gatehouse_cache_ttl` (0 — no reuse — whenever a policy or IP
+//! rules apply, so limits are never bypassed), never past `exp`; an inactive answer for a few
+//! seconds. The guard knows nothing of Gatehouse's registry: it speaks HTTP like any
+//! resource server would.
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tower::{Layer, Service};
+
+/// How the guard reaches Gatehouse.
+#[derive(Clone)]
+pub struct GuardConfig {
+    /// `https://…/oauth/introspect` (from the discovery document's `introspection_endpoint`).
+    pub introspection_endpoint: String,
+    /// The collection's `introspection_client_id` (`grs_…`).
+    pub client_id: String,
+    /// The collection's `introspection_client_secret`.
+    pub client_secret: String,
+    /// How long an inactive answer is reused (default 5 s).
+    pub negative_cache_ttl: Duration,
+    /// Upper bound on reusing an active answer (default 60 s).
+    pub max_cache_ttl: Duration,
+    /// Most cached answers (default 10,000).
+    pub cache_capacity: usize,
+    /// Timeout of one introspection call (default 5 s).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for GuardConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardConfig")
+            .field("introspection_endpoint", &self.introspection_endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[secret elided]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuardConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(
+        introspection_endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Self {
+            introspection_endpoint: introspection_endpoint.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            negative_cache_ttl: Duration::from_secs(5),
+            max_cache_ttl: Duration::from_secs(60),
+            cache_capacity: 10_000,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors building a guard.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Who called: what introspection said about the credential. Handlers read it with
+/// `Extension<Arc<Principal>>`.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The profile's `oauth_client_id`.
+    pub client_id: String,
+    /// The access profile.
+    pub profile_id: String,
+    /// `oauth2`, `token`, `jwt` or `oidc`.
+    pub auth_type: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The whole introspection answer.
+    pub introspection: Value,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No credential (RFC 6750 §3.1: no error code).
+    Missing,
+    /// Two different credentials in one request.
+    Ambiguous,
+    /// Introspection said inactive.
+    InvalidToken,
+    /// Active, but without a scope the route needs.
+    InsufficientScope(String),
+    /// A policy refused it; retry after this many seconds.
+    RateLimited(u64),
+    /// Gatehouse could not be asked (or refused the guard's own credentials).
+    Unavailable,
+}
+
+const REALM: &str = "Bearer realm=\"api\"";
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, error, www) = match &self {
+            Rejection::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request",
+                REALM.to_owned(),
+            ),
+            Rejection::Ambiguous => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("{REALM}, error=\"invalid_request\""),
+            ),
+            Rejection::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                format!("{REALM}, error=\"invalid_token\""),
+            ),
+            Rejection::InsufficientScope(scope) => (
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("{REALM}, error=\"insufficient_scope\", scope=\"{scope}\""),
+            ),
+            Rejection::RateLimited(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", String::new())
+            }
+            Rejection::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                String::new(),
+            ),
+        };
+        let body = serde_json::json!({"error": error});
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(v) = (!www.is_empty())
+            .then(|| HeaderValue::from_str(&www).ok())
+            .flatten()
+        {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Rejection::RateLimited(secs) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+#[derive(Clone)]
+struct Cached {
+    answer: Result<Arc<Principal>, Rejection>,
+    until: Instant,
+}
+
+struct Inner {
+    config: GuardConfig,
+    http: reqwest::Client,
+    cache: quick_cache::sync::Cache<[u8; 32], Cached>,
+}
+
+/// A configured guard; cheap to clone. Make per-route layers with [`Guard::require`].
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Guard {
+    /// Build a guard with a pooled HTTP client that follows no redirects.
+    pub fn new(config: GuardConfig) -> Result<Self, GuardError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| GuardError::Client(e.to_string()))?;
+        let cache = quick_cache::sync::Cache::new(config.cache_capacity.max(16));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                cache,
+            }),
+        })
+    }
+
+    /// A layer that lets a request through only with an active credential holding every
+    /// scope in `scopes` (none: any active credential).
+    pub fn require(&self, scopes: &[&str]) -> GuardLayer {
+        GuardLayer {
+            guard: self.clone(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// Introspect a credential for a consumer address, using the cache.
+    pub async fn check(
+        &self,
+        credential: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, Rejection> {
+        let ip_text = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update((credential.len() as u64).to_be_bytes());
+        h.update(credential.as_bytes());
+        h.update(ip_text.as_bytes());
+        let key: [u8; 32] = h.finalize().into();
+        let now = Instant::now();
+        if let Some(hit) = self.inner.cache.get(&key) {
+            if hit.until > now {
+                return hit.answer;
+            }
+            self.inner.cache.remove(&key);
+        }
+        let (answer, ttl) = self
+            .introspect(credential, client_ip.map(|_| ip_text.as_str()))
+            .await;
+        if !ttl.is_zero() {
+            self.inner.cache.insert(
+                key,
+                Cached {
+                    answer: answer.clone(),
+                    until: now + ttl,
+                },
+            );
+        }
+        answer
+    }
+
+    async fn introspect(
+        &self,
+        credential: &str,
+        client_ip: Option<&str>,
+    ) -> (Result<Arc<Principal>, Rejection>, Duration) {
+        let config = &self.inner.config;
+        let mut form = vec![("token", credential)];
+        if let Some(ip) = client_ip {
+            form.push(("client_ip", ip));
+        }
+        let sent = self
+            .inner
+            .http
+            .post(&config.introspection_endpoint)
+            .basic_auth(&config.client_id, Some(&config.client_secret))
+            .form(&form)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                tracing::error!(status = %r.status(), "introspection refused the guard; check its credentials");
+                return (Err(Rejection::Unavailable), Duration::ZERO);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "introspection unreachable");
+                return (Err(Rejection::Unavailable), Duration::ZERO);
+            }
+        };
+        let Ok(answer) = response.json::<Value>().await else {
+            return (Err(Rejection::Unavailable), Duration::ZERO);
+        };
+        if answer.get("active").and_then(Value::as_bool) != Some(true) {
+            if let Some(denial) = answer.get("gatehouse_denial") {
+                let retry = denial
+                    .get("retry_after")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1);
+                return (Err(Rejection::RateLimited(retry)), Duration::ZERO);
+            }
+            return (Err(Rejection::InvalidToken), config.negative_cache_ttl);
+        }
+        let text = |k: &str| {
+            answer
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let mut ttl = answer
+            .get("gatehouse_cache_ttl")
+            .and_then(Value::as_u64)
+            .map_or(Duration::ZERO, Duration::from_secs);
+        if let Some(exp) = answer.get("exp").and_then(Value::as_i64) {
+            let left = u64::try_from(exp - unix_now()).unwrap_or(0);
+            ttl = ttl.min(Duration::from_secs(left));
+        }
+        ttl = ttl.min(config.max_cache_ttl);
+        let principal = Principal {
+            client_id: text("client_id"),
+            profile_id: text("profile_id"),
+            auth_type: text("auth_type"),
+            scopes: text("scope")
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            introspection: answer,
+        };
+        (Ok(Arc::new(principal)), ttl)
+    }
+}
+
+/// The credential a request carries: `Authorization: Bearer` or `X-API-Key`.
+fn credential(headers: &http::HeaderMap) -> Result<String, Rejection> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned());
+    match (bearer, key) {
+        (Some(a), Some(b)) if a != b => Err(Rejection::Ambiguous),
+        (Some(t), _) | (None, Some(t)) if !t.is_empty() => Ok(t),
+        _ => Err(Rejection::Missing),
+    }
+}
+
+/// The layer made by [`Guard::require`].
+#[derive(Clone, Debug)]
+pub struct GuardLayer {
+    guard: Guard,
+    scopes: Arc<[String]>,
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = GuardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GuardService {
+            guard: self.guard.clone(),
+            scopes: self.scopes.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service made by [`GuardLayer`].
+#[derive(Clone, Debug)]
+pub struct GuardService<S> {
+    guard: Guard,
+    scopes: Arc<[String]>,
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for GuardService<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        let scopes = self.scopes.clone();
+        Box::pin(async move {
+            let token = match credential(request.headers()) {
+                Ok(t) => t,
+                Err(r) => return Ok(r.into_response()),
+            };
+            let ip = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            let principal = match guard.check(&token, ip).await {
+                Ok(p) => p,
+                Err(r) => return Ok(r.into_response()),
+            };
+            if let Some(missing) = scopes.iter().find(|s| !principal.scopes.contains(s)) {
+                return Ok(Rejection::InsufficientScope(missing.clone()).into_response());
+            }
+            request.extensions_mut().insert(principal);
+            inner.call(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_taken_from_bearer_or_api_key() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(credential(&h), Err(Rejection::Missing));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(credential(&h), Ok("abc".to_owned()));
+        h.insert("x-api-key", HeaderValue::from_static("abc"));
+        assert_eq!(credential(&h), Ok("abc".to_owned()));
+        h.insert("x-api-key", HeaderValue::from_static("other"));
+        assert_eq!(credential(&h), Err(Rejection::Ambiguous));
+        let mut k = http::HeaderMap::new();
+        k.insert("x-api-key", HeaderValue::from_static("ghk_x"));
+        assert_eq!(credential(&k), Ok("ghk_x".to_owned()));
+        let mut basic = http::HeaderMap::new();
+        basic.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(credential(&basic), Err(Rejection::Missing));
+    }
+
+    #[test]
+    fn rejections_follow_rfc6750() {
+        let r = Rejection::InvalidToken.into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let www = r
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(www.contains("invalid_token"));
+        let r = Rejection::InsufficientScope("orders:write".into()).into_response();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = Rejection::RateLimited(7).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            r.headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("7")
+        );
+    }
+}

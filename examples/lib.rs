@@ -1,0 +1,1 @@
+//! Examples of using Gatehouse from a resource server: see `resource_server.rs`.

@@ -45,7 +45,7 @@ impl TokenState {
             trusted_proxies,
             admin_audience,
             placeholder_redirect,
-            verified_tokens: quick_cache::sync::Cache::new(100_000),
+            verified_tokens: quick_cache::sync::Cache::new(20_000),
         })
     }
 }

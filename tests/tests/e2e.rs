@@ -8,6 +8,8 @@
 mod admin_api;
 #[path = "e2e/admin_auth.rs"]
 mod admin_auth;
+#[path = "e2e/api_keys.rs"]
+mod api_keys;
 #[path = "e2e/audit.rs"]
 mod audit;
 #[path = "e2e/discovery.rs"]
@@ -16,12 +18,16 @@ mod discovery;
 mod guard;
 #[path = "e2e/health.rs"]
 mod health;
+#[path = "e2e/introspection.rs"]
+mod introspection;
 #[path = "e2e/profiles.rs"]
 mod profiles;
 #[path = "e2e/refusals.rs"]
 mod refusals;
 #[path = "e2e/restart.rs"]
 mod restart;
+#[path = "e2e/revocation.rs"]
+mod revocation;
 #[path = "e2e/secrets.rs"]
 mod secrets;
 #[path = "e2e/token.rs"]

@@ -31,12 +31,11 @@ pub async fn connect(
         .connect_timeout(std::time::Duration::from_secs(5))
         .acquire_timeout(std::time::Duration::from_secs(5));
     if url.starts_with("sqlite:") {
-        // In-memory SQLite is one database per connection: keep exactly one.
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            opts.max_connections(1).min_connections(1);
-        } else {
-            opts.max_connections(8);
-        }
+        // One connection: in-memory SQLite is one database per connection, and for a file it
+        // serializes writers. SQLite has a single writer anyway, and a deferred transaction
+        // that reads and then writes gets SQLITE_BUSY at once (no busy wait) when another
+        // connection writes meanwhile. The hot paths read memory, not the database.
+        opts.max_connections(1).min_connections(1);
     } else {
         opts.max_connections(16).min_connections(1);
     }

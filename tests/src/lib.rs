@@ -1135,3 +1135,14 @@ pub fn verify_with_jwks(
     let data = decode::<Value>(token, &key, &validation).context("verifying the JWT")?;
     Ok(data.claims)
 }
+
+/// A fresh, empty PostgreSQL database on the server named by `GATEHOUSE_TEST_DATABASE_URL`
+/// (dropped when the guard is dropped), or `None` when the suite runs on SQLite.
+pub async fn fresh_pg_database() -> anyhow::Result<Option<(String, impl Drop)>> {
+    match std::env::var(PG_ENV) {
+        Ok(server_url) if !server_url.trim().is_empty() => {
+            Ok(Some(create_pg_database(server_url.trim()).await?))
+        }
+        _ => Ok(None),
+    }
+}

@@ -30,6 +30,8 @@ mod restart;
 mod revocation;
 #[path = "e2e/secrets.rs"]
 mod secrets;
+#[path = "e2e/startup.rs"]
+mod startup;
 #[path = "e2e/token.rs"]
 mod token;
 #[path = "e2e/token_errors.rs"]

@@ -1,0 +1,87 @@
+//! Several instances starting together on one empty PostgreSQL database: migrations, the first
+//! signing key and the bootstrap admin are created once, under the advisory lock.
+
+use base64::Engine;
+use gatehouse_server::Config;
+use gatehouse_tests::{fresh_pg_database, random_base62};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_starting_together_share_one_key_and_one_admin() -> anyhow::Result<()> {
+    let Some((database_url, _db)) = fresh_pg_database().await? else {
+        eprintln!("skipped: needs PostgreSQL (GATEHOUSE_TEST_DATABASE_URL); CI runs it there");
+        return Ok(());
+    };
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let admin_id = format!("gco_admin{}", random_base62(16));
+    let admin_secret = random_base62(48);
+    let dir = tempfile::tempdir()?;
+    let config = |issuer: &str| {
+        let mut c = Config::for_tests(database_url.clone(), dir.path().to_path_buf());
+        c.secret_key = Some(key.clone());
+        c.bootstrap_client_id = Some(admin_id.clone());
+        c.bootstrap_client_secret = Some(admin_secret.clone());
+        // One issuer and one admin URL for all, as behind a load balancer.
+        c.issuer = Some(issuer.to_owned());
+        c.admin_url = Some("http://127.0.0.1:2".to_owned());
+        c
+    };
+    let issuer = "http://127.0.0.1:1";
+    let (a, b, c) = tokio::join!(
+        gatehouse_server::start(config(issuer)),
+        gatehouse_server::start(config(issuer)),
+        gatehouse_server::start(config(issuer)),
+    );
+    let servers = [a?, b?, c?];
+    let http = reqwest::Client::new();
+    let mut kids = Vec::new();
+    for s in &servers {
+        let jwks: serde_json::Value = http
+            .get(format!("http://{}/oauth/jwks", s.public_addr))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let keys = jwks["keys"].as_array().cloned().unwrap_or_default();
+        assert_eq!(keys.len(), 1, "exactly one signing key: {jwks}");
+        kids.push(keys[0]["kid"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(
+        kids.iter().all(|k| k == &kids[0]),
+        "all instances publish the same key: {kids:?}"
+    );
+    // The bootstrap admin exists once and works on every instance.
+    for s in &servers {
+        let r = http
+            .post(format!("http://{}/oauth/token", s.public_addr))
+            .basic_auth(&admin_id, Some(&admin_secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200);
+    }
+    let token: serde_json::Value = http
+        .post(format!("http://{}/oauth/token", servers[0].public_addr))
+        .basic_auth(&admin_id, Some(&admin_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let at = token["access_token"].as_str().unwrap_or_default();
+    let clients: serde_json::Value = http
+        .get(format!("http://{}/admin/v1/clients", servers[1].admin_addr))
+        .bearer_auth(at)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        clients["items"].as_array().map(Vec::len),
+        Some(1),
+        "one bootstrap client: {clients}"
+    );
+    for s in servers {
+        s.shutdown().await?;
+    }
+    Ok(())
+}

@@ -10,6 +10,7 @@ pub use sea_orm_migration::MigratorTrait;
 mod m0001_initial;
 mod m0002_revocations;
 mod m0003_api_keys;
+mod m0004_jwt_match;
 
 /// The ordered list of Gatehouse migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_revocations::Migration),
             Box::new(m0003_api_keys::Migration),
+            Box::new(m0004_jwt_match::Migration),
         ]
     }
 }

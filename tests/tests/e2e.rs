@@ -20,6 +20,8 @@ mod guard;
 mod health;
 #[path = "e2e/introspection.rs"]
 mod introspection;
+#[path = "e2e/jwt_profiles.rs"]
+mod jwt_profiles;
 #[path = "e2e/profiles.rs"]
 mod profiles;
 #[path = "e2e/refusals.rs"]

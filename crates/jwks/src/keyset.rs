@@ -254,7 +254,7 @@ impl KeySet {
 /// Loads, creates and holds the current [`KeySet`].
 pub struct KeyManager {
     registry: Registry,
-    master: MasterKey,
+    master: Arc<MasterKey>,
     alg: SigningAlg,
     issuer: String,
     current: RwLock<Arc<KeySet>>,
@@ -273,7 +273,7 @@ impl KeyManager {
     /// Call under the startup lock when several instances share a database.
     pub async fn load_or_create(
         registry: Registry,
-        master: MasterKey,
+        master: Arc<MasterKey>,
         alg: SigningAlg,
         issuer: &str,
     ) -> Result<Self, JwksError> {

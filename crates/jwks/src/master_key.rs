@@ -69,6 +69,29 @@ impl MasterKey {
     }
 }
 
+impl gatehouse_registry::vault::Vault for MasterKey {
+    fn seal(&self, label: &str, plaintext: &[u8]) -> Result<String, String> {
+        MasterKey::seal(self, label, plaintext).map_err(|e| e.to_string())
+    }
+
+    fn open(&self, label: &str, sealed: &str) -> Result<Vec<u8>, String> {
+        MasterKey::open(self, label, sealed).map_err(|e| e.to_string())
+    }
+
+    fn check_rsa_public_key(&self, pem: &str) -> Result<(), String> {
+        let key = openssl::pkey::PKey::public_key_from_pem(pem.trim().as_bytes())
+            .map_err(|_| "not a PEM public key (-----BEGIN PUBLIC KEY-----)".to_owned())?;
+        let rsa = key.rsa().map_err(|_| "not an RSA key".to_owned())?;
+        let bits = rsa.size() * 8;
+        if bits < 2048 {
+            return Err(format!(
+                "RSA keys need at least 2048 bits; this one has {bits}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

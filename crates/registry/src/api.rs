@@ -199,6 +199,60 @@ pub struct ProfileInput {
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub custom_claims: serde_json::Value,
+    /// `jwt`: how the consumer signs (`hmac` or `rsa`); cannot change after creation.
+    #[serde(default)]
+    pub jwt_method: Option<JwtMethod>,
+    /// `jwt`: the pinned algorithms (default `["HS256"]` for hmac, `["RS256"]` for rsa).
+    #[serde(default)]
+    pub jwt_algorithms: Option<Vec<String>>,
+    /// `jwt`/rsa: the consumer's PEM public key (RSA, at least 2048 bits).
+    #[serde(default)]
+    pub jwt_public_key: Option<String>,
+    /// `jwt`/hmac: a secret of at least 32 bytes; omitted, the server generates one. Write-only.
+    #[serde(default)]
+    pub jwt_secret: Option<String>,
+    /// `jwt`/rsa or `oidc`: a JWKS URL (not yet supported).
+    #[serde(default)]
+    pub oidc_jwks_uri: Option<String>,
+    /// `oidc`: the identity provider's issuer (not yet supported).
+    #[serde(default)]
+    pub oidc_issuer: Option<String>,
+    /// The claim whose value identifies this profile (default `sub`).
+    #[serde(default)]
+    pub jwt_claim: Option<String>,
+    /// The value `jwt_claim` must have (default: the profile's `oauth_client_id`).
+    #[serde(default)]
+    pub jwt_claim_value: Option<String>,
+    /// Claims that must be present (with this value, when given).
+    #[serde(default)]
+    pub required_claims: Vec<RequiredClaim>,
+    /// Accepted `iss` values; empty means any.
+    #[serde(default)]
+    pub allowed_issuers: Vec<String>,
+    /// Accepted audiences; a JWT whose `aud` meets none is refused (RFC 8725 §3.9).
+    #[serde(default)]
+    pub allowed_audiences: Vec<String>,
+}
+
+/// How a `jwt` profile's consumer signs its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JwtMethod {
+    /// HS256/384/512 with a shared secret (stored encrypted).
+    Hmac,
+    /// RS256/384/512 or PS256/384/512 with the consumer's public key.
+    Rsa,
+}
+
+/// A claim a foreign JWT must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredClaim {
+    /// Claim name.
+    pub name: String,
+    /// Required string value; absent means "present with any value".
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -265,6 +319,9 @@ pub struct Profile {
     /// Extra claims in issued access tokens.
     #[schema(value_type = Object)]
     pub custom_claims: serde_json::Value,
+    /// `jwt` settings (never the secret).
+    #[serde(flatten)]
+    pub jwt: Option<JwtSettingsView>,
     /// Connection details for the consumer.
     pub connection: Connection,
     /// Creation time.
@@ -288,6 +345,31 @@ pub struct ProfileCreated {
     /// For `token` profiles: the first API key's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
+    /// For `jwt`/hmac profiles whose secret the server generated: the secret, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+}
+
+/// The readable `jwt` settings of a profile.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JwtSettingsView {
+    /// `hmac` or `rsa`.
+    pub jwt_method: JwtMethod,
+    /// Pinned algorithms.
+    pub jwt_algorithms: Vec<String>,
+    /// The consumer's PEM public key (rsa).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_public_key: Option<String>,
+    /// Identifying claim.
+    pub jwt_claim: String,
+    /// Its required value.
+    pub jwt_claim_value: String,
+    /// Required claims.
+    pub required_claims: Vec<RequiredClaim>,
+    /// Accepted issuers (empty: any).
+    pub allowed_issuers: Vec<String>,
+    /// Accepted audiences.
+    pub allowed_audiences: Vec<String>,
 }
 
 /// Body of a secret refresh.
@@ -304,8 +386,12 @@ pub struct RefreshSecretInput {
 pub struct ProfileSecretIssued {
     /// The profile's client id.
     pub oauth_client_id: String,
-    /// The new secret; shown once.
-    pub oauth_client_secret: String,
+    /// The new client secret (`oauth2`); shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_client_secret: Option<String>,
+    /// The new HMAC secret (`jwt`/hmac); shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
     /// Until when the previous secret(s) remain valid; null when revoked at once.
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }

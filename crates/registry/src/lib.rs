@@ -15,11 +15,13 @@ pub mod ids;
 pub mod secret;
 mod service;
 pub mod types;
+pub mod vault;
 
 pub use error::{RegistryError, Result};
 pub use service::{
     Actor, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CollectionSnapshot,
-    GrantedCollection, ProfileSnapshot, Registry, RegistrySettings, StoredKey, parse_input,
+    GrantedCollection, JwtRules, ProfileSnapshot, Registry, RegistrySettings, StoredKey,
+    parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.

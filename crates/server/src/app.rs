@@ -276,7 +276,7 @@ async fn prepare(
             .await
             .context("running migrations")?;
     }
-    let master = master_key(config)?;
+    let master = Arc::new(master_key(config)?);
     let hasher = PasswordHasher::new(
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -286,7 +286,13 @@ async fn prepare(
     let mut settings = RegistrySettings::new(issuer, admin_audience);
     settings.max_token_ttl = config.max_token_ttl;
     settings.max_api_keys_per_profile = config.max_api_keys_per_profile;
-    let registry = Registry::new(db.clone(), Arc::new(SystemClock), hasher, settings);
+    let registry = Registry::new(
+        db.clone(),
+        Arc::new(SystemClock),
+        hasher,
+        settings,
+        master.clone(),
+    );
     let keys = KeyManager::load_or_create(registry.clone(), master, config.signing_alg, issuer)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

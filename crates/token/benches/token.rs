@@ -27,13 +27,15 @@ async fn fixture(alg: SigningAlg) -> Fixture {
         .await
         .unwrap();
     gatehouse_registry::migrate(&db).await.unwrap();
+    let (master, _) = MasterKey::generate();
+    let master = Arc::new(master);
     let registry = Registry::new(
         db,
         Arc::new(SystemClock),
         PasswordHasher::new(2).unwrap(),
         RegistrySettings::new(ISSUER, "http://127.0.0.1:8081"),
+        master.clone(),
     );
-    let (master, _) = MasterKey::generate();
     let keys = Arc::new(
         KeyManager::load_or_create(registry.clone(), master, alg, ISSUER)
             .await

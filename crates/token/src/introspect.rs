@@ -33,6 +33,10 @@ const MAX_BODY: usize = 64 * 1024;
 pub enum Denial {
     /// Signature, format or issuer did not verify, or the token is unknown.
     BadSignature,
+    /// Past `exp` (+ leeway).
+    Expired,
+    /// Before `nbf`/`iat` (− leeway).
+    NotYetValid,
     /// Revoked.
     Revoked,
     /// The profile or client is inactive, or gone.
@@ -50,6 +54,8 @@ impl Denial {
     pub fn code(self) -> &'static str {
         match self {
             Denial::BadSignature => "bad_signature",
+            Denial::Expired => "expired",
+            Denial::NotYetValid => "not_yet_valid",
             Denial::Revoked => "revoked",
             Denial::Inactive => "inactive",
             Denial::Audience => "audience",
@@ -105,7 +111,7 @@ async fn decide(
     }
     let now = state.registry.clock().now().timestamp();
     let Some(verified) = verify(state, token, now) else {
-        return Ok(Err(Denial::BadSignature));
+        return decide_foreign(state, caller, token, client_ip, now).await;
     };
     let claims = &verified.claims;
     let str_claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("");
@@ -172,6 +178,68 @@ async fn decide(
         }
     }
     answer.insert("token_type".into(), Value::from("Bearer"));
+    Ok(Ok(with_extensions(
+        answer,
+        &profile,
+        &collections,
+        cache_ttl,
+    )))
+}
+
+/// Decide about a JWT a `jwt` profile's consumer signed (see [`crate::foreign`]).
+async fn decide_foreign(
+    state: &TokenState,
+    caller: &Caller,
+    token: &str,
+    client_ip: Option<&str>,
+    now: i64,
+) -> Result<Result<Value, Denial>, TokenError> {
+    let verified = match crate::foreign::verify(state, token, now).await? {
+        Ok(v) => v,
+        Err(denial) => return Ok(Err(denial)),
+    };
+    let profile = verified.profile;
+    let claims = verified.claims;
+    if !profile.is_active() {
+        return Ok(Err(Denial::Inactive));
+    }
+    let grants: Vec<&GrantedCollection> = match caller {
+        Caller::Collection(c) => profile.grants.iter().filter(|g| g.id == c.id).collect(),
+        Caller::Admin { .. } => profile.grants.iter().collect(),
+        Caller::Client(_) => Vec::new(),
+    };
+    if grants.is_empty() {
+        return Ok(Err(Denial::Audience));
+    }
+    if let Err(denial) = check_ip(client_ip, profile.has_ip_rules(), |ip| {
+        profile.allows_ip(ip)
+    }) {
+        return Ok(Err(denial));
+    }
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+    let cache_ttl = if profile.has_ip_rules() {
+        0
+    } else {
+        (exp - now).clamp(0, MAX_CACHE_TTL_SECS)
+    };
+    let scopes: Vec<&str> = grants
+        .iter()
+        .flat_map(|g| g.scopes.iter().map(String::as_str))
+        .collect();
+    let collections: Vec<&str> = grants.iter().map(|g| g.id.as_str()).collect();
+    let mut answer = Map::new();
+    answer.insert("active".into(), Value::Bool(true));
+    answer.insert("scope".into(), Value::from(scopes.join(" ")));
+    answer.insert(
+        "client_id".into(),
+        Value::from(profile.oauth_client_id.as_str()),
+    );
+    for k in ["sub", "iss", "aud", "exp", "iat", "nbf", "jti"] {
+        if let Some(v) = claims.get(k) {
+            answer.insert(k.into(), v.clone());
+        }
+    }
+    answer.insert("token_type".into(), Value::from("jwt"));
     Ok(Ok(with_extensions(
         answer,
         &profile,

@@ -9,6 +9,7 @@ pub mod caller;
 pub mod client_ip;
 pub mod error;
 pub mod flow;
+mod foreign;
 mod http;
 pub mod introspect;
 pub mod request;

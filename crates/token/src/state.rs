@@ -24,6 +24,9 @@ pub struct TokenState {
     /// Verified access tokens by SHA-256 of the token; an entry is used only before `exp`.
     pub(crate) verified_tokens:
         quick_cache::sync::Cache<[u8; 32], Arc<gatehouse_jwks::VerifiedToken>>,
+    /// Verifiers for consumers' RSA keys, by SHA-256 of (profile, algorithm, PEM): parsed once.
+    pub(crate) foreign_verifiers:
+        quick_cache::sync::Cache<[u8; 32], Arc<dyn josekit::jws::JwsVerifier>>,
 }
 
 impl TokenState {
@@ -46,6 +49,7 @@ impl TokenState {
             admin_audience,
             placeholder_redirect,
             verified_tokens: quick_cache::sync::Cache::new(20_000),
+            foreign_verifiers: quick_cache::sync::Cache::new(10_000),
         })
     }
 }

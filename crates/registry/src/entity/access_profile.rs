@@ -25,6 +25,8 @@ pub struct Model {
     pub custom_claims: String,
     /// JSON object of auth-method settings (jwt/oidc); never a secret in clear.
     pub settings: String,
+    /// `jwt`/`oidc`: the `jwt_claim_value` that identifies the profile in a presented token.
+    pub match_value: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

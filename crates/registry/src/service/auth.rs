@@ -64,6 +64,8 @@ pub struct ProfileSnapshot {
     pub custom_claims: serde_json::Map<String, serde_json::Value>,
     /// Granted collections and scopes.
     pub grants: Vec<GrantedCollection>,
+    /// `jwt` profiles: verification material and claim rules.
+    pub jwt: Option<Arc<super::JwtRules>>,
     secrets: Vec<SecretRecord>,
 }
 
@@ -171,6 +173,12 @@ impl Registry {
         let auth_type =
             AuthType::parse(&profile.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
         let custom_claims = serde_json::from_str(&profile.custom_claims).unwrap_or_default();
+        let jwt = if auth_type == AuthType::Jwt {
+            self.jwt_rules(&profile.id, &profile.settings, self.now())?
+                .map(Arc::new)
+        } else {
+            None
+        };
         Ok(Some(ProfileSnapshot {
             profile_id: profile.id,
             client_id: owner.id,
@@ -183,6 +191,7 @@ impl Registry {
             token_ttl_seconds: profile.token_ttl_seconds,
             custom_claims,
             grants,
+            jwt,
             secrets,
         }))
     }

@@ -163,8 +163,9 @@ impl Registry {
                 .default_token_ttl
                 .min(self.inner.settings.max_token_ttl),
             custom_claims: serde_json::Map::new(),
+            jwt: None,
         };
-        let row = self
+        let (row, _) = self
             .insert_profile(&txn, &client_row.id, &profile, &client_id, Some(hash))
             .await?;
         self.audit(

@@ -7,12 +7,14 @@ mod auth;
 mod bootstrap;
 mod clients;
 mod collections;
+mod jwt;
 mod keys;
 mod profiles;
 
 pub use api_keys::ApiKeySnapshot;
 pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
+pub use jwt::JwtRules;
 pub use keys::StoredKey;
 
 use crate::clock::Clock;
@@ -80,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) revocations: quick_cache::sync::Cache<String, bool>,
     pub(crate) api_keys: quick_cache::sync::Cache<String, Option<Arc<ApiKeySnapshot>>>,
     pub(crate) key_last_used: quick_cache::sync::Cache<String, i64>,
+    pub(crate) match_values: quick_cache::sync::Cache<String, Arc<[String]>>,
+    pub(crate) vault: Arc<dyn crate::vault::Vault>,
 }
 
 /// The profile registry. Cheap to clone; all clones share the caches.
@@ -103,6 +107,7 @@ impl Registry {
         clock: Arc<dyn Clock>,
         hasher: PasswordHasher,
         settings: RegistrySettings,
+        vault: Arc<dyn crate::vault::Vault>,
     ) -> Self {
         let snapshots = quick_cache::sync::Cache::new(settings.profile_cache_capacity.max(16));
         let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
@@ -110,6 +115,7 @@ impl Registry {
         let revocations = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         let api_keys = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         let key_last_used = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
+        let match_values = quick_cache::sync::Cache::new(10_000);
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -122,6 +128,8 @@ impl Registry {
                 revocations,
                 api_keys,
                 key_last_used,
+                match_values,
+                vault,
             }),
         }
     }
@@ -153,6 +161,7 @@ impl Registry {
         self.inner.snapshots.clear();
         self.inner.collections.clear();
         self.inner.api_keys.clear();
+        self.inner.match_values.clear();
     }
 
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -32,6 +32,7 @@ pub(crate) struct ValidProfile {
     pub(crate) active: bool,
     pub(crate) token_ttl_seconds: i64,
     pub(crate) custom_claims: serde_json::Map<String, serde_json::Value>,
+    pub(crate) jwt: Option<super::jwt::ValidJwt>,
 }
 
 impl Registry {
@@ -43,12 +44,15 @@ impl Registry {
         let description = Description::parse(&input.description)
             .map_err(|e| errors.push(e.at("description")))
             .ok();
-        if !matches!(input.auth_type, AuthType::OAuth2 | AuthType::Token) {
+        if !matches!(
+            input.auth_type,
+            AuthType::OAuth2 | AuthType::Token | AuthType::Jwt
+        ) {
             errors.push(FieldError::new(
                 "auth_type",
                 "not_supported",
                 format!(
-                    "auth_type `{}` is not available in this release; use `oauth2` or `token`",
+                    "auth_type `{}` is not available in this release; use `oauth2`, `token` or `jwt`",
                     input.auth_type.as_str()
                 ),
             ));
@@ -100,6 +104,7 @@ impl Registry {
                 .cloned()
                 .collect::<Vec<_>>()
         });
+        let jwt = self.validate_jwt(input, &mut errors);
         match (name, description, ip_rules, custom_claims) {
             (Some(name), Some(description), Some(ip_rules), Some(custom_claims))
                 if errors.is_empty() =>
@@ -115,6 +120,7 @@ impl Registry {
                     active: input.active,
                     token_ttl_seconds: ttl,
                     custom_claims,
+                    jwt,
                 })
             }
             _ => Err(RegistryError::Validation(errors)),
@@ -264,9 +270,41 @@ impl Registry {
         valid: &ValidProfile,
         oauth_client_id: &str,
         secret_hash: Option<String>,
-    ) -> Result<access_profile::Model> {
+    ) -> Result<(access_profile::Model, Option<String>)> {
         let now = self.now();
         let id = new_id(IdKind::Profile);
+        let (settings, match_value, generated) = match &valid.jwt {
+            None => ("{}".to_owned(), None, None),
+            Some(j) => {
+                let mut view = j.view.clone();
+                if !j.claim_value_given {
+                    view.jwt_claim_value = oauth_client_id.to_owned();
+                }
+                self.check_match_value(conn, &view.jwt_claim_value, None)
+                    .await?;
+                let (sealed, generated) = match view.jwt_method {
+                    crate::api::JwtMethod::Hmac => {
+                        let secret = j
+                            .supplied_secret
+                            .clone()
+                            .unwrap_or_else(|| crate::ids::base62(43));
+                        (
+                            Some(self.seal(&id, &secret)?),
+                            j.supplied_secret.is_none().then_some(secret),
+                        )
+                    }
+                    crate::api::JwtMethod::Rsa => (None, None),
+                };
+                let match_value = Some(view.jwt_claim_value.clone());
+                let stored = super::jwt::JwtStored {
+                    view,
+                    sealed_secret: sealed,
+                    previous_sealed_secret: None,
+                    previous_until: None,
+                };
+                (json_text(&stored)?, match_value, generated)
+            }
+        };
         let row = access_profile::ActiveModel {
             id: Set(id.clone()),
             client_id: Set(client_id.to_owned()),
@@ -284,7 +322,8 @@ impl Registry {
             active: Set(valid.active),
             token_ttl_seconds: Set(valid.token_ttl_seconds),
             custom_claims: Set(serde_json::Value::Object(valid.custom_claims.clone()).to_string()),
-            settings: Set("{}".to_owned()),
+            settings: Set(settings),
+            match_value: Set(match_value),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -294,7 +333,28 @@ impl Registry {
         if let Some(hash) = secret_hash {
             self.insert_secret(conn, &id, hash).await?;
         }
-        Ok(row)
+        Ok((row, generated))
+    }
+
+    /// A `jwt_claim_value` identifies exactly one `jwt` profile.
+    async fn check_match_value<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        value: &str,
+        except: Option<&str>,
+    ) -> Result<()> {
+        let mut q =
+            access_profile::Entity::find().filter(access_profile::Column::MatchValue.eq(value));
+        if let Some(id) = except {
+            q = q.filter(access_profile::Column::Id.ne(id));
+        }
+        if q.one(conn).await?.is_some() {
+            return Err(RegistryError::Conflict {
+                field: "jwt_claim_value".to_owned(),
+                message: "another jwt profile is identified by this jwt_claim_value".to_owned(),
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn parse_profile_input(&self, body: serde_json::Value) -> Result<ValidProfile> {
@@ -323,7 +383,7 @@ impl Registry {
             .await?;
         self.check_profile_refs(&txn, &valid).await?;
         let oauth_client_id = new_id(IdKind::OAuthClient);
-        let row = self
+        let (row, generated_jwt_secret) = self
             .insert_profile(&txn, client_id, &valid, &oauth_client_id, hash)
             .await?;
         let first_key = if valid.auth_type == AuthType::Token {
@@ -356,6 +416,7 @@ impl Registry {
                 .as_ref()
                 .map(|(_, v)| v.expose_secret().to_owned()),
             api_key_id: first_key.map(|(k, _)| k.id),
+            jwt_secret: generated_jwt_secret,
         })
     }
 
@@ -455,6 +516,10 @@ impl Registry {
             token_ttl_seconds: row.token_ttl_seconds,
             custom_claims: serde_json::from_str(&row.custom_claims)
                 .unwrap_or_else(|_| serde_json::json!({})),
+            jwt: (auth_type == AuthType::Jwt)
+                .then(|| serde_json::from_str::<super::jwt::JwtStored>(&row.settings).ok())
+                .flatten()
+                .map(|s| s.view),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -515,6 +580,16 @@ impl Registry {
             "token_ttl_seconds": row.token_ttl_seconds,
             "custom_claims": serde_json::from_str::<serde_json::Value>(&row.custom_claims).unwrap_or_else(|_| serde_json::json!({})),
         });
+        let mut doc = doc;
+        if row.auth_type == AuthType::Jwt.as_str()
+            && let (Ok(stored), Some(map)) = (
+                serde_json::from_str::<super::jwt::JwtStored>(&row.settings),
+                doc.as_object_mut(),
+            )
+            && let Ok(serde_json::Value::Object(view)) = serde_json::to_value(&stored.view)
+        {
+            map.extend(view);
+        }
         Ok(doc)
     }
 
@@ -553,7 +628,36 @@ impl Registry {
         self.check_profile_name(&txn, &row.client_id, &valid.name, Some(id))
             .await?;
         self.check_profile_refs(&txn, &valid).await?;
+        let jwt_settings = match &valid.jwt {
+            None => None,
+            Some(j) => {
+                let mut stored: super::jwt::JwtStored = serde_json::from_str(&row.settings)
+                    .map_err(|e| RegistryError::Internal(e.to_string()))?;
+                if j.view.jwt_method != stored.view.jwt_method {
+                    return Err(RegistryError::invalid(
+                        "jwt_method",
+                        "immutable",
+                        "jwt_method cannot change after creation",
+                    ));
+                }
+                if j.supplied_secret.is_some() {
+                    return Err(RegistryError::invalid(
+                        "jwt_secret",
+                        "write_only",
+                        "set a new secret with POST /admin/v1/access-profiles/{id}/secret",
+                    ));
+                }
+                self.check_match_value(&txn, &j.view.jwt_claim_value, Some(id))
+                    .await?;
+                stored.view = j.view.clone();
+                Some((json_text(&stored)?, stored.view.jwt_claim_value.clone()))
+            }
+        };
         let mut active: access_profile::ActiveModel = row.into();
+        if let Some((settings, match_value)) = jwt_settings {
+            active.settings = Set(settings);
+            active.match_value = Set(Some(match_value));
+        }
         active.name = Set(valid.name.as_str().to_owned());
         active.description = Set(valid.description.as_str().to_owned());
         active.all_collections = Set(valid.all_collections);
@@ -617,6 +721,10 @@ impl Registry {
         id: &str,
         grace_seconds: Option<i64>,
     ) -> Result<ProfileSecretIssued> {
+        let current = self.profile_row(&self.inner.db, id).await?;
+        if current.auth_type == AuthType::Jwt.as_str() {
+            return self.refresh_jwt_secret(actor, id, grace_seconds).await;
+        }
         let secret = generate_client_secret();
         let hash = self.inner.hasher.hash(&secret).await?;
         let txn = self.inner.db.begin().await?;
@@ -625,7 +733,7 @@ impl Registry {
             return Err(RegistryError::invalid(
                 "auth_type",
                 "not_supported",
-                "only oauth2 profiles have a client secret",
+                "only oauth2 profiles have a client secret, and jwt/hmac profiles a jwt_secret",
             ));
         }
         let previous = self.rotate_secret(&txn, id, hash, grace_seconds).await?;
@@ -642,8 +750,66 @@ impl Registry {
         self.invalidate();
         Ok(ProfileSecretIssued {
             oauth_client_id: row.oauth_client_id,
-            oauth_client_secret: secret.expose_secret().to_owned(),
+            oauth_client_secret: Some(secret.expose_secret().to_owned()),
+            jwt_secret: None,
             previous_secret_expires_at: previous,
+        })
+    }
+
+    /// A new HMAC secret for a `jwt`/hmac profile; the previous one lives on for
+    /// `grace_seconds`.
+    async fn refresh_jwt_secret(
+        &self,
+        actor: &Actor,
+        id: &str,
+        grace_seconds: Option<i64>,
+    ) -> Result<ProfileSecretIssued> {
+        let grace = grace_seconds.unwrap_or(0);
+        if !(0..=super::auth::MAX_GRACE_SECONDS).contains(&grace) {
+            return Err(RegistryError::invalid(
+                "grace_seconds",
+                "out_of_range",
+                "must be between 0 and 2592000",
+            ));
+        }
+        let txn = self.inner.db.begin().await?;
+        let row = self.profile_row(&txn, id).await?;
+        let mut stored: super::jwt::JwtStored = serde_json::from_str(&row.settings)
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        if stored.view.jwt_method != crate::api::JwtMethod::Hmac {
+            return Err(RegistryError::invalid(
+                "jwt_method",
+                "not_supported",
+                "rsa profiles have no secret: PATCH jwt_public_key",
+            ));
+        }
+        let secret = crate::ids::base62(43);
+        let now = self.now();
+        let until = (grace > 0).then(|| now + chrono::Duration::seconds(grace));
+        stored.previous_sealed_secret = until.and(stored.sealed_secret.take());
+        stored.previous_until = until;
+        stored.sealed_secret = Some(self.seal(id, &secret)?);
+        let oauth_client_id = row.oauth_client_id.clone();
+        let mut active: access_profile::ActiveModel = row.into();
+        active.settings = Set(json_text(&stored)?);
+        active.updated_at = Set(now);
+        active.update(&txn).await?;
+        self.audit(
+            &txn,
+            actor,
+            "profile.secret.refresh",
+            "access_profile",
+            id,
+            serde_json::json!({"grace_seconds": grace, "kind": "jwt_secret"}),
+        )
+        .await?;
+        txn.commit().await?;
+        self.invalidate();
+        Ok(ProfileSecretIssued {
+            oauth_client_id,
+            oauth_client_secret: None,
+            jwt_secret: Some(secret),
+            previous_secret_expires_at: until,
         })
     }
 }

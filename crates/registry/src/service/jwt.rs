@@ -1,0 +1,361 @@
+//! `jwt` profiles: the consumer signs its own JWTs with an HMAC secret (stored sealed, since
+//! verification needs it back) or an RSA key (its PEM public key). The profile is found by
+//! `jwt_claim_value` (indexed as `match_value`), then verified only with its pinned
+//! algorithms and keys (RFC 8725 §3.1).
+
+use super::Registry;
+use crate::api::{JwtMethod, JwtSettingsView, ProfileInput, RequiredClaim};
+use crate::entity::access_profile;
+use crate::error::{RegistryError, Result};
+use crate::types::FieldError;
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Algorithms an `hmac` profile may pin.
+pub const HMAC_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
+/// Algorithms an `rsa` profile may pin.
+pub const RSA_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
+
+/// A validated `jwt` configuration (the secret in clear only until it is sealed).
+pub(crate) struct ValidJwt {
+    pub(crate) view: JwtSettingsView,
+    /// A secret the owner supplied; `None` means generate (on create) or keep (on update).
+    pub(crate) supplied_secret: Option<String>,
+    /// Whether `jwt_claim_value` was given (else it defaults to the oauth client id).
+    pub(crate) claim_value_given: bool,
+}
+
+/// What `access_profiles.settings` holds for a `jwt` profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JwtStored {
+    #[serde(flatten)]
+    pub(crate) view: JwtSettingsView,
+    /// The HMAC secret, sealed under GATEHOUSE_SECRET_KEY.
+    #[serde(default)]
+    pub(crate) sealed_secret: Option<String>,
+    /// The previous HMAC secret during a rotation's grace period.
+    #[serde(default)]
+    pub(crate) previous_sealed_secret: Option<String>,
+    #[serde(default)]
+    pub(crate) previous_until: Option<DateTime<Utc>>,
+}
+
+/// Verification material and claim rules of a `jwt` profile, in memory.
+#[derive(Clone)]
+pub struct JwtRules {
+    /// `hmac` or `rsa`.
+    pub method: JwtMethod,
+    /// Pinned algorithms.
+    pub algorithms: Vec<String>,
+    /// RSA: the PEM public key.
+    pub public_key_pem: Option<String>,
+    /// HMAC: live secrets (current, and the previous one until its grace ends).
+    pub hmac_keys: Vec<(Vec<u8>, Option<DateTime<Utc>>)>,
+    /// Identifying claim and its value.
+    pub claim: String,
+    /// The value `claim` must have.
+    pub claim_value: String,
+    /// Required claims.
+    pub required_claims: Vec<RequiredClaim>,
+    /// Accepted issuers (empty: any).
+    pub allowed_issuers: Vec<String>,
+    /// Accepted audiences.
+    pub allowed_audiences: Vec<String>,
+}
+
+impl std::fmt::Debug for JwtRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtRules")
+            .field("method", &self.method)
+            .field("algorithms", &self.algorithms)
+            .field("hmac_keys", &self.hmac_keys.len())
+            .field("claim", &self.claim)
+            .finish_non_exhaustive()
+    }
+}
+
+const JWT_FIELDS: [&str; 9] = [
+    "jwt_method",
+    "jwt_algorithms",
+    "jwt_public_key",
+    "jwt_secret",
+    "jwt_claim",
+    "jwt_claim_value",
+    "required_claims",
+    "allowed_issuers",
+    "allowed_audiences",
+];
+
+fn text_ok(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
+}
+
+impl Registry {
+    /// Validate the `jwt` members of a profile input; for other auth types they must be absent.
+    pub(crate) fn validate_jwt(
+        &self,
+        input: &ProfileInput,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<ValidJwt> {
+        use crate::types::AuthType;
+        if input.oidc_issuer.is_some() || input.oidc_jwks_uri.is_some() {
+            errors.push(FieldError::new(
+                "oidc_jwks_uri",
+                "not_supported",
+                "remote JWKS and OIDC discovery are not available in this release",
+            ));
+        }
+        if input.auth_type != AuthType::Jwt {
+            let given = input.jwt_method.is_some()
+                || input.jwt_algorithms.is_some()
+                || input.jwt_public_key.is_some()
+                || input.jwt_secret.is_some()
+                || input.jwt_claim.is_some()
+                || input.jwt_claim_value.is_some()
+                || !input.required_claims.is_empty()
+                || !input.allowed_issuers.is_empty()
+                || !input.allowed_audiences.is_empty();
+            if given {
+                errors.push(FieldError::new(
+                    "auth_type",
+                    "jwt_only",
+                    format!("{} apply only to auth_type jwt", JWT_FIELDS.join(", ")),
+                ));
+            }
+            return None;
+        }
+        let Some(method) = input.jwt_method else {
+            errors.push(FieldError::new("jwt_method", "required", "hmac or rsa"));
+            return None;
+        };
+        let (allowed, default) = match method {
+            JwtMethod::Hmac => (&HMAC_ALGS[..], "HS256"),
+            JwtMethod::Rsa => (&RSA_ALGS[..], "RS256"),
+        };
+        let algorithms = input
+            .jwt_algorithms
+            .clone()
+            .unwrap_or_else(|| vec![default.to_owned()]);
+        if algorithms.is_empty() {
+            errors.push(FieldError::new(
+                "jwt_algorithms",
+                "required",
+                "pin at least one algorithm",
+            ));
+        }
+        for (i, a) in algorithms.iter().enumerate() {
+            if !allowed.contains(&a.as_str()) {
+                errors.push(FieldError::new(
+                    format!("jwt_algorithms[{i}]"),
+                    "not_allowed",
+                    format!(
+                        "a {} profile accepts only {}",
+                        if method == JwtMethod::Hmac {
+                            "hmac"
+                        } else {
+                            "rsa"
+                        },
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut public_key = None;
+        match method {
+            JwtMethod::Hmac => {
+                if input.jwt_public_key.is_some() {
+                    errors.push(FieldError::new(
+                        "jwt_public_key",
+                        "not_allowed",
+                        "hmac profiles use jwt_secret",
+                    ));
+                }
+                if let Some(secret) = &input.jwt_secret {
+                    if secret.len() < 32 {
+                        errors.push(FieldError::new(
+                            "jwt_secret",
+                            "too_short",
+                            "an HMAC secret needs at least 32 bytes (256 bits)",
+                        ));
+                    } else if secret.len() > 512 {
+                        errors.push(FieldError::new(
+                            "jwt_secret",
+                            "too_long",
+                            "at most 512 bytes",
+                        ));
+                    }
+                }
+            }
+            JwtMethod::Rsa => {
+                if input.jwt_secret.is_some() {
+                    errors.push(FieldError::new(
+                        "jwt_secret",
+                        "not_allowed",
+                        "rsa profiles use jwt_public_key",
+                    ));
+                }
+                match &input.jwt_public_key {
+                    None => errors.push(FieldError::new(
+                        "jwt_public_key",
+                        "required",
+                        "the consumer's PEM public key",
+                    )),
+                    Some(pem) => match self.inner.vault.check_rsa_public_key(pem) {
+                        Ok(()) => public_key = Some(pem.trim().to_owned()),
+                        Err(why) => {
+                            errors.push(FieldError::new("jwt_public_key", "invalid_key", why))
+                        }
+                    },
+                }
+            }
+        }
+        let claim = input.jwt_claim.clone().unwrap_or_else(|| "sub".to_owned());
+        if !text_ok(&claim, 64) {
+            errors.push(FieldError::new(
+                "jwt_claim",
+                "invalid",
+                "a claim name of 1 to 64 characters",
+            ));
+        }
+        if let Some(v) = &input.jwt_claim_value
+            && !text_ok(v, 255)
+        {
+            errors.push(FieldError::new(
+                "jwt_claim_value",
+                "invalid",
+                "1 to 255 characters",
+            ));
+        }
+        for (i, c) in input.required_claims.iter().enumerate() {
+            if !text_ok(&c.name, 64) {
+                errors.push(FieldError::new(
+                    format!("required_claims[{i}].name"),
+                    "invalid",
+                    "a claim name of 1 to 64 characters",
+                ));
+            }
+        }
+        if input.allowed_audiences.is_empty() {
+            errors.push(FieldError::new(
+                "allowed_audiences",
+                "required",
+                "list the audiences this consumer's JWTs are for (RFC 8725 §3.9)",
+            ));
+        }
+        for (field, list) in [
+            ("allowed_audiences", &input.allowed_audiences),
+            ("allowed_issuers", &input.allowed_issuers),
+        ] {
+            for (i, v) in list.iter().enumerate() {
+                if !text_ok(v, 512) {
+                    errors.push(FieldError::new(
+                        format!("{field}[{i}]"),
+                        "invalid",
+                        "1 to 512 characters",
+                    ));
+                }
+            }
+        }
+        Some(ValidJwt {
+            view: JwtSettingsView {
+                jwt_method: method,
+                jwt_algorithms: algorithms,
+                jwt_public_key: public_key,
+                jwt_claim: claim,
+                jwt_claim_value: input.jwt_claim_value.clone().unwrap_or_default(),
+                required_claims: input.required_claims.clone(),
+                allowed_issuers: input.allowed_issuers.clone(),
+                allowed_audiences: input.allowed_audiences.clone(),
+            },
+            supplied_secret: input.jwt_secret.clone(),
+            claim_value_given: input.jwt_claim_value.is_some(),
+        })
+    }
+
+    pub(crate) fn seal(&self, label: &str, secret: &str) -> Result<String> {
+        self.inner
+            .vault
+            .seal(label, secret.as_bytes())
+            .map_err(RegistryError::Internal)
+    }
+
+    /// Build the in-memory rules from stored settings, opening sealed secrets.
+    pub(crate) fn jwt_rules(
+        &self,
+        profile_id: &str,
+        settings: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<JwtRules>> {
+        let Ok(stored) = serde_json::from_str::<JwtStored>(settings) else {
+            return Ok(None);
+        };
+        let mut hmac_keys = Vec::new();
+        if let Some(sealed) = &stored.sealed_secret {
+            let key = self
+                .inner
+                .vault
+                .open(profile_id, sealed)
+                .map_err(RegistryError::Internal)?;
+            hmac_keys.push((key, None));
+        }
+        if let (Some(sealed), Some(until)) = (&stored.previous_sealed_secret, stored.previous_until)
+            && until > now
+        {
+            let key = self
+                .inner
+                .vault
+                .open(profile_id, sealed)
+                .map_err(RegistryError::Internal)?;
+            hmac_keys.push((key, Some(until)));
+        }
+        let v = stored.view;
+        Ok(Some(JwtRules {
+            method: v.jwt_method,
+            algorithms: v.jwt_algorithms,
+            public_key_pem: v.jwt_public_key,
+            hmac_keys,
+            claim: v.jwt_claim,
+            claim_value: v.jwt_claim_value,
+            required_claims: v.required_claims,
+            allowed_issuers: v.allowed_issuers,
+            allowed_audiences: v.allowed_audiences,
+        }))
+    }
+
+    /// The `jwt` profiles whose `jwt_claim_value` is one of `values` (cached per value).
+    pub async fn jwt_profiles_matching(
+        &self,
+        values: &[&str],
+    ) -> Result<Vec<Arc<super::ProfileSnapshot>>> {
+        let mut out = Vec::new();
+        for value in values.iter().take(64) {
+            let ids = match self.inner.match_values.get(*value) {
+                Some(ids) => ids,
+                None => {
+                    let rows = access_profile::Entity::find()
+                        .filter(access_profile::Column::MatchValue.eq(*value))
+                        .filter(access_profile::Column::AuthType.eq("jwt"))
+                        .all(&self.inner.db)
+                        .await?;
+                    let ids: Arc<[String]> = rows.into_iter().map(|r| r.oauth_client_id).collect();
+                    self.inner
+                        .match_values
+                        .insert((*value).to_owned(), ids.clone());
+                    ids
+                }
+            };
+            for id in ids.iter() {
+                if let Some(p) = self.profile_by_client_id(id).await?
+                    && !out
+                        .iter()
+                        .any(|o: &Arc<super::ProfileSnapshot>| o.profile_id == p.profile_id)
+                {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -203,11 +203,7 @@ async fn decide_foreign(
     if !profile.is_active() {
         return Ok(Err(Denial::Inactive));
     }
-    let grants: Vec<&GrantedCollection> = match caller {
-        Caller::Collection(c) => profile.grants.iter().filter(|g| g.id == c.id).collect(),
-        Caller::Admin { .. } => profile.grants.iter().collect(),
-        Caller::Client(_) => Vec::new(),
-    };
+    let grants = caller_grants(caller, &profile);
     if grants.is_empty() {
         return Ok(Err(Denial::Audience));
     }
@@ -246,6 +242,16 @@ async fn decide_foreign(
         &collections,
         cache_ttl,
     )))
+}
+
+/// The collections of a profile the caller may see: its own (a collection), all (an admin),
+/// none (a client: it cannot introspect credentials other than its own tokens).
+fn caller_grants<'a>(caller: &Caller, profile: &'a ProfileSnapshot) -> Vec<&'a GrantedCollection> {
+    match caller {
+        Caller::Collection(c) => profile.grants.iter().filter(|g| g.id == c.id).collect(),
+        Caller::Admin { .. } => profile.grants.iter().collect(),
+        Caller::Client(_) => Vec::new(),
+    }
 }
 
 /// IP rules apply: the consumer's address must be given (`client_ip`) and allowed.
@@ -320,11 +326,7 @@ async fn decide_api_key(
     if !profile.is_active() || profile.auth_type != AuthType::Token {
         return Ok(Err(Denial::Inactive));
     }
-    let grants: Vec<&GrantedCollection> = match caller {
-        Caller::Collection(c) => profile.grants.iter().filter(|g| g.id == c.id).collect(),
-        Caller::Admin { .. } => profile.grants.iter().collect(),
-        Caller::Client(_) => Vec::new(),
-    };
+    let grants = caller_grants(caller, &profile);
     if grants.is_empty() {
         return Ok(Err(Denial::Audience));
     }

@@ -329,14 +329,7 @@ impl Registry {
         id: &str,
         grace_seconds: Option<i64>,
     ) -> Result<ApiKeyIssued> {
-        let grace = grace_seconds.unwrap_or(0);
-        if !(0..=super::auth::MAX_GRACE_SECONDS).contains(&grace) {
-            return Err(RegistryError::invalid(
-                "grace_seconds",
-                "out_of_range",
-                "must be between 0 and 2592000",
-            ));
-        }
+        let grace = super::auth::grace_seconds(grace_seconds)?;
         let txn = self.inner.db.begin().await?;
         let row = self.api_key_row(&txn, id).await?;
         let value = api_key_format::generate();

@@ -17,6 +17,19 @@ use std::sync::Arc;
 /// Longest grace period a rotated secret may keep (30 days).
 pub const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
 
+/// Check a rotation's `grace_seconds` (default 0) against 0..=30 days.
+pub(crate) fn grace_seconds(value: Option<i64>) -> Result<i64> {
+    let grace = value.unwrap_or(0);
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+        return Err(RegistryError::invalid(
+            "grace_seconds",
+            "out_of_range",
+            format!("must be between 0 and {MAX_GRACE_SECONDS}"),
+        ));
+    }
+    Ok(grace)
+}
+
 /// A collection as granted to one profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantedCollection {
@@ -406,14 +419,7 @@ impl Registry {
         hash: String,
         grace_seconds: Option<i64>,
     ) -> Result<Option<DateTime<Utc>>> {
-        let grace = grace_seconds.unwrap_or(0);
-        if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-            return Err(RegistryError::invalid(
-                "grace_seconds",
-                "out_of_range",
-                format!("must be between 0 and {MAX_GRACE_SECONDS}"),
-            ));
-        }
+        let grace = self::grace_seconds(grace_seconds)?;
         let now = self.now();
         let previous = if grace == 0 {
             self.delete_secrets(conn, owner_id).await?;

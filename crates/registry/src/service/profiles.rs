@@ -764,14 +764,7 @@ impl Registry {
         id: &str,
         grace_seconds: Option<i64>,
     ) -> Result<ProfileSecretIssued> {
-        let grace = grace_seconds.unwrap_or(0);
-        if !(0..=super::auth::MAX_GRACE_SECONDS).contains(&grace) {
-            return Err(RegistryError::invalid(
-                "grace_seconds",
-                "out_of_range",
-                "must be between 0 and 2592000",
-            ));
-        }
+        let grace = super::auth::grace_seconds(grace_seconds)?;
         let txn = self.inner.db.begin().await?;
         let row = self.profile_row(&txn, id).await?;
         let mut stored: super::jwt::JwtStored = serde_json::from_str(&row.settings)

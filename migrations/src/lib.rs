@@ -11,6 +11,7 @@ mod m0001_initial;
 mod m0002_revocations;
 mod m0003_api_keys;
 mod m0004_jwt_match;
+mod m0005_used_assertions;
 
 /// The ordered list of Gatehouse migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_revocations::Migration),
             Box::new(m0003_api_keys::Migration),
             Box::new(m0004_jwt_match::Migration),
+            Box::new(m0005_used_assertions::Migration),
         ]
     }
 }

@@ -145,6 +145,20 @@ impl DiscoveryDocuments {
         .set_token_endpoint_auth_methods_supported(Some(vec![
             CoreClientAuthMethod::ClientSecretBasic,
             CoreClientAuthMethod::ClientSecretPost,
+            CoreClientAuthMethod::PrivateKeyJwt,
+            CoreClientAuthMethod::ClientSecretJwt,
+        ]))
+        // RFC 7523 client assertions of `jwt` profiles (each profile pins its own subset).
+        .set_token_endpoint_auth_signing_alg_values_supported(Some(vec![
+            CoreJwsSigningAlgorithm::HmacSha256,
+            CoreJwsSigningAlgorithm::HmacSha384,
+            CoreJwsSigningAlgorithm::HmacSha512,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+            CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+            CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+            CoreJwsSigningAlgorithm::RsaSsaPssSha512,
         ]))
         .set_service_documentation(
             endpoints

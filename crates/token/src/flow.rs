@@ -350,6 +350,9 @@ pub async fn client_credentials(
     request: TokenRequest,
     peer: IpAddr,
 ) -> Result<IssuedBody, TokenError> {
+    if matches!(request.auth, ClientAuth::Assertion { .. }) {
+        return crate::assertion::client_credentials(state, request, peer).await;
+    }
     let basic = request.auth.is_basic();
     let shared = Shared {
         state,
@@ -380,6 +383,7 @@ pub async fn client_credentials(
             );
             None
         }
+        ClientAuth::Assertion { .. } => return Err(TokenError::ServerError),
     };
     let endpoint = GhEndpoint {
         registrar: GhRegistrar(shared.clone()),

@@ -26,7 +26,7 @@ pub(crate) struct Verified {
     pub(crate) profile: Arc<ProfileSnapshot>,
 }
 
-fn decode_part(part: &str) -> Option<Map<String, Value>> {
+pub(crate) fn decode_part(part: &str) -> Option<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
@@ -58,7 +58,7 @@ fn rsa_verifier(alg: &str, pem: &str) -> Option<Arc<dyn JwsVerifier>> {
     })
 }
 
-fn signature_ok(
+pub(crate) fn signature_ok(
     state: &TokenState,
     profile_id: &str,
     rules: &JwtRules,

@@ -5,6 +5,7 @@
 //! It decides nothing about the registry (that is the registry crate's job) and holds no key
 //! material (that is the jwks crate's).
 
+mod assertion;
 pub mod caller;
 pub mod client_ip;
 pub mod error;

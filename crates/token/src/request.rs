@@ -42,20 +42,32 @@ pub enum ClientAuth {
         /// Client secret.
         secret: SecretString,
     },
+    /// `private_key_jwt` / `client_secret_jwt` (RFC 7523 §2.2).
+    Assertion {
+        /// The `client_id` parameter, if sent (must equal the assertion's `iss`).
+        client_id: Option<String>,
+        /// The signed JWT.
+        assertion: SecretString,
+    },
 }
+
+/// RFC 7523 §2.2's `client_assertion_type`.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 impl ClientAuth {
     /// The presented client id.
     pub fn client_id(&self) -> &str {
         match self {
             ClientAuth::Basic { client_id, .. } | ClientAuth::Post { client_id, .. } => client_id,
+            ClientAuth::Assertion { client_id, .. } => client_id.as_deref().unwrap_or(""),
         }
     }
 
-    /// The presented secret.
+    /// The presented secret (the assertion, for RFC 7523).
     pub fn secret(&self) -> &SecretString {
         match self {
             ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => secret,
+            ClientAuth::Assertion { assertion, .. } => assertion,
         }
     }
 
@@ -126,6 +138,8 @@ pub fn parse(
     let mut body_id = None;
     let mut body_secret = None;
     let mut assertion = false;
+    let mut assertion_type = None;
+    let mut assertion_value = None;
     for (key, value) in params {
         match key.as_str() {
             "grant_type" => grant_type = Some(value),
@@ -133,7 +147,14 @@ pub fn parse(
             "resource" => resources.push(value),
             "client_id" => body_id = Some(value),
             "client_secret" => body_secret = Some(SecretString::new(value)),
-            "client_assertion" | "client_assertion_type" => assertion = true,
+            "client_assertion_type" => {
+                assertion = true;
+                assertion_type = Some(value);
+            }
+            "client_assertion" => {
+                assertion = true;
+                assertion_value = Some(SecretString::new(value));
+            }
             _ => {}
         }
     }
@@ -183,6 +204,25 @@ pub fn parse(
                     "more than one client authentication method",
                 ));
             }
+            (client_id, None) if assertion => match (assertion_type.as_deref(), assertion_value) {
+                (Some(JWT_BEARER_ASSERTION), Some(assertion)) => ClientAuth::Assertion {
+                    client_id,
+                    assertion,
+                },
+                (Some(JWT_BEARER_ASSERTION), None) => {
+                    return Err(TokenError::InvalidRequest("client_assertion is missing"));
+                }
+                (None, _) => {
+                    return Err(TokenError::InvalidRequest(
+                        "client_assertion_type is missing",
+                    ));
+                }
+                (Some(_), _) => {
+                    return Err(TokenError::InvalidRequest(
+                        "unsupported client_assertion_type",
+                    ));
+                }
+            },
             _ => return Err(TokenError::InvalidClient { basic: false }),
         },
     };

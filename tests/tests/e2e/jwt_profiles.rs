@@ -326,3 +326,158 @@ async fn jwt_profile_validation() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// RFC 7523 §2.2 client authentication: client_secret_jwt (hmac) and private_key_jwt (rsa).
+#[tokio::test(flavor = "multi_thread")]
+async fn client_assertions_authenticate_jwt_profiles() -> anyhow::Result<()> {
+    let s = setup(json!({"jwt_method": "hmac"})).await?;
+    let secret = str_field(&s.profile, "jwt_secret")?.to_owned();
+    let id = str_field(&s.profile, "oauth_client_id")?.to_owned();
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    let token_endpoint = s.app.public_url("/oauth/token");
+    let assertion = |extra: Value| {
+        let mut c = json!({"iss": id, "sub": id, "aud": token_endpoint, "exp": now() + 120, "iat": now(),
+            "jti": gatehouse_tests::random_base62(16)});
+        if let (Some(o), Value::Object(e)) = (c.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        encode(&Header::new(Algorithm::HS256), &c, &key)
+    };
+    let ask = |a: String| {
+        let app = &s.app;
+        async move {
+            app.token_form(
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &a),
+                ],
+                &[],
+            )
+            .await
+        }
+    };
+    let good = assertion(json!({}))?;
+    let reply = ask(good.clone()).await?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let access = str_field(&reply.json(), "access_token")?.to_owned();
+    let verified = s
+        .app
+        .verify_token(&access, Some("https://api.example.com/consumer"))
+        .await?;
+    assert_eq!(verified["client_id"], id.as_str());
+    // Replay of the same assertion (same jti).
+    let replay = ask(good).await?;
+    replay.expect_error(401, "invalid_client");
+    // The issuer itself is also an accepted audience.
+    let issuer_aud = assertion(json!({"aud": s.app.issuer}))?;
+    assert_eq!(ask(issuer_aud).await?.status, 200);
+    for bad in [
+        json!({"aud": [token_endpoint.clone()]}),
+        json!({"aud": "https://elsewhere.example/token"}),
+        json!({"exp": now() + 3600}),
+        json!({"exp": now() - 120}),
+        json!({"sub": "gco_someone_else"}),
+        json!({"jti": ""}),
+    ] {
+        let reply = ask(assertion(bad.clone())?).await?;
+        reply.expect_error(401, "invalid_client");
+    }
+    // Missing exp, wrong key, alg none.
+    let mut c = json!({"iss": id, "sub": id, "aud": token_endpoint, "jti": "x1"});
+    reply_is_invalid(&ask(encode(&Header::new(Algorithm::HS256), &c, &key)?).await?);
+    c["exp"] = json!(now() + 60);
+    let wrong = encode(
+        &Header::new(Algorithm::HS256),
+        &c,
+        &EncodingKey::from_secret(b"not-the-secret-not-the-secret-not!!"),
+    )?;
+    reply_is_invalid(&ask(wrong).await?);
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(c.to_string())
+    );
+    reply_is_invalid(&ask(none).await?);
+    // An oauth2 profile cannot use assertions.
+    let fx = s.app.oauth_fixture(&["o:r"], json!({})).await?;
+    let oauth_assertion = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"iss": fx.oauth_client_id, "sub": fx.oauth_client_id, "aud": token_endpoint, "exp": now() + 60, "jti": "j"}),
+        &EncodingKey::from_secret(fx.oauth_client_secret.as_bytes()),
+    )?;
+    ask(oauth_assertion)
+        .await?
+        .expect_error(400, "unauthorized_client");
+    // Discovery advertises the methods.
+    let meta = s
+        .app
+        .get_public("/.well-known/openid-configuration")
+        .await?
+        .json();
+    let methods = meta["token_endpoint_auth_methods_supported"].to_string();
+    assert!(
+        methods.contains("private_key_jwt") && methods.contains("client_secret_jwt"),
+        "{methods}"
+    );
+    Ok(())
+}
+
+fn reply_is_invalid(reply: &gatehouse_tests::Reply) {
+    reply.expect_error(401, "invalid_client");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_key_jwt_authenticates_an_rsa_profile() -> anyhow::Result<()> {
+    let pair = josekit::jws::RS256.generate_key_pair(2048)?;
+    let public_pem = String::from_utf8(pair.to_pem_public_key())?;
+    let s = setup(json!({"jwt_method": "rsa", "jwt_public_key": public_pem})).await?;
+    let id = str_field(&s.profile, "oauth_client_id")?.to_owned();
+    let key = EncodingKey::from_rsa_pem(&pair.to_pem_private_key())?;
+    let c = json!({"iss": id, "sub": id, "aud": s.app.public_url("/oauth/token"), "exp": now() + 60, "jti": "rsa-1"});
+    let a = encode(&Header::new(Algorithm::RS256), &c, &key)?;
+    let reply = s
+        .app
+        .token_form(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", &a),
+            ],
+            &[],
+        )
+        .await?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // HS256 with the public key as secret: refused.
+    let confused = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"iss": id, "sub": id, "aud": s.app.public_url("/oauth/token"), "exp": now() + 60, "jti": "rsa-2"}),
+        &EncodingKey::from_secret(public_pem.as_bytes()),
+    )?;
+    let reply = s
+        .app
+        .token_form(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", &confused),
+            ],
+            &[],
+        )
+        .await?;
+    reply.expect_error(401, "invalid_client");
+    Ok(())
+}

@@ -10,3 +10,4 @@ pub mod collection_scope;
 pub mod profile_collection;
 pub mod revoked_token;
 pub mod signing_key;
+pub mod used_assertion;

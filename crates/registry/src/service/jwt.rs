@@ -359,3 +359,27 @@ impl Registry {
         Ok(out)
     }
 }
+
+impl Registry {
+    /// Remember a client assertion's `jti` until `expires_at`; `false` if it was seen before
+    /// (RFC 7523 §3 item 7: a replay).
+    pub async fn remember_assertion(
+        &self,
+        profile_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        use sea_orm::{ActiveModelTrait, Set};
+        let row = crate::entity::used_assertion::ActiveModel {
+            id: Set(format!("{profile_id}:{jti}")),
+            expires_at: Set(expires_at),
+        };
+        match row.insert(&self.inner.db).await {
+            Ok(_) => Ok(true),
+            Err(e) => match RegistryError::from(e) {
+                RegistryError::Conflict { .. } => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+}

@@ -286,6 +286,9 @@ async fn prepare(
     let mut settings = RegistrySettings::new(issuer, admin_audience);
     settings.max_token_ttl = config.max_token_ttl;
     settings.max_api_keys_per_profile = config.max_api_keys_per_profile;
+    // Several instances may share a PostgreSQL database: bound how stale another instance's
+    // change can be here (issue 5 will push changes with LISTEN/NOTIFY instead).
+    settings.cache_ttl = config.is_postgres().then(|| Duration::from_secs(5));
     let registry = Registry::new(
         db.clone(),
         Arc::new(SystemClock),

@@ -10,6 +10,7 @@ mod collections;
 mod jwt;
 mod keys;
 mod profiles;
+mod ttl_cache;
 
 pub use api_keys::ApiKeySnapshot;
 pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
@@ -21,6 +22,7 @@ use crate::clock::Clock;
 use crate::secret::PasswordHasher;
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
+use ttl_cache::TtlCache;
 
 /// Who performed an admin action, for the audit log.
 #[derive(Debug, Clone)]
@@ -50,6 +52,9 @@ pub struct RegistrySettings {
     pub verified_cache_capacity: usize,
     /// Most API keys one profile may hold.
     pub max_api_keys_per_profile: u32,
+    /// How long a cached registry entry may be used before it is reloaded (`None`: until the
+    /// next write here). Several instances on one database need a bound.
+    pub cache_ttl: Option<std::time::Duration>,
 }
 
 impl RegistrySettings {
@@ -63,6 +68,7 @@ impl RegistrySettings {
             profile_cache_capacity: 100_000,
             verified_cache_capacity: 100_000,
             max_api_keys_per_profile: 20,
+            cache_ttl: None,
         }
     }
 
@@ -76,13 +82,13 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hasher: PasswordHasher,
     pub(crate) settings: RegistrySettings,
-    pub(crate) snapshots: quick_cache::sync::Cache<String, Option<Arc<ProfileSnapshot>>>,
+    pub(crate) snapshots: TtlCache<String, Option<Arc<ProfileSnapshot>>>,
     pub(crate) verified: quick_cache::sync::Cache<[u8; 32], String>,
-    pub(crate) collections: quick_cache::sync::Cache<String, Option<Arc<CollectionSnapshot>>>,
-    pub(crate) revocations: quick_cache::sync::Cache<String, bool>,
-    pub(crate) api_keys: quick_cache::sync::Cache<String, Option<Arc<ApiKeySnapshot>>>,
+    pub(crate) collections: TtlCache<String, Option<Arc<CollectionSnapshot>>>,
+    pub(crate) revocations: TtlCache<String, bool>,
+    pub(crate) api_keys: TtlCache<String, Option<Arc<ApiKeySnapshot>>>,
     pub(crate) key_last_used: quick_cache::sync::Cache<String, i64>,
-    pub(crate) match_values: quick_cache::sync::Cache<String, Arc<[String]>>,
+    pub(crate) match_values: TtlCache<String, Arc<[String]>>,
     pub(crate) vault: Arc<dyn crate::vault::Vault>,
 }
 
@@ -109,13 +115,14 @@ impl Registry {
         settings: RegistrySettings,
         vault: Arc<dyn crate::vault::Vault>,
     ) -> Self {
-        let snapshots = quick_cache::sync::Cache::new(settings.profile_cache_capacity.max(16));
+        let ttl = settings.cache_ttl;
+        let snapshots = TtlCache::new(settings.profile_cache_capacity, ttl);
         let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
-        let collections = quick_cache::sync::Cache::new(10_000);
-        let revocations = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
-        let api_keys = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
+        let collections = TtlCache::new(10_000, ttl);
+        let revocations = TtlCache::new(settings.verified_cache_capacity, ttl);
+        let api_keys = TtlCache::new(settings.verified_cache_capacity, ttl);
         let key_last_used = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
-        let match_values = quick_cache::sync::Cache::new(10_000);
+        let match_values = TtlCache::new(10_000, ttl);
         Self {
             inner: Arc::new(Inner {
                 db,

@@ -141,7 +141,10 @@ impl DiscoveryDocuments {
         .set_token_endpoint(Some(
             TokenUrl::new(endpoints.token.clone()).map_err(url_err)?,
         ))
-        .set_grant_types_supported(Some(vec![CoreGrantType::ClientCredentials]))
+        .set_grant_types_supported(Some(vec![
+            CoreGrantType::ClientCredentials,
+            CoreGrantType::JwtBearer,
+        ]))
         .set_token_endpoint_auth_methods_supported(Some(vec![
             CoreClientAuthMethod::ClientSecretBasic,
             CoreClientAuthMethod::ClientSecretPost,
@@ -199,7 +202,10 @@ mod tests {
         );
         assert_eq!(
             v["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
         );
     }
 }

@@ -133,10 +133,66 @@ pub(crate) async fn client_credentials(
     if !profile.is_active() || !profile.allows_ip(peer) {
         return Err(invalid);
     }
-    let negotiated = negotiate(&profile, request.scope.as_deref(), &request.resources)?;
+    issue_for(&state, &profile, &request, now)
+}
+
+/// RFC 7523 §2.1: trade a `jwt` profile's JWT (verified exactly as introspection verifies it:
+/// the profile's pinned keys, `allowed_audiences`, issuers, required claims, `exp`) for an
+/// access token. A `jti`, when present, is remembered until `exp`, so the same JWT cannot be
+/// traded twice. Every refusal is `invalid_grant` (RFC 7523 §3.1).
+pub(crate) async fn jwt_bearer(
+    state: Arc<TokenState>,
+    request: TokenRequest,
+    peer: IpAddr,
+) -> Result<IssuedBody, TokenError> {
+    if !matches!(request.auth, ClientAuth::None) {
+        return Err(TokenError::InvalidRequest(
+            "send the JWT-bearer grant without client authentication: the assertion identifies the profile",
+        ));
+    }
+    let Some(assertion) = &request.assertion else {
+        return Err(TokenError::InvalidRequest("assertion is missing"));
+    };
+    let now = state.registry.clock().now().timestamp();
+    let verified = match crate::foreign::verify(&state, assertion.expose_secret(), now).await? {
+        Ok(v) => v,
+        Err(_) => return Err(TokenError::InvalidGrant),
+    };
+    let profile = verified.profile;
+    if let Some(jti) = verified.claims.get("jti").and_then(Value::as_str) {
+        let exp = verified
+            .claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .unwrap_or(now);
+        let expires_at = chrono::DateTime::from_timestamp(exp + LEEWAY_SECS, 0).unwrap_or_default();
+        match state
+            .registry
+            .remember_assertion(&profile.profile_id, &format!("grant:{jti}"), expires_at)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(TokenError::InvalidGrant),
+            Err(_) => return Err(TokenError::TemporarilyUnavailable),
+        }
+    }
+    if !profile.is_active() || !profile.allows_ip(peer) {
+        return Err(TokenError::InvalidGrant);
+    }
+    issue_for(&state, &profile, &request, now)
+}
+
+/// Negotiate scopes and audiences for an authenticated profile and sign its access token.
+fn issue_for(
+    state: &TokenState,
+    profile: &gatehouse_registry::ProfileSnapshot,
+    request: &TokenRequest,
+    now: i64,
+) -> Result<IssuedBody, TokenError> {
+    let negotiated = negotiate(profile, request.scope.as_deref(), &request.resources)?;
     let token_claims = claims(
         &state.issuer,
-        &profile,
+        profile,
         &negotiated,
         now,
         state.max_token_ttl,

@@ -16,6 +16,9 @@ pub enum TokenError {
         /// The client tried HTTP Basic, so the answer carries `WWW-Authenticate: Basic`.
         basic: bool,
     },
+    /// The authorization grant (an RFC 7523 assertion) is invalid, expired or replayed.
+    #[error("invalid_grant")]
+    InvalidGrant,
     /// The profile may not use this grant or authentication method.
     #[error("unauthorized_client")]
     UnauthorizedClient,
@@ -42,6 +45,7 @@ impl TokenError {
         match self {
             TokenError::InvalidRequest(_) => "invalid_request",
             TokenError::InvalidClient { .. } => "invalid_client",
+            TokenError::InvalidGrant => "invalid_grant",
             TokenError::UnauthorizedClient => "unauthorized_client",
             TokenError::InvalidScope => "invalid_scope",
             TokenError::InvalidTarget => "invalid_target",
@@ -65,6 +69,9 @@ impl TokenError {
         match self {
             TokenError::InvalidRequest(why) => why,
             TokenError::InvalidClient { .. } => "client authentication failed",
+            TokenError::InvalidGrant => {
+                "the assertion is invalid, expired, replayed or not for this server"
+            }
             TokenError::UnauthorizedClient => {
                 "this client may not use this grant type or authentication method"
             }
@@ -75,7 +82,7 @@ impl TokenError {
                 "a requested resource is unknown or not granted to this client"
             }
             TokenError::UnsupportedGrantType => {
-                "the grant type is not supported; use client_credentials"
+                "the grant type is not supported; use client_credentials or the RFC 7523 jwt-bearer grant"
             }
             TokenError::TemporarilyUnavailable => {
                 "the server is temporarily unable to handle the request"

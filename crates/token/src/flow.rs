@@ -384,6 +384,7 @@ pub async fn client_credentials(
             None
         }
         ClientAuth::Assertion { .. } => return Err(TokenError::ServerError),
+        ClientAuth::None => return Err(TokenError::InvalidClient { basic: false }),
     };
     let endpoint = GhEndpoint {
         registrar: GhRegistrar(shared.clone()),

@@ -54,6 +54,7 @@ async fn token(State(state): State<Arc<TokenState>>, request: Request) -> Respon
     };
     let result = match request.grant_type {
         GrantType::ClientCredentials => client_credentials(state, request, client_ip).await,
+        GrantType::JwtBearer => crate::assertion::jwt_bearer(state, request, client_ip).await,
     };
     match result {
         Ok(issued) => {

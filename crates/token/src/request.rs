@@ -13,13 +13,19 @@ use std::collections::HashSet;
 pub enum GrantType {
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 7523 §2.1: a consumer's JWT traded for an access token.
+    JwtBearer,
 }
+
+/// RFC 7523 §2.1's `grant_type`.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 impl GrantType {
     /// Parse `grant_type`; anything else is `unsupported_grant_type`.
     pub fn parse(value: &str) -> Result<Self, TokenError> {
         match value {
             "client_credentials" => Ok(GrantType::ClientCredentials),
+            JWT_BEARER_GRANT => Ok(GrantType::JwtBearer),
             _ => Err(TokenError::UnsupportedGrantType),
         }
     }
@@ -42,6 +48,8 @@ pub enum ClientAuth {
         /// Client secret.
         secret: SecretString,
     },
+    /// No client authentication (allowed only with the JWT-bearer grant, RFC 7523 §3.1).
+    None,
     /// `private_key_jwt` / `client_secret_jwt` (RFC 7523 §2.2).
     Assertion {
         /// The `client_id` parameter, if sent (must equal the assertion's `iss`).
@@ -60,14 +68,16 @@ impl ClientAuth {
         match self {
             ClientAuth::Basic { client_id, .. } | ClientAuth::Post { client_id, .. } => client_id,
             ClientAuth::Assertion { client_id, .. } => client_id.as_deref().unwrap_or(""),
+            ClientAuth::None => "",
         }
     }
 
     /// The presented secret (the assertion, for RFC 7523).
-    pub fn secret(&self) -> &SecretString {
+    pub fn secret(&self) -> Option<&SecretString> {
         match self {
-            ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => secret,
-            ClientAuth::Assertion { assertion, .. } => assertion,
+            ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => Some(secret),
+            ClientAuth::Assertion { assertion, .. } => Some(assertion),
+            ClientAuth::None => None,
         }
     }
 
@@ -88,6 +98,8 @@ pub struct TokenRequest {
     pub resources: Vec<String>,
     /// Client authentication.
     pub auth: ClientAuth,
+    /// The JWT-bearer grant's `assertion` (RFC 7523 §2.1).
+    pub assertion: Option<SecretString>,
 }
 
 /// Parse an `application/x-www-form-urlencoded` body strictly: parameters without a value
@@ -140,6 +152,7 @@ pub fn parse(
     let mut assertion = false;
     let mut assertion_type = None;
     let mut assertion_value = None;
+    let mut grant_assertion = None;
     for (key, value) in params {
         match key.as_str() {
             "grant_type" => grant_type = Some(value),
@@ -151,6 +164,7 @@ pub fn parse(
                 assertion = true;
                 assertion_type = Some(value);
             }
+            "assertion" => grant_assertion = Some(SecretString::new(value)),
             "client_assertion" => {
                 assertion = true;
                 assertion_value = Some(SecretString::new(value));
@@ -223,14 +237,19 @@ pub fn parse(
                     ));
                 }
             },
+            _ if grant_type == GrantType::JwtBearer => ClientAuth::None,
             _ => return Err(TokenError::InvalidClient { basic: false }),
         },
     };
+    if grant_type == GrantType::JwtBearer && grant_assertion.is_none() {
+        return Err(TokenError::InvalidRequest("assertion is missing"));
+    }
     Ok(TokenRequest {
         grant_type,
         scope,
         resources,
         auth,
+        assertion: grant_assertion,
     })
 }
 
@@ -287,7 +306,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.auth.client_id(), "gco_a+b");
-        assert_eq!(r.auth.secret().expose_secret(), "s:e t");
+        assert_eq!(r.auth.secret().map(|s| s.expose_secret()), Some("s:e t"));
         assert!(r.auth.is_basic());
     }
 

@@ -481,3 +481,88 @@ async fn private_key_jwt_authenticates_an_rsa_profile() -> anyhow::Result<()> {
     reply.expect_error(401, "invalid_client");
     Ok(())
 }
+
+/// RFC 7523 §2.1: a consumer's JWT traded for a Gatehouse access token.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jwt_bearer_grant_trades_a_consumer_jwt() -> anyhow::Result<()> {
+    let s = setup(json!({"jwt_method": "hmac", "allowed_issuers": [ISS]})).await?;
+    let secret = str_field(&s.profile, "jwt_secret")?.to_owned();
+    let sub = str_field(&s.profile, "oauth_client_id")?.to_owned();
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    let grant = |assertion: &str, basic: Option<(&str, &str)>| {
+        jwt_bearer(
+            &s.app,
+            assertion.to_owned(),
+            basic.map(|(a, b)| (a.to_owned(), b.to_owned())),
+        )
+    };
+    let jwt = encode(
+        &Header::new(Algorithm::HS256),
+        &claims(&sub, json!({})),
+        &key,
+    )?;
+    let reply = grant(&jwt, None).await?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let access = str_field(&reply.json(), "access_token")?.to_owned();
+    let verified = s
+        .app
+        .verify_token(&access, Some("https://api.example.com/consumer"))
+        .await?;
+    assert_eq!(verified["client_id"], sub.as_str());
+    assert_eq!(verified["scope"], "consumer:read");
+    // The same JWT (same jti) cannot be traded twice.
+    grant(&jwt, None).await?.expect_error(400, "invalid_grant");
+    // Expired, wrong issuer, wrong audience, wrong key: invalid_grant.
+    for bad in [
+        claims(&sub, json!({"exp": now() - 120})),
+        claims(&sub, json!({"iss": "https://evil.example"})),
+        claims(&sub, json!({"aud": "https://someone-else.example"})),
+    ] {
+        let token = encode(&Header::new(Algorithm::HS256), &bad, &key)?;
+        grant(&token, None)
+            .await?
+            .expect_error(400, "invalid_grant");
+    }
+    let forged = encode(
+        &Header::new(Algorithm::HS256),
+        &claims(&sub, json!({})),
+        &EncodingKey::from_secret(b"wrong-secret-wrong-secret-wrong-secret"),
+    )?;
+    grant(&forged, None)
+        .await?
+        .expect_error(400, "invalid_grant");
+    // Malformed requests.
+    let fresh = encode(
+        &Header::new(Algorithm::HS256),
+        &claims(&sub, json!({})),
+        &key,
+    )?;
+    grant(&fresh, Some(("gco_x", "y")))
+        .await?
+        .expect_error(400, "invalid_request");
+    s.app
+        .token_form(
+            None,
+            &[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")],
+            &[],
+        )
+        .await?
+        .expect_error(400, "invalid_request");
+    Ok(())
+}
+
+async fn jwt_bearer(
+    app: &TestApp,
+    assertion: String,
+    basic: Option<(String, String)>,
+) -> anyhow::Result<gatehouse_tests::Reply> {
+    app.token_form(
+        basic.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", &assertion),
+        ],
+        &[],
+    )
+    .await
+}

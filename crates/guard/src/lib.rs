@@ -16,6 +16,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use gatehouse_jwks::remote::{KeySource, RemoteKeys, RemoteVerdict};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
@@ -44,6 +46,47 @@ pub struct GuardConfig {
     pub cache_capacity: usize,
     /// Timeout of one introspection call (default 5 s).
     pub timeout: Duration,
+    /// Verify Gatehouse's own JWTs locally with its JWKS instead of introspecting them
+    /// (see [`LocalVerification`]); `None` (the default) introspects every credential.
+    pub local: Option<LocalVerification>,
+}
+
+/// Local mode: Gatehouse access tokens (RFC 9068 JWTs, `typ: at+jwt`, `iss` equal to
+/// `issuer`) are verified with Gatehouse's JWKS — fetched once, refreshed in the background
+/// after `refresh` and on an unknown `kid` (at most once per `min_refresh`) — with no network
+/// call per request. API keys and consumers' own JWTs are still introspected.
+///
+/// What this gives up, until each token's `exp`: revocation (RFC 7009), a profile or client
+/// switched off, changed IP rules, and policies (rate limits, quotas) are not seen. Keep token
+/// lifetimes short where that matters, or use introspection.
+#[derive(Debug, Clone)]
+pub struct LocalVerification {
+    /// Gatehouse's issuer, exactly as in its discovery document.
+    pub issuer: String,
+    /// The collection's audience: a token is accepted only when its `aud` includes it.
+    pub audience: String,
+    /// Gatehouse's JWKS (the discovery document's `jwks_uri`).
+    pub jwks_uri: String,
+    /// How long a fetched JWKS is used before a background refresh (default 300 s).
+    pub refresh: Duration,
+    /// Least time between two fetches, also on an unknown `kid` (default 30 s).
+    pub min_refresh: Duration,
+}
+
+impl LocalVerification {
+    /// Local verification for `audience` against the Gatehouse at `issuer` (its JWKS at
+    /// `{issuer}/oauth/jwks`), with the documented defaults.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        let jwks_uri = format!("{}/oauth/jwks", issuer.trim_end_matches('/'));
+        Self {
+            issuer,
+            audience: audience.into(),
+            jwks_uri,
+            refresh: Duration::from_secs(300),
+            min_refresh: Duration::from_secs(30),
+        }
+    }
 }
 
 impl std::fmt::Debug for GuardConfig {
@@ -71,6 +114,7 @@ impl GuardConfig {
             max_cache_ttl: Duration::from_secs(60),
             cache_capacity: 10_000,
             timeout: Duration::from_secs(5),
+            local: None,
         }
     }
 }
@@ -92,11 +136,11 @@ pub struct Principal {
     pub client_id: String,
     /// The access profile.
     pub profile_id: String,
-    /// `oauth2`, `token`, `jwt` or `oidc`.
+    /// `oauth2`, `token`, `jwt` or `oidc` (empty in local mode: the token does not say).
     pub auth_type: String,
     /// Granted scopes.
     pub scopes: Vec<String>,
-    /// The whole introspection answer.
+    /// The whole introspection answer (in local mode: the token's claims).
     pub introspection: Value,
 }
 
@@ -179,6 +223,8 @@ struct Inner {
     config: GuardConfig,
     http: reqwest::Client,
     cache: quick_cache::sync::Cache<[u8; 32], Cached>,
+    /// Local mode's JWKS cache.
+    keys: Option<Arc<RemoteKeys>>,
 }
 
 /// A configured guard; cheap to clone. Make per-route layers with [`Guard::require`].
@@ -212,11 +258,19 @@ impl Guard {
             .build()
             .map_err(|e| GuardError::Client(e.to_string()))?;
         let cache = quick_cache::sync::Cache::new(config.cache_capacity.max(16));
+        let keys = match &config.local {
+            Some(local) => Some(
+                RemoteKeys::new(local.refresh, local.min_refresh)
+                    .map_err(|e| GuardError::Client(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 http,
                 cache,
+                keys,
             }),
         })
     }
@@ -249,9 +303,13 @@ impl Guard {
             }
             self.inner.cache.remove(&key);
         }
-        let (answer, ttl) = self
-            .introspect(credential, client_ip.map(|_| ip_text.as_str()))
-            .await;
+        let (answer, ttl) = match self.verify_locally(credential).await {
+            Some(local) => local,
+            None => {
+                self.introspect(credential, client_ip.map(|_| ip_text.as_str()))
+                    .await
+            }
+        };
         if !ttl.is_zero() {
             self.inner.cache.insert(
                 key,
@@ -262,6 +320,80 @@ impl Guard {
             );
         }
         answer
+    }
+
+    /// Local mode: `None` when the credential is not a Gatehouse JWT for this guard (or the
+    /// JWKS cannot be fetched), so introspection decides.
+    async fn verify_locally(
+        &self,
+        credential: &str,
+    ) -> Option<(Result<Arc<Principal>, Rejection>, Duration)> {
+        let (local, keys) = (self.inner.config.local.as_ref()?, self.inner.keys.as_ref()?);
+        let (signed, sig) = credential.rsplit_once('.')?;
+        let (h, p) = signed.split_once('.')?;
+        let header = decode_json(h)?;
+        let claims = decode_json(p)?;
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        if text(&claims, "iss").as_deref() != Some(local.issuer.as_str()) {
+            return None;
+        }
+        let invalid = Some((
+            Err(Rejection::InvalidToken),
+            self.inner.config.negative_cache_ttl,
+        ));
+        // RFC 9068 §4: typ at+jwt; RFC 8725 §3.1: only the algorithms Gatehouse signs with,
+        // and never `none` or HS.
+        let alg = text(&header, "alg").unwrap_or_default();
+        if text(&header, "typ").is_none_or(|t| !t.eq_ignore_ascii_case("at+jwt"))
+            || !matches!(alg.as_str(), "ES256" | "RS256" | "EdDSA")
+            || header.get("crit").is_some()
+        {
+            return invalid;
+        }
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .ok()?;
+        let source = KeySource::JwksUri(local.jwks_uri.clone());
+        let kid = text(&header, "kid");
+        match keys
+            .verify(&source, kid.as_deref(), &alg, signed.as_bytes(), &signature)
+            .await
+        {
+            RemoteVerdict::Verified { .. } => {}
+            RemoteVerdict::Rejected => return invalid,
+            RemoteVerdict::Unavailable => return None,
+        }
+        let now = unix_now();
+        let exp = claims.get("exp").and_then(Value::as_i64)?;
+        let nbf_ok = ["nbf", "iat"].iter().all(|k| {
+            claims
+                .get(*k)
+                .and_then(Value::as_i64)
+                .is_none_or(|t| t - LOCAL_LEEWAY_SECS <= now)
+        });
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => *a == local.audience,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&local.audience)),
+            _ => false,
+        };
+        if exp + LOCAL_LEEWAY_SECS <= now || !nbf_ok || !aud_ok {
+            return invalid;
+        }
+        let ttl = Duration::from_secs(u64::try_from(exp - now).unwrap_or(0))
+            .min(self.inner.config.max_cache_ttl);
+        let principal = Principal {
+            client_id: text(&claims, "client_id").unwrap_or_default(),
+            profile_id: text(&claims, "profile_id").unwrap_or_default(),
+            auth_type: String::new(),
+            scopes: text(&claims, "scope")
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            introspection: claims,
+        };
+        Some((Ok(Arc::new(principal)), ttl))
     }
 
     async fn introspect(
@@ -335,6 +467,18 @@ impl Guard {
         };
         (Ok(Arc::new(principal)), ttl)
     }
+}
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat` in local mode (as Gatehouse's own).
+const LOCAL_LEEWAY_SECS: i64 = 60;
+
+fn decode_json(part: &str) -> Option<Value> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()?;
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(Value::is_object)
 }
 
 /// The credential a request carries: `Authorization: Bearer` or `X-API-Key`.

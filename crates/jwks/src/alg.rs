@@ -18,6 +18,7 @@ pub enum SigningAlg {
     EdDsa,
 }
 
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 impl SigningAlg {
     /// The JWA name.
     pub fn as_str(self) -> &'static str {

@@ -19,6 +19,7 @@ pub enum JwksError {
     #[error("crypto error: {0}")]
     Crypto(String),
     /// The registry (database) failed.
+    #[cfg(feature = "server")]
     #[error(transparent)]
     Registry(#[from] gatehouse_registry::RegistryError),
     /// A token failed verification; the reason is for logs only.

@@ -199,10 +199,12 @@ pub struct ProfileInput {
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub custom_claims: serde_json::Value,
-    /// `jwt`: how the consumer signs (`hmac` or `rsa`); cannot change after creation.
+    /// `jwt`: how the consumer signs (`hmac` or `rsa`); cannot change after creation. Not
+    /// for `oidc` profiles.
     #[serde(default)]
     pub jwt_method: Option<JwtMethod>,
-    /// `jwt`: the pinned algorithms (default `["HS256"]` for hmac, `["RS256"]` for rsa).
+    /// `jwt`/`oidc`: the pinned algorithms (default `["HS256"]` for hmac, `["RS256"]` for
+    /// rsa, `["RS256", "ES256"]` for oidc).
     #[serde(default)]
     pub jwt_algorithms: Option<Vec<String>>,
     /// `jwt`/rsa: the consumer's PEM public key (RSA, at least 2048 bits).
@@ -211,16 +213,19 @@ pub struct ProfileInput {
     /// `jwt`/hmac: a secret of at least 32 bytes; omitted, the server generates one. Write-only.
     #[serde(default)]
     pub jwt_secret: Option<String>,
-    /// `jwt`/rsa or `oidc`: a JWKS URL (not yet supported).
+    /// `jwt`/rsa (instead of `jwt_public_key`) or `oidc` (instead of `oidc_issuer`): a JWKS
+    /// URL, https (http only to a loopback host).
     #[serde(default)]
     pub oidc_jwks_uri: Option<String>,
-    /// `oidc`: the identity provider's issuer (not yet supported).
+    /// `oidc`: the identity provider's issuer; its discovery document and JWKS are fetched
+    /// and cached, and presented tokens' `iss` must equal it.
     #[serde(default)]
     pub oidc_issuer: Option<String>,
     /// The claim whose value identifies this profile (default `sub`).
     #[serde(default)]
     pub jwt_claim: Option<String>,
-    /// The value `jwt_claim` must have (default: the profile's `oauth_client_id`).
+    /// The value `jwt_claim` must have (default for `jwt`: the profile's `oauth_client_id`;
+    /// required for `oidc`).
     #[serde(default)]
     pub jwt_claim_value: Option<String>,
     /// Claims that must be present (with this value, when given).
@@ -350,16 +355,23 @@ pub struct ProfileCreated {
     pub jwt_secret: Option<String>,
 }
 
-/// The readable `jwt` settings of a profile.
+/// The readable `jwt`/`oidc` settings of a profile.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JwtSettingsView {
-    /// `hmac` or `rsa`.
-    pub jwt_method: JwtMethod,
+    /// `jwt` profiles: `hmac` or `rsa` (absent on `oidc` profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_method: Option<JwtMethod>,
     /// Pinned algorithms.
     pub jwt_algorithms: Vec<String>,
     /// The consumer's PEM public key (rsa).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_public_key: Option<String>,
+    /// `oidc`: the identity provider's issuer (keys found by OpenID Connect Discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_issuer: Option<String>,
+    /// `jwt`/rsa or `oidc`: the JWKS URL the keys are fetched from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_jwks_uri: Option<String>,
     /// Identifying claim.
     pub jwt_claim: String,
     /// Its required value.

@@ -20,7 +20,7 @@ pub mod vault;
 pub use error::{RegistryError, Result};
 pub use service::{
     Actor, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CollectionSnapshot,
-    GrantedCollection, JwtRules, ProfileSnapshot, Registry, RegistrySettings, StoredKey,
+    GrantedCollection, JwtKeys, JwtRules, ProfileSnapshot, Registry, RegistrySettings, StoredKey,
     parse_input,
 };
 

@@ -204,6 +204,11 @@ pub async fn start(config: Config) -> Result<Server> {
             config.max_token_ttl,
             config.trusted_proxies.clone(),
             admin_audience.clone(),
+            gatehouse_jwks::remote::RemoteKeys::new(
+                config.remote_keys_ttl,
+                config.remote_keys_min_refresh,
+            )
+            .context("building the outbound HTTP client")?,
         )
         .context("issuer URL")?,
     );

@@ -99,6 +99,14 @@ pub struct Settings {
     /// Most API keys one profile may hold (default 20).
     #[arg(long, env = "GATEHOUSE_MAX_API_KEYS_PER_PROFILE", global = true)]
     pub max_api_keys_per_profile: Option<u32>,
+    /// Seconds a fetched remote key set (an identity provider's discovery document and JWKS,
+    /// a JWKS URL) is reused before a background refresh (default 600).
+    #[arg(long, env = "GATEHOUSE_REMOTE_KEYS_TTL", global = true)]
+    pub remote_keys_ttl: Option<u64>,
+    /// Least seconds between two fetches of one remote key set, also when an unknown `kid`
+    /// asks for a refresh (default 30).
+    #[arg(long, env = "GATEHOUSE_REMOTE_KEYS_MIN_REFRESH", global = true)]
+    pub remote_keys_min_refresh: Option<u64>,
     /// Redis for shared rate limits (reserved for the policies feature).
     #[arg(
         long,
@@ -153,6 +161,10 @@ impl Settings {
             max_api_keys_per_profile: self
                 .max_api_keys_per_profile
                 .or(other.max_api_keys_per_profile),
+            remote_keys_ttl: self.remote_keys_ttl.or(other.remote_keys_ttl),
+            remote_keys_min_refresh: self
+                .remote_keys_min_refresh
+                .or(other.remote_keys_min_refresh),
             redis_url: self.redis_url.or(other.redis_url),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
             bootstrap_client_id: self.bootstrap_client_id.or(other.bootstrap_client_id),
@@ -219,6 +231,10 @@ pub struct Config {
     pub header_read_timeout: std::time::Duration,
     /// Most concurrent connections per listener.
     pub max_connections: usize,
+    /// How long a remote key set is reused before a background refresh.
+    pub remote_keys_ttl: std::time::Duration,
+    /// Least time between two fetches of one remote key set.
+    pub remote_keys_min_refresh: std::time::Duration,
 }
 
 fn read_secret_file(path: &Path) -> Result<String> {
@@ -332,6 +348,12 @@ impl Config {
             log_format,
             log: s.log.unwrap_or_else(|| "info".to_owned()),
             max_api_keys_per_profile: s.max_api_keys_per_profile.unwrap_or(20),
+            remote_keys_ttl: std::time::Duration::from_secs(
+                s.remote_keys_ttl.unwrap_or(600).max(1),
+            ),
+            remote_keys_min_refresh: std::time::Duration::from_secs(
+                s.remote_keys_min_refresh.unwrap_or(30),
+            ),
             bootstrap_client_id: s.bootstrap_client_id,
             bootstrap_client_secret,
             run_migrations: !s.skip_migrations.unwrap_or(false),
@@ -368,6 +390,8 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(30),
             header_read_timeout: std::time::Duration::from_secs(10),
             max_connections: 10_000,
+            remote_keys_ttl: std::time::Duration::from_secs(600),
+            remote_keys_min_refresh: std::time::Duration::from_secs(30),
         }
     }
 

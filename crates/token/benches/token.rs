@@ -70,6 +70,11 @@ async fn fixture(alg: SigningAlg) -> Fixture {
             86_400,
             Vec::new(),
             "http://127.0.0.1:8081".to_owned(),
+            gatehouse_jwks::remote::RemoteKeys::new(
+                std::time::Duration::from_secs(600),
+                std::time::Duration::from_secs(30),
+            )
+            .unwrap(),
         )
         .unwrap(),
     );

@@ -90,11 +90,14 @@ pub(crate) async fn client_credentials(
         &state,
         &profile.profile_id,
         &rules,
-        alg,
+        &header,
         signed,
         &signature,
         now,
-    ) {
+    )
+    .await?
+    .accepts(Some(iss))
+    {
         return Err(invalid);
     }
     // RFC 7523 §3: aud identifies this server; one string only (no audience injection).

@@ -1,4 +1,5 @@
-//! Introspection of JWTs that consumers sign themselves (`jwt` profiles).
+//! Introspection of JWTs that consumers sign themselves (`jwt` profiles) or that their
+//! identity providers sign (`oidc` profiles).
 //!
 //! The profile is found as the contract says: read `iss` and the candidate claim values
 //! without trusting them, pick the one profile whose `jwt_claim`/`jwt_claim_value` and issuer
@@ -13,9 +14,9 @@ use crate::introspect::{Denial, LEEWAY_SECS};
 use crate::state::TokenState;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_registry::api::JwtMethod;
+use gatehouse_jwks::remote::{KeySource, RemoteVerdict};
 use gatehouse_registry::secret::sha256;
-use gatehouse_registry::{JwtRules, ProfileSnapshot};
+use gatehouse_registry::{JwtKeys, JwtRules, ProfileSnapshot};
 use josekit::jws::{HS256, HS384, HS512, JwsVerifier, PS256, PS384, PS512, RS256, RS384, RS512};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -58,36 +59,89 @@ fn rsa_verifier(alg: &str, pem: &str) -> Option<Arc<dyn JwsVerifier>> {
     })
 }
 
-pub(crate) fn signature_ok(
+/// Whether `signature` over `signed` verifies with one of the profile's keys for `alg` (the
+/// caller has checked `alg` is pinned). Remote keys answer `Err` when they were never fetched
+/// and the source is unreachable now.
+pub(crate) async fn signature_ok(
     state: &TokenState,
     profile_id: &str,
     rules: &JwtRules,
-    alg: &str,
+    header: &Map<String, Value>,
     signed: &[u8],
     signature: &[u8],
     now: i64,
-) -> bool {
-    match rules.method {
-        JwtMethod::Hmac => rules.hmac_keys.iter().any(|(key, until)| {
-            until.is_none_or(|u| u.timestamp() > now)
-                && hmac_verifier(alg, key).is_some_and(|v| v.verify(signed, signature).is_ok())
-        }),
-        JwtMethod::Rsa => {
-            let Some(pem) = rules.public_key_pem.as_deref() else {
-                return false;
-            };
+) -> Result<RemoteOutcome, TokenError> {
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    let source = match &rules.keys {
+        JwtKeys::Hmac(keys) => {
+            let ok = keys.iter().any(|(key, until)| {
+                until.is_none_or(|u| u.timestamp() > now)
+                    && hmac_verifier(alg, key).is_some_and(|v| v.verify(signed, signature).is_ok())
+            });
+            return Ok(RemoteOutcome::from_bool(ok));
+        }
+        JwtKeys::Pem(pem) => {
             let key = sha256(&[profile_id.as_bytes(), alg.as_bytes(), pem.as_bytes()]);
             let verifier = match state.foreign_verifiers.get(&key) {
                 Some(v) => v,
                 None => {
                     let Some(v) = rsa_verifier(alg, pem) else {
-                        return false;
+                        return Ok(RemoteOutcome::Rejected);
                     };
                     state.foreign_verifiers.insert(key, v.clone());
                     v
                 }
             };
-            verifier.verify(signed, signature).is_ok()
+            return Ok(RemoteOutcome::from_bool(
+                verifier.verify(signed, signature).is_ok(),
+            ));
+        }
+        JwtKeys::Issuer(issuer) => KeySource::Issuer(issuer.clone()),
+        JwtKeys::JwksUri(uri) => KeySource::JwksUri(uri.clone()),
+    };
+    // `kid` is only a lookup hint into the profile's own key set; `jku`, `x5u` and `jwk`
+    // headers are never followed (RFC 8725 §3.10 spirit: keys come from configuration).
+    let kid = header.get("kid").and_then(Value::as_str);
+    if kid.is_some_and(|k| k.len() > 256) {
+        return Ok(RemoteOutcome::Rejected);
+    }
+    match state
+        .remote_keys
+        .verify(&source, kid, alg, signed, signature)
+        .await
+    {
+        RemoteVerdict::Verified { issuer } => Ok(RemoteOutcome::Verified { issuer }),
+        RemoteVerdict::Rejected => Ok(RemoteOutcome::Rejected),
+        RemoteVerdict::Unavailable => Err(TokenError::TemporarilyUnavailable),
+    }
+}
+
+/// What a signature check found.
+pub(crate) enum RemoteOutcome {
+    /// A key verified it; for a discovery source, the issuer `iss` must equal.
+    Verified { issuer: Option<String> },
+    /// No key verifies it.
+    Rejected,
+}
+
+impl RemoteOutcome {
+    fn from_bool(ok: bool) -> Self {
+        if ok {
+            RemoteOutcome::Verified { issuer: None }
+        } else {
+            RemoteOutcome::Rejected
+        }
+    }
+
+    /// Verified, and `iss` equals the discovered issuer where there is one (OpenID Connect
+    /// Discovery §4.3 / the contract).
+    pub(crate) fn accepts(&self, iss: Option<&str>) -> bool {
+        match self {
+            RemoteOutcome::Verified { issuer: None } => true,
+            RemoteOutcome::Verified {
+                issuer: Some(issuer),
+            } => iss == Some(issuer.as_str()),
+            RemoteOutcome::Rejected => false,
         }
     }
 }
@@ -103,7 +157,18 @@ fn audience_ok(claims: &Map<String, Value>, allowed: &[String]) -> bool {
     }
 }
 
-/// Verify a foreign JWT against the one `jwt` profile it claims to belong to.
+/// The revocation-store id of a consumer's JWT: per profile and `jti` (a `jti` names one
+/// token, RFC 7519 §4.1.7), or per token digest when it has no `jti`. Hashed, so nothing the
+/// consumer chose is stored or compared as is.
+pub(crate) fn revocation_id(profile_id: &str, claims: &Map<String, Value>, token: &str) -> String {
+    let digest = match claims.get("jti").and_then(Value::as_str) {
+        Some(jti) => sha256(&[b"foreign-jti", profile_id.as_bytes(), b"\0", jti.as_bytes()]),
+        None => sha256(&[b"foreign-token", token.as_bytes()]),
+    };
+    format!("fj_{}", URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// Verify a foreign JWT against the one `jwt`/`oidc` profile it claims to belong to.
 pub(crate) async fn verify(
     state: &TokenState,
     token: &str,
@@ -156,15 +221,17 @@ pub(crate) async fn verify(
     let Some(signed) = token.as_bytes().get(..h.len() + 1 + p.len()) else {
         return Ok(Err(Denial::BadSignature));
     };
-    if !signature_ok(
+    let outcome = signature_ok(
         state,
         &profile.profile_id,
         &rules,
-        alg,
+        &header,
         signed,
         &signature,
         now,
-    ) {
+    )
+    .await?;
+    if !outcome.accepts(iss) {
         return Ok(Err(Denial::BadSignature));
     }
     let Some(exp) = claims.get("exp").and_then(Value::as_i64) else {
@@ -193,6 +260,15 @@ pub(crate) async fn verify(
         if !ok {
             return Ok(Err(Denial::BadSignature));
         }
+    }
+    // Revoked (RFC 7009) by a collection, an admin or the profile's client.
+    if state
+        .registry
+        .is_revoked(&revocation_id(&profile.profile_id, &claims, token))
+        .await
+        .map_err(|_| TokenError::TemporarilyUnavailable)?
+    {
+        return Ok(Err(Denial::Revoked));
     }
     Ok(Ok(Verified { claims, profile }))
 }

@@ -1,4 +1,5 @@
-//! RFC 7662 token introspection and RFC 7009 revocation for Gatehouse access tokens.
+//! RFC 7662 token introspection and RFC 7009 revocation for Gatehouse access tokens, API
+//! keys and consumers' JWTs.
 //!
 //! Introspection is the decision point for resource servers: active only when the token
 //! verifies, is within its lifetime (60 s leeway), is not revoked, its profile and client are
@@ -451,7 +452,7 @@ pub async fn revoke(State(state): State<Arc<TokenState>>, request: Request) -> R
     }
     let now = state.registry.clock().now().timestamp();
     let Some(verified) = verify(&state, token, now) else {
-        return ok();
+        return revoke_foreign(&state, &caller, token, now).await;
     };
     let claims = &verified.claims;
     let allowed = match &caller {
@@ -478,6 +479,49 @@ pub async fn revoke(State(state): State<Arc<TokenState>>, request: Request) -> R
     match state
         .registry
         .revoke_token(&caller.actor(), jti, profile_id, expires_at)
+        .await
+    {
+        Ok(()) => ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "revocation failed");
+            TokenError::TemporarilyUnavailable.into_response()
+        }
+    }
+}
+
+/// Revoke a consumer's JWT (`jwt`/`oidc` profiles): it must verify (else it is unknown:
+/// 200), and the caller must be a collection granted to its profile, an admin with write
+/// rights, or the profile's own client. Its id is kept until `exp`.
+async fn revoke_foreign(state: &TokenState, caller: &Caller, token: &str, now: i64) -> Response {
+    let ok = || {
+        let mut r = StatusCode::OK.into_response();
+        no_store(&mut r);
+        r
+    };
+    let verified = match crate::foreign::verify(state, token, now).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(_)) => return ok(),
+        Err(e) => return e.into_response(),
+    };
+    let profile = &verified.profile;
+    let allowed = match caller {
+        Caller::Collection(c) => profile.grants.iter().any(|g| g.id == c.id),
+        Caller::Admin { write, .. } => *write,
+        Caller::Client(p) => p.profile_id == profile.profile_id,
+    };
+    if !allowed {
+        return TokenError::UnauthorizedClient.into_response();
+    }
+    let exp = verified
+        .claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or(now);
+    let expires_at = chrono::DateTime::from_timestamp(exp + LEEWAY_SECS, 0).unwrap_or_default();
+    let id = crate::foreign::revocation_id(&profile.profile_id, &verified.claims, token);
+    match state
+        .registry
+        .revoke_token(&caller.actor(), &id, &profile.profile_id, expires_at)
         .await
     {
         Ok(()) => ok(),

@@ -1,6 +1,7 @@
 //! What the token endpoint's handlers share.
 
 use gatehouse_jwks::KeyManager;
+use gatehouse_jwks::remote::RemoteKeys;
 use gatehouse_registry::Registry;
 use ipnet::IpNet;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct TokenState {
     /// Verifiers for consumers' RSA keys, by SHA-256 of (profile, algorithm, PEM): parsed once.
     pub(crate) foreign_verifiers:
         quick_cache::sync::Cache<[u8; 32], Arc<dyn josekit::jws::JwsVerifier>>,
+    /// Key sets of consumers' identity providers and JWKS URLs (`oidc`, `jwt`/rsa).
+    pub remote_keys: Arc<RemoteKeys>,
 }
 
 impl TokenState {
@@ -38,6 +41,7 @@ impl TokenState {
         max_token_ttl: i64,
         trusted_proxies: Vec<IpNet>,
         admin_audience: String,
+        remote_keys: Arc<RemoteKeys>,
     ) -> Result<Self, url::ParseError> {
         let placeholder_redirect = url::Url::parse(&issuer)?;
         Ok(Self {
@@ -50,6 +54,7 @@ impl TokenState {
             placeholder_redirect,
             verified_tokens: quick_cache::sync::Cache::new(20_000),
             foreign_verifiers: quick_cache::sync::Cache::new(10_000),
+            remote_keys,
         })
     }
 }

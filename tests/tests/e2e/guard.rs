@@ -3,7 +3,7 @@
 
 use axum::routing::get;
 use axum::{Extension, Router};
-use gatehouse_guard::{Guard, GuardConfig, Principal};
+use gatehouse_guard::{Guard, GuardConfig, LocalVerification, Principal};
 use gatehouse_tests::{collection_credentials, json, spawn_app, str_field};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -183,5 +183,87 @@ async fn the_guard_accepts_api_keys_and_passes_the_consumer_address() -> anyhow:
         .send()
         .await?;
     assert_eq!(r.status(), 401);
+    Ok(())
+}
+
+/// Local mode: Gatehouse JWTs are verified with the JWKS, without an introspection call per
+/// request — and, as documented, a revocation is not seen until `exp`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guard_verifies_gatehouse_jwts_locally() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let fx = app
+        .oauth_fixture(
+            &["orders:read", "orders:write"],
+            json!({"scopes": ["orders:read"]}),
+        )
+        .await?;
+    let other = app.oauth_fixture(&["stock:read"], json!({})).await?;
+    // Introspection credentials that do not work: any introspection call would fail with
+    // 503, so a 200 proves the token was verified locally.
+    let mut config = GuardConfig::new(
+        app.public_url("/oauth/introspect"),
+        "grs_not_a_real_collection",
+        "wrong",
+    );
+    config.max_cache_ttl = Duration::ZERO;
+    config.negative_cache_ttl = Duration::ZERO;
+    config.local = Some(LocalVerification::new(&app.issuer, &fx.audience));
+    let guard = Guard::new(config)?;
+    let rs = resource_server(&guard).await?;
+    let http = reqwest::Client::new();
+
+    let token = app
+        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
+    let get = |path: &'static str, token: String| {
+        let http = http.clone();
+        let rs = rs.clone();
+        async move {
+            http.get(format!("{rs}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    };
+    assert_eq!(get("/read", token.clone()).await?, 200);
+    assert_eq!(get("/write", token.clone()).await?, 403);
+
+    // A token for another collection's audience: refused locally.
+    let foreign = app
+        .access_token(&other.oauth_client_id, &other.oauth_client_secret, &[])
+        .await?;
+    assert_eq!(get("/read", foreign).await?, 401);
+
+    // A tampered signature, alg none, and a wrong typ: refused.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut sig = parts[2].clone().into_bytes();
+    sig[5] = if sig[5] == b'A' { b'B' } else { b'A' };
+    parts[2] = String::from_utf8(sig)?;
+    assert_eq!(get("/read", parts.join(".")).await?, 401);
+    let claims = token.split('.').nth(1).unwrap_or("");
+    let none_header = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        br#"{"alg":"none","typ":"at+jwt"}"#,
+    );
+    assert_eq!(get("/read", format!("{none_header}.{claims}.")).await?, 401);
+
+    // Documented trade-off: a revoked token still passes a local-mode guard until exp.
+    let revoked = app
+        .revoke_token(
+            gatehouse_tests::Auth::Basic(&fx.oauth_client_id, &fx.oauth_client_secret),
+            &token,
+        )
+        .await?;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    assert_eq!(get("/read", token.clone()).await?, 200);
+
+    // An API key is not a JWT: it goes to introspection, which refuses the guard's bad
+    // credentials: 503.
+    assert_eq!(
+        get("/read", "ghk_notarealkey".to_owned()).await?,
+        503,
+        "non-JWT credentials are introspected"
+    );
     Ok(())
 }

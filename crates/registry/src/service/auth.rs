@@ -186,7 +186,7 @@ impl Registry {
         let auth_type =
             AuthType::parse(&profile.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
         let custom_claims = serde_json::from_str(&profile.custom_claims).unwrap_or_default();
-        let jwt = if auth_type == AuthType::Jwt {
+        let jwt = if matches!(auth_type, AuthType::Jwt | AuthType::Oidc) {
             self.jwt_rules(&profile.id, &profile.settings, self.now())?
                 .map(Arc::new)
         } else {

@@ -1,5 +1,7 @@
-//! `jwt` profiles: the consumer signs its own JWTs with an HMAC secret (stored sealed, since
-//! verification needs it back) or an RSA key (its PEM public key). The profile is found by
+//! `jwt` and `oidc` profiles: the consumer signs its own JWTs with an HMAC secret (stored
+//! sealed, since verification needs it back) or an RSA key (its PEM public key, or a JWKS
+//! URL), or its identity provider signs them (`oidc`: keys by discovery or a JWKS URL,
+//! fetched and cached by the token crate). The profile is found by
 //! `jwt_claim_value` (indexed as `match_value`), then verified only with its pinned
 //! algorithms and keys (RFC 8725 §3.1).
 
@@ -17,6 +19,48 @@ use std::sync::Arc;
 pub const HMAC_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
 /// Algorithms an `rsa` profile may pin.
 pub const RSA_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
+/// Algorithms an `oidc` profile may pin: asymmetric only, never HS (RFC 8725 §3.1).
+pub const REMOTE_ALGS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// An admin-supplied URL Gatehouse will fetch: https, or http to a loopback host only (for
+/// tests and sidecars), no credentials, no fragment; an issuer also no query (OpenID Connect
+/// Discovery 1.0 §3).
+fn outbound_url(value: &str, issuer: bool) -> std::result::Result<(), crate::types::Invalid> {
+    use crate::types::Invalid;
+    if value.len() > 2048 {
+        return Err(Invalid::new("too_long", "must be at most 2048 characters"));
+    }
+    let url = url::Url::parse(value)
+        .map_err(|_| Invalid::new("invalid_url", "must be an absolute https URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => return Err(Invalid::new("invalid_url", "must be an absolute https URL")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(Invalid::new(
+                "insecure_url",
+                "must be https (http only to a loopback host)",
+            ));
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(Invalid::new(
+            "invalid_url",
+            "must carry no credentials and no fragment",
+        ));
+    }
+    if issuer && url.query().is_some() {
+        return Err(Invalid::new("invalid_url", "an issuer has no query"));
+    }
+    Ok(())
+}
 
 /// A validated `jwt` configuration (the secret in clear only until it is sealed).
 pub(crate) struct ValidJwt {
@@ -42,17 +86,26 @@ pub(crate) struct JwtStored {
     pub(crate) previous_until: Option<DateTime<Utc>>,
 }
 
-/// Verification material and claim rules of a `jwt` profile, in memory.
+/// Where a `jwt`/`oidc` profile's verification keys come from.
+#[derive(Clone)]
+pub enum JwtKeys {
+    /// HMAC: live secrets (current, and the previous one until its grace ends).
+    Hmac(Vec<(Vec<u8>, Option<DateTime<Utc>>)>),
+    /// RSA: the consumer's PEM public key.
+    Pem(String),
+    /// An identity provider found by OpenID Connect Discovery; `iss` must equal it.
+    Issuer(String),
+    /// A JWKS URL.
+    JwksUri(String),
+}
+
+/// Verification material and claim rules of a `jwt`/`oidc` profile, in memory.
 #[derive(Clone)]
 pub struct JwtRules {
-    /// `hmac` or `rsa`.
-    pub method: JwtMethod,
+    /// The keys.
+    pub keys: JwtKeys,
     /// Pinned algorithms.
     pub algorithms: Vec<String>,
-    /// RSA: the PEM public key.
-    pub public_key_pem: Option<String>,
-    /// HMAC: live secrets (current, and the previous one until its grace ends).
-    pub hmac_keys: Vec<(Vec<u8>, Option<DateTime<Utc>>)>,
     /// Identifying claim and its value.
     pub claim: String,
     /// The value `claim` must have.
@@ -68,19 +121,19 @@ pub struct JwtRules {
 impl std::fmt::Debug for JwtRules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtRules")
-            .field("method", &self.method)
             .field("algorithms", &self.algorithms)
-            .field("hmac_keys", &self.hmac_keys.len())
             .field("claim", &self.claim)
             .finish_non_exhaustive()
     }
 }
 
-const JWT_FIELDS: [&str; 9] = [
+const JWT_FIELDS: [&str; 11] = [
     "jwt_method",
     "jwt_algorithms",
     "jwt_public_key",
     "jwt_secret",
+    "oidc_issuer",
+    "oidc_jwks_uri",
     "jwt_claim",
     "jwt_claim_value",
     "required_claims",
@@ -93,25 +146,21 @@ fn text_ok(s: &str, max: usize) -> bool {
 }
 
 impl Registry {
-    /// Validate the `jwt` members of a profile input; for other auth types they must be absent.
+    /// Validate the `jwt`/`oidc` members of a profile input; for other auth types they must
+    /// be absent.
     pub(crate) fn validate_jwt(
         &self,
         input: &ProfileInput,
         errors: &mut Vec<FieldError>,
     ) -> Option<ValidJwt> {
         use crate::types::AuthType;
-        if input.oidc_issuer.is_some() || input.oidc_jwks_uri.is_some() {
-            errors.push(FieldError::new(
-                "oidc_jwks_uri",
-                "not_supported",
-                "remote JWKS and OIDC discovery are not available in this release",
-            ));
-        }
-        if input.auth_type != AuthType::Jwt {
+        if !matches!(input.auth_type, AuthType::Jwt | AuthType::Oidc) {
             let given = input.jwt_method.is_some()
                 || input.jwt_algorithms.is_some()
                 || input.jwt_public_key.is_some()
                 || input.jwt_secret.is_some()
+                || input.oidc_issuer.is_some()
+                || input.oidc_jwks_uri.is_some()
                 || input.jwt_claim.is_some()
                 || input.jwt_claim_value.is_some()
                 || !input.required_claims.is_empty()
@@ -121,23 +170,59 @@ impl Registry {
                 errors.push(FieldError::new(
                     "auth_type",
                     "jwt_only",
-                    format!("{} apply only to auth_type jwt", JWT_FIELDS.join(", ")),
+                    format!(
+                        "{} apply only to auth_type jwt or oidc",
+                        JWT_FIELDS.join(", ")
+                    ),
                 ));
             }
             return None;
         }
-        let Some(method) = input.jwt_method else {
-            errors.push(FieldError::new("jwt_method", "required", "hmac or rsa"));
-            return None;
+        let oidc = input.auth_type == AuthType::Oidc;
+        let method = if oidc {
+            for (field, given) in [
+                ("jwt_method", input.jwt_method.is_some()),
+                ("jwt_public_key", input.jwt_public_key.is_some()),
+                ("jwt_secret", input.jwt_secret.is_some()),
+            ] {
+                if given {
+                    errors.push(FieldError::new(
+                        field,
+                        "not_allowed",
+                        "oidc profiles take their keys from oidc_issuer or oidc_jwks_uri",
+                    ));
+                }
+            }
+            match (&input.oidc_issuer, &input.oidc_jwks_uri) {
+                (Some(_), Some(_)) => errors.push(FieldError::new(
+                    "oidc_jwks_uri",
+                    "conflict",
+                    "give oidc_issuer or oidc_jwks_uri, not both",
+                )),
+                (None, None) => errors.push(FieldError::new(
+                    "oidc_issuer",
+                    "required",
+                    "give oidc_issuer (discovery) or oidc_jwks_uri",
+                )),
+                _ => {}
+            }
+            None
+        } else {
+            let Some(method) = input.jwt_method else {
+                errors.push(FieldError::new("jwt_method", "required", "hmac or rsa"));
+                return None;
+            };
+            Some(method)
         };
-        let (allowed, default) = match method {
-            JwtMethod::Hmac => (&HMAC_ALGS[..], "HS256"),
-            JwtMethod::Rsa => (&RSA_ALGS[..], "RS256"),
+        let (allowed, default): (&[&str], &[&str]) = match method {
+            Some(JwtMethod::Hmac) => (&HMAC_ALGS, &["HS256"]),
+            Some(JwtMethod::Rsa) => (&RSA_ALGS, &["RS256"]),
+            None => (&REMOTE_ALGS, &["RS256", "ES256"]),
         };
         let algorithms = input
             .jwt_algorithms
             .clone()
-            .unwrap_or_else(|| vec![default.to_owned()]);
+            .unwrap_or_else(|| default.iter().map(|a| (*a).to_owned()).collect());
         if algorithms.is_empty() {
             errors.push(FieldError::new(
                 "jwt_algorithms",
@@ -145,32 +230,35 @@ impl Registry {
                 "pin at least one algorithm",
             ));
         }
+        let kind = match method {
+            Some(JwtMethod::Hmac) => "an hmac",
+            Some(JwtMethod::Rsa) => "an rsa",
+            None => "an oidc",
+        };
         for (i, a) in algorithms.iter().enumerate() {
             if !allowed.contains(&a.as_str()) {
                 errors.push(FieldError::new(
                     format!("jwt_algorithms[{i}]"),
                     "not_allowed",
-                    format!(
-                        "a {} profile accepts only {}",
-                        if method == JwtMethod::Hmac {
-                            "hmac"
-                        } else {
-                            "rsa"
-                        },
-                        allowed.join(", ")
-                    ),
+                    format!("{kind} profile accepts only {}", allowed.join(", ")),
                 ));
             }
         }
         let mut public_key = None;
         match method {
-            JwtMethod::Hmac => {
-                if input.jwt_public_key.is_some() {
-                    errors.push(FieldError::new(
-                        "jwt_public_key",
-                        "not_allowed",
-                        "hmac profiles use jwt_secret",
-                    ));
+            Some(JwtMethod::Hmac) => {
+                for (field, given) in [
+                    ("jwt_public_key", input.jwt_public_key.is_some()),
+                    ("oidc_jwks_uri", input.oidc_jwks_uri.is_some()),
+                    ("oidc_issuer", input.oidc_issuer.is_some()),
+                ] {
+                    if given {
+                        errors.push(FieldError::new(
+                            field,
+                            "not_allowed",
+                            "hmac profiles use jwt_secret",
+                        ));
+                    }
                 }
                 if let Some(secret) = &input.jwt_secret {
                     if secret.len() < 32 {
@@ -188,27 +276,51 @@ impl Registry {
                     }
                 }
             }
-            JwtMethod::Rsa => {
+            Some(JwtMethod::Rsa) => {
                 if input.jwt_secret.is_some() {
                     errors.push(FieldError::new(
                         "jwt_secret",
                         "not_allowed",
-                        "rsa profiles use jwt_public_key",
+                        "rsa profiles use jwt_public_key or oidc_jwks_uri",
                     ));
                 }
-                match &input.jwt_public_key {
-                    None => errors.push(FieldError::new(
+                if input.oidc_issuer.is_some() {
+                    errors.push(FieldError::new(
+                        "oidc_issuer",
+                        "not_allowed",
+                        "discovery is for auth_type oidc; a jwt profile may give oidc_jwks_uri",
+                    ));
+                }
+                match (&input.jwt_public_key, &input.oidc_jwks_uri) {
+                    (None, None) => errors.push(FieldError::new(
                         "jwt_public_key",
                         "required",
-                        "the consumer's PEM public key",
+                        "the consumer's PEM public key, or oidc_jwks_uri",
                     )),
-                    Some(pem) => match self.inner.vault.check_rsa_public_key(pem) {
+                    (Some(_), Some(_)) => errors.push(FieldError::new(
+                        "oidc_jwks_uri",
+                        "conflict",
+                        "give jwt_public_key or oidc_jwks_uri, not both",
+                    )),
+                    (Some(pem), None) => match self.inner.vault.check_rsa_public_key(pem) {
                         Ok(()) => public_key = Some(pem.trim().to_owned()),
                         Err(why) => {
                             errors.push(FieldError::new("jwt_public_key", "invalid_key", why))
                         }
                     },
+                    (None, Some(_)) => {}
                 }
+            }
+            None => {}
+        }
+        for (field, value) in [
+            ("oidc_issuer", &input.oidc_issuer),
+            ("oidc_jwks_uri", &input.oidc_jwks_uri),
+        ] {
+            if let Some(v) = value
+                && let Err(e) = outbound_url(v, field == "oidc_issuer")
+            {
+                errors.push(e.at(field));
             }
         }
         let claim = input.jwt_claim.clone().unwrap_or_else(|| "sub".to_owned());
@@ -219,14 +331,18 @@ impl Registry {
                 "a claim name of 1 to 64 characters",
             ));
         }
-        if let Some(v) = &input.jwt_claim_value
-            && !text_ok(v, 255)
-        {
-            errors.push(FieldError::new(
+        match &input.jwt_claim_value {
+            Some(v) if !text_ok(v, 255) => errors.push(FieldError::new(
                 "jwt_claim_value",
                 "invalid",
                 "1 to 255 characters",
-            ));
+            )),
+            None if oidc => errors.push(FieldError::new(
+                "jwt_claim_value",
+                "required",
+                "the value of jwt_claim (default `sub`) that identifies this consumer in its identity provider's tokens",
+            )),
+            _ => {}
         }
         for (i, c) in input.required_claims.iter().enumerate() {
             if !text_ok(&c.name, 64) {
@@ -263,6 +379,8 @@ impl Registry {
                 jwt_method: method,
                 jwt_algorithms: algorithms,
                 jwt_public_key: public_key,
+                oidc_issuer: input.oidc_issuer.clone(),
+                oidc_jwks_uri: input.oidc_jwks_uri.clone(),
                 jwt_claim: claim,
                 jwt_claim_value: input.jwt_claim_value.clone().unwrap_or_default(),
                 required_claims: input.required_claims.clone(),
@@ -311,11 +429,22 @@ impl Registry {
             hmac_keys.push((key, Some(until)));
         }
         let v = stored.view;
+        let keys = match (
+            v.jwt_method,
+            v.jwt_public_key,
+            v.oidc_issuer,
+            v.oidc_jwks_uri,
+        ) {
+            (Some(JwtMethod::Hmac), ..) => JwtKeys::Hmac(hmac_keys),
+            (_, Some(pem), ..) => JwtKeys::Pem(pem),
+            (_, None, Some(issuer), _) => JwtKeys::Issuer(issuer),
+            (_, None, None, Some(uri)) => JwtKeys::JwksUri(uri),
+            // Nothing to verify with: a row that no longer parses denies everything.
+            _ => JwtKeys::Hmac(Vec::new()),
+        };
         Ok(Some(JwtRules {
-            method: v.jwt_method,
+            keys,
             algorithms: v.jwt_algorithms,
-            public_key_pem: v.jwt_public_key,
-            hmac_keys,
             claim: v.jwt_claim,
             claim_value: v.jwt_claim_value,
             required_claims: v.required_claims,
@@ -324,7 +453,8 @@ impl Registry {
         }))
     }
 
-    /// The `jwt` profiles whose `jwt_claim_value` is one of `values` (cached per value).
+    /// The `jwt`/`oidc` profiles whose `jwt_claim_value` is one of `values` (cached per
+    /// value).
     pub async fn jwt_profiles_matching(
         &self,
         values: &[&str],
@@ -336,7 +466,7 @@ impl Registry {
                 None => {
                     let rows = access_profile::Entity::find()
                         .filter(access_profile::Column::MatchValue.eq(*value))
-                        .filter(access_profile::Column::AuthType.eq("jwt"))
+                        .filter(access_profile::Column::AuthType.is_in(["jwt", "oidc"]))
                         .all(&self.inner.db)
                         .await?;
                     let ids: Arc<[String]> = rows.into_iter().map(|r| r.oauth_client_id).collect();

@@ -15,7 +15,7 @@ mod ttl_cache;
 pub use api_keys::ApiKeySnapshot;
 pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
-pub use jwt::JwtRules;
+pub use jwt::{JwtKeys, JwtRules};
 pub use keys::StoredKey;
 
 use crate::clock::Clock;

@@ -44,19 +44,6 @@ impl Registry {
         let description = Description::parse(&input.description)
             .map_err(|e| errors.push(e.at("description")))
             .ok();
-        if !matches!(
-            input.auth_type,
-            AuthType::OAuth2 | AuthType::Token | AuthType::Jwt
-        ) {
-            errors.push(FieldError::new(
-                "auth_type",
-                "not_supported",
-                format!(
-                    "auth_type `{}` is not available in this release; use `oauth2`, `token` or `jwt`",
-                    input.auth_type.as_str()
-                ),
-            ));
-        }
         let mut collections: Vec<String> = Vec::new();
         for id in &input.collections {
             if !collections.contains(id) {
@@ -283,7 +270,7 @@ impl Registry {
                 self.check_match_value(conn, &view.jwt_claim_value, None)
                     .await?;
                 let (sealed, generated) = match view.jwt_method {
-                    crate::api::JwtMethod::Hmac => {
+                    Some(crate::api::JwtMethod::Hmac) => {
                         let secret = j
                             .supplied_secret
                             .clone()
@@ -293,7 +280,7 @@ impl Registry {
                             j.supplied_secret.is_none().then_some(secret),
                         )
                     }
-                    crate::api::JwtMethod::Rsa => (None, None),
+                    _ => (None, None),
                 };
                 let match_value = Some(view.jwt_claim_value.clone());
                 let stored = super::jwt::JwtStored {
@@ -516,7 +503,7 @@ impl Registry {
             token_ttl_seconds: row.token_ttl_seconds,
             custom_claims: serde_json::from_str(&row.custom_claims)
                 .unwrap_or_else(|_| serde_json::json!({})),
-            jwt: (auth_type == AuthType::Jwt)
+            jwt: matches!(auth_type, AuthType::Jwt | AuthType::Oidc)
                 .then(|| serde_json::from_str::<super::jwt::JwtStored>(&row.settings).ok())
                 .flatten()
                 .map(|s| s.view),
@@ -581,7 +568,7 @@ impl Registry {
             "custom_claims": serde_json::from_str::<serde_json::Value>(&row.custom_claims).unwrap_or_else(|_| serde_json::json!({})),
         });
         let mut doc = doc;
-        if row.auth_type == AuthType::Jwt.as_str()
+        if (row.auth_type == AuthType::Jwt.as_str() || row.auth_type == AuthType::Oidc.as_str())
             && let (Ok(stored), Some(map)) = (
                 serde_json::from_str::<super::jwt::JwtStored>(&row.settings),
                 doc.as_object_mut(),
@@ -733,7 +720,7 @@ impl Registry {
             return Err(RegistryError::invalid(
                 "auth_type",
                 "not_supported",
-                "only oauth2 profiles have a client secret, and jwt/hmac profiles a jwt_secret",
+                "only oauth2 profiles have a client secret, and jwt/hmac profiles a jwt_secret; token profiles refresh their API keys, oidc profiles have none",
             ));
         }
         let previous = self.rotate_secret(&txn, id, hash, grace_seconds).await?;
@@ -769,7 +756,7 @@ impl Registry {
         let row = self.profile_row(&txn, id).await?;
         let mut stored: super::jwt::JwtStored = serde_json::from_str(&row.settings)
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
-        if stored.view.jwt_method != crate::api::JwtMethod::Hmac {
+        if stored.view.jwt_method != Some(crate::api::JwtMethod::Hmac) {
             return Err(RegistryError::invalid(
                 "jwt_method",
                 "not_supported",

@@ -1,0 +1,543 @@
+//! Keys published by someone else: a consumer's identity provider (OpenID Connect Discovery,
+//! then its `jwks_uri`), a consumer's JWKS URL, or — for resource servers that verify
+//! Gatehouse tokens locally — Gatehouse's own JWKS.
+//!
+//! Every outbound fetch goes through [`Fetcher`]: https only (http only to a loopback host),
+//! no redirects followed, at most 64 KiB read, at most 5 s (the contract's rule, so an
+//! admin-supplied URL cannot be turned against internal hosts). Metadata is fetched with
+//! openidconnect's discovery client, which checks that the discovered `issuer` is exactly the
+//! configured one (OpenID Connect Discovery 1.0 §4.3).
+//!
+//! [`RemoteKeys`] caches one key set per source:
+//! - a key set is reused for its TTL; past it, the stale keys keep answering while one
+//!   background refresh runs, so an identity provider that is down fails no token whose key
+//!   is already known;
+//! - an unknown `kid` triggers a refresh, and refreshes of one source are at most one per
+//!   `min_refresh`, so a flood of made-up `kid`s cannot hammer the identity provider;
+//! - only asymmetric keys are used (`oct` keys are ignored: an HMAC key from a public
+//!   document would be the HS-with-public-key confusion of RFC 8725 §2.1), each only with the
+//!   algorithms its type and `crv` fit, and RSA moduli under 2048 bits are ignored.
+
+use josekit::jwk::Jwk;
+use josekit::jws::{
+    ES256, ES384, ES512, EdDSA, JwsVerifier, PS256, PS384, PS512, RS256, RS384, RS512,
+};
+use openidconnect::core::{CoreJsonWebKeySet, CoreProviderMetadata};
+use openidconnect::{HttpRequest, HttpResponse, IssuerUrl, JsonWebKeySetUrl};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use url::{Host, Url};
+
+/// Most bytes read from any outbound response (contract: 64 KiB).
+pub const MAX_FETCH_BYTES: usize = 64 * 1024;
+/// Longest wait for any outbound fetch (contract: 5 s).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most keys taken from one JWKS.
+const MAX_KEYS: usize = 100;
+/// Most sources cached at once.
+const MAX_SOURCES: usize = 10_000;
+
+/// Why an outbound fetch failed (for logs; never shown to API callers in detail).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The URL breaks the outbound rules.
+    #[error("refused URL: {0}")]
+    Refused(&'static str),
+    /// Connecting, sending or reading failed (including the timeout).
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The body is larger than [`MAX_FETCH_BYTES`].
+    #[error("the response is larger than {MAX_FETCH_BYTES} bytes")]
+    TooLarge,
+}
+
+/// Check a URL against the outbound rules: https, or http to a loopback host only; no
+/// credentials in it.
+pub fn check_outbound_url(url: &Url) -> Result<(), &'static str> {
+    let loopback = match url.host() {
+        Some(Host::Ipv4(a)) => a.is_loopback(),
+        Some(Host::Ipv6(a)) => a.is_loopback(),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => return Err("the URL has no host"),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err("http is allowed only to a loopback host; use https"),
+        _ => return Err("only https URLs are fetched"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the URL are not allowed");
+    }
+    Ok(())
+}
+
+/// The one HTTP client for outbound fetches, with the contract's limits built in.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher").finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher that follows no redirect and gives up after [`FETCH_TIMEOUT`].
+    pub fn new() -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(FETCH_TIMEOUT)
+            .connect_timeout(FETCH_TIMEOUT)
+            .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        Ok(Self { client })
+    }
+
+    /// GET `url` under the outbound rules; any status is returned as is (a 3xx is not
+    /// followed: the caller sees it and fails).
+    pub async fn get(&self, url: &str) -> Result<HttpResponse, FetchError> {
+        let parsed = Url::parse(url).map_err(|_| FetchError::Refused("not a URL"))?;
+        check_outbound_url(&parsed).map_err(FetchError::Refused)?;
+        let mut response = self
+            .client
+            .get(parsed)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(e.without_url().to_string()))?;
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_FETCH_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Transport(e.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_FETCH_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut out = openidconnect::http::Response::new(body);
+        *out.status_mut() = response.status();
+        *out.headers_mut() = response.headers().clone();
+        Ok(out)
+    }
+
+    /// The adapter openidconnect's discovery client calls: GET only.
+    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, FetchError> {
+        if request.method() != openidconnect::http::Method::GET {
+            return Err(FetchError::Refused("only GET is used"));
+        }
+        self.get(&request.uri().to_string()).await
+    }
+}
+
+/// Where a key set comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeySource {
+    /// An OpenID Connect issuer: discovery document, then its `jwks_uri`.
+    Issuer(String),
+    /// A JWKS URL.
+    JwksUri(String),
+}
+
+impl KeySource {
+    fn url(&self) -> &str {
+        match self {
+            KeySource::Issuer(u) | KeySource::JwksUri(u) => u,
+        }
+    }
+}
+
+/// One usable key: its `kid` and a verifier per algorithm it fits.
+struct RemoteKey {
+    kid: Option<String>,
+    verifiers: Vec<(&'static str, Box<dyn JwsVerifier>)>,
+}
+
+/// A fetched key set.
+#[derive(Default)]
+struct Fetched {
+    /// The issuer discovery returned (issuer sources only).
+    issuer: Option<String>,
+    keys: Vec<RemoteKey>,
+    /// When it was fetched; `None` until the first success.
+    at: Option<Instant>,
+}
+
+struct Entry {
+    current: RwLock<Arc<Fetched>>,
+    /// Single flight: one refresh of a source at a time.
+    refreshing: tokio::sync::Mutex<()>,
+    last_attempt: Mutex<Option<Instant>>,
+}
+
+impl Entry {
+    fn snapshot(&self) -> Arc<Fetched> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store(&self, fetched: Arc<Fetched>) {
+        match self.current.write() {
+            Ok(mut g) => *g = fetched,
+            Err(poisoned) => *poisoned.into_inner() = fetched,
+        }
+    }
+
+    /// Claim the right to fetch now, if the last attempt is at least `min` ago.
+    fn claim_attempt(&self, min: Duration) -> bool {
+        let mut last = match self.last_attempt.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if last.is_some_and(|t| t.elapsed() < min) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
+/// The result of checking a signature against a remote key set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteVerdict {
+    /// A key of the set verified the signature; carries the discovered issuer (issuer
+    /// sources only), which the token's `iss` must equal.
+    Verified {
+        /// The issuer discovery returned.
+        issuer: Option<String>,
+    },
+    /// No key of the set verifies it (unknown `kid`, wrong algorithm, bad signature).
+    Rejected,
+    /// The key set was never fetched and the source cannot be reached now.
+    Unavailable,
+}
+
+/// A bounded cache of remote key sets, shared by every request.
+pub struct RemoteKeys {
+    fetcher: Fetcher,
+    ttl: Duration,
+    min_refresh: Duration,
+    entries: Mutex<HashMap<KeySource, Arc<Entry>>>,
+}
+
+impl std::fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("ttl", &self.ttl)
+            .field("min_refresh", &self.min_refresh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteKeys {
+    /// A cache whose key sets live `ttl`, refreshed at most once per `min_refresh` each.
+    pub fn new(ttl: Duration, min_refresh: Duration) -> Result<Arc<Self>, FetchError> {
+        Ok(Arc::new(Self {
+            fetcher: Fetcher::new()?,
+            ttl,
+            min_refresh,
+            entries: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn entry(&self, source: &KeySource) -> Arc<Entry> {
+        let mut map = match self.entries.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(e) = map.get(source) {
+            return e.clone();
+        }
+        if map.len() >= MAX_SOURCES {
+            map.clear();
+        }
+        let e = Arc::new(Entry {
+            current: RwLock::new(Arc::new(Fetched::default())),
+            refreshing: tokio::sync::Mutex::new(()),
+            last_attempt: Mutex::new(None),
+        });
+        map.insert(source.clone(), e.clone());
+        e
+    }
+
+    /// Verify `signature` over `signed` with the key named `kid` (or, without a `kid`, any
+    /// key) of `source`'s set, for algorithm `alg`.
+    pub async fn verify(
+        self: &Arc<Self>,
+        source: &KeySource,
+        kid: Option<&str>,
+        alg: &str,
+        signed: &[u8],
+        signature: &[u8],
+    ) -> RemoteVerdict {
+        let entry = self.entry(source);
+        let mut snap = entry.snapshot();
+        match snap.at {
+            None => snap = self.refresh(&entry, source).await,
+            Some(at) if at.elapsed() >= self.ttl => self.refresh_in_background(&entry, source),
+            Some(_) => {}
+        }
+        if snap.at.is_none() {
+            return RemoteVerdict::Unavailable;
+        }
+        if let Some(verdict) = check(&snap, kid, alg, signed, signature) {
+            return verdict;
+        }
+        // An unknown kid: the provider may have rotated. Refresh (rate-limited) and retry.
+        let fresh = self.refresh(&entry, source).await;
+        if Arc::ptr_eq(&fresh, &snap) {
+            return RemoteVerdict::Rejected;
+        }
+        check(&fresh, kid, alg, signed, signature).unwrap_or(RemoteVerdict::Rejected)
+    }
+
+    /// Fetch now unless another fetch ran within `min_refresh`; answers the newest set.
+    async fn refresh(&self, entry: &Arc<Entry>, source: &KeySource) -> Arc<Fetched> {
+        let _flight = entry.refreshing.lock().await;
+        if !entry.claim_attempt(self.min_refresh) {
+            return entry.snapshot();
+        }
+        match fetch(&self.fetcher, source).await {
+            Ok(fetched) => {
+                let fetched = Arc::new(fetched);
+                entry.store(fetched.clone());
+                fetched
+            }
+            Err(why) => {
+                tracing::warn!(source = source.url(), error = %why, "remote key set fetch failed");
+                entry.snapshot()
+            }
+        }
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, entry: &Arc<Entry>, source: &KeySource) {
+        if entry.refreshing.try_lock().is_err() {
+            return;
+        }
+        let (this, entry, source) = (self.clone(), entry.clone(), source.clone());
+        tokio::spawn(async move {
+            this.refresh(&entry, &source).await;
+        });
+    }
+}
+
+/// `Some(verdict)` when a key with this `kid` (or, without one, any key) exists for `alg`.
+fn check(
+    set: &Fetched,
+    kid: Option<&str>,
+    alg: &str,
+    signed: &[u8],
+    signature: &[u8],
+) -> Option<RemoteVerdict> {
+    let mut candidates = set
+        .keys
+        .iter()
+        .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+        .flat_map(|k| k.verifiers.iter())
+        .filter(|(a, _)| *a == alg)
+        .peekable();
+    candidates.peek()?;
+    let ok = candidates.any(|(_, v)| v.verify(signed, signature).is_ok());
+    Some(if ok {
+        RemoteVerdict::Verified {
+            issuer: set.issuer.clone(),
+        }
+    } else {
+        RemoteVerdict::Rejected
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error("{0}")]
+    Discovery(String),
+}
+
+async fn fetch(fetcher: &Fetcher, source: &KeySource) -> Result<Fetched, SourceError> {
+    let client = |request: HttpRequest| {
+        let fetcher = fetcher.clone();
+        async move { fetcher.execute(request).await }
+    };
+    let describe = |e: openidconnect::DiscoveryError<FetchError>| {
+        use std::error::Error;
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        SourceError::Discovery(text)
+    };
+    let (issuer, jwks) = match source {
+        KeySource::Issuer(issuer) => {
+            let url = IssuerUrl::new(issuer.clone())
+                .map_err(|e| SourceError::Discovery(e.to_string()))?;
+            let metadata = CoreProviderMetadata::discover_async(url, &client)
+                .await
+                .map_err(describe)?;
+            (
+                Some(metadata.issuer().as_str().to_owned()),
+                metadata.jwks().clone(),
+            )
+        }
+        KeySource::JwksUri(uri) => {
+            let url = JsonWebKeySetUrl::new(uri.clone())
+                .map_err(|e| SourceError::Discovery(e.to_string()))?;
+            let jwks = CoreJsonWebKeySet::fetch_async(&url, &client)
+                .await
+                .map_err(describe)?;
+            (None, jwks)
+        }
+    };
+    let value = serde_json::to_value(&jwks).map_err(|e| SourceError::Discovery(e.to_string()))?;
+    Ok(Fetched {
+        issuer,
+        keys: usable_keys(&value),
+        at: Some(Instant::now()),
+    })
+}
+
+/// The asymmetric signing keys of a JWKS document, each with the algorithms it fits.
+fn usable_keys(jwks: &Value) -> Vec<RemoteKey> {
+    let Some(list) = jwks.get("keys").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .take(MAX_KEYS)
+        .filter_map(|k| {
+            let map = k.as_object()?.clone();
+            let jwk = Jwk::from_map(map).ok()?;
+            let verifiers = verifiers_for(&jwk);
+            (!verifiers.is_empty()).then(|| RemoteKey {
+                kid: jwk.key_id().map(str::to_owned),
+                verifiers,
+            })
+        })
+        .collect()
+}
+
+fn verifiers_for(jwk: &Jwk) -> Vec<(&'static str, Box<dyn JwsVerifier>)> {
+    let mut out: Vec<(&'static str, Box<dyn JwsVerifier>)> = Vec::new();
+    match jwk.key_type() {
+        "RSA" => {
+            let bits = jwk
+                .parameter("n")
+                .and_then(Value::as_str)
+                .map_or(0, |n| n.trim_end_matches('=').len() * 6);
+            if bits < 2040 {
+                return out;
+            }
+            if let Ok(v) = RS256.verifier_from_jwk(jwk) {
+                out.push(("RS256", Box::new(v)));
+            }
+            if let Ok(v) = RS384.verifier_from_jwk(jwk) {
+                out.push(("RS384", Box::new(v)));
+            }
+            if let Ok(v) = RS512.verifier_from_jwk(jwk) {
+                out.push(("RS512", Box::new(v)));
+            }
+            if let Ok(v) = PS256.verifier_from_jwk(jwk) {
+                out.push(("PS256", Box::new(v)));
+            }
+            if let Ok(v) = PS384.verifier_from_jwk(jwk) {
+                out.push(("PS384", Box::new(v)));
+            }
+            if let Ok(v) = PS512.verifier_from_jwk(jwk) {
+                out.push(("PS512", Box::new(v)));
+            }
+        }
+        "EC" => {
+            if let Ok(v) = ES256.verifier_from_jwk(jwk) {
+                out.push(("ES256", Box::new(v)));
+            }
+            if let Ok(v) = ES384.verifier_from_jwk(jwk) {
+                out.push(("ES384", Box::new(v)));
+            }
+            if let Ok(v) = ES512.verifier_from_jwk(jwk) {
+                out.push(("ES512", Box::new(v)));
+            }
+        }
+        "OKP" => {
+            if let Ok(v) = EdDSA.verifier_from_jwk(jwk) {
+                out.push(("EdDSA", Box::new(v)));
+            }
+        }
+        // `oct` and anything else: never (RFC 8725 §2.1, §3.1).
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+    use josekit::jwk::alg::rsa::RsaKeyPair;
+    use serde_json::json;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn outbound_urls_are_https_or_loopback_http() {
+        assert!(check_outbound_url(&url("https://idp.example.com/x")).is_ok());
+        assert!(check_outbound_url(&url("http://127.0.0.1:8080/x")).is_ok());
+        assert!(check_outbound_url(&url("http://[::1]:8080/x")).is_ok());
+        assert!(check_outbound_url(&url("http://localhost/x")).is_ok());
+        assert!(check_outbound_url(&url("http://idp.example.com/x")).is_err());
+        assert!(check_outbound_url(&url("http://10.0.0.1/x")).is_err());
+        assert!(check_outbound_url(&url("http://169.254.169.254/latest")).is_err());
+        assert!(check_outbound_url(&url("ftp://idp.example.com/x")).is_err());
+        assert!(check_outbound_url(&url("file:///etc/passwd")).is_err());
+        assert!(check_outbound_url(&url("https://u:p@idp.example.com/x")).is_err());
+    }
+
+    #[test]
+    fn keys_get_only_the_algorithms_they_fit() {
+        let rsa = RsaKeyPair::generate(2048).unwrap().to_jwk_public_key();
+        let ec = EcKeyPair::generate(EcCurve::P256)
+            .unwrap()
+            .to_jwk_public_key();
+        let small = RsaKeyPair::generate(1024).unwrap().to_jwk_public_key();
+        let oct = json!({"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"});
+        let mut enc = RsaKeyPair::generate(2048).unwrap().to_jwk_public_key();
+        enc.set_key_use("enc");
+        let doc = json!({"keys": [
+            serde_json::to_value(rsa.as_ref()).unwrap(),
+            serde_json::to_value(ec.as_ref()).unwrap(),
+            serde_json::to_value(small.as_ref()).unwrap(),
+            oct,
+            serde_json::to_value(enc.as_ref()).unwrap(),
+        ]});
+        let keys = usable_keys(&doc);
+        let algs: Vec<Vec<&str>> = keys
+            .iter()
+            .map(|k| k.verifiers.iter().map(|(a, _)| *a).collect())
+            .collect();
+        assert_eq!(
+            algs,
+            vec![
+                vec!["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
+                vec!["ES256"],
+            ]
+        );
+    }
+}

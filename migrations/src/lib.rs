@@ -12,6 +12,7 @@ mod m0002_revocations;
 mod m0003_api_keys;
 mod m0004_jwt_match;
 mod m0005_used_assertions;
+mod m0006_policies;
 
 /// The ordered list of Gatehouse migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_api_keys::Migration),
             Box::new(m0004_jwt_match::Migration),
             Box::new(m0005_used_assertions::Migration),
+            Box::new(m0006_policies::Migration),
         ]
     }
 }

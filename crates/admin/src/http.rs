@@ -13,9 +13,10 @@ use axum::{Extension, Json};
 use gatehouse_registry::Actor;
 use gatehouse_registry::api::{
     ApiKey, ApiKeyIssued, AuditEvent, Client, Collection, CollectionCreated,
-    CollectionSecretIssued, ListParams, Page, Profile, ProfileCreated, ProfileSecretIssued,
-    RefreshSecretInput,
+    CollectionSecretIssued, ListParams, Page, Policy, Profile, ProfileCreated, ProfileSecretIssued,
+    RefreshSecretInput, UsageQuery, UsageReport,
 };
+use gatehouse_registry::usage::Scope;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi};
@@ -133,6 +134,13 @@ pub fn router(state: Arc<AdminState>) -> Router {
         )
         .route("/admin/v1/api-keys/{id}/refresh", post(refresh_api_key))
         .route("/admin/v1/audit-events", get(list_audit_events))
+        .route("/admin/v1/policies", post(create_policy).get(list_policies))
+        .route(
+            "/admin/v1/policies/{id}",
+            get(get_policy).patch(update_policy).delete(delete_policy),
+        )
+        .route("/admin/v1/access-profiles/{id}/usage", get(profile_usage))
+        .route("/admin/v1/clients/{id}/usage", get(client_usage))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_admin,
@@ -501,6 +509,103 @@ async fn list_audit_events(
     Ok(Json(s.registry.list_audit_events(&params).await?))
 }
 
+#[utoipa::path(post, path = "/admin/v1/policies", tag = "policies", request_body = gatehouse_registry::api::PolicyInput,
+    responses((status = 201, body = Policy), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn create_policy(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    Ok(created(
+        s.registry
+            .create_policy(&actor, json_body(&headers, &body, false)?)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/admin/v1/policies", tag = "policies", params(ListQuery),
+    responses((status = 200, body = Page<Policy>)), security(("bearer" = [])))]
+async fn list_policies(
+    State(s): State<Arc<AdminState>>,
+    uri: Uri,
+) -> ApiResult<Json<Page<Policy>>> {
+    let (params, _) = list_query(&uri)?;
+    Ok(Json(s.registry.list_policies(&params).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/policies/{id}", tag = "policies", params(("id" = String, Path)),
+    responses((status = 200, body = Policy), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_policy(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Policy>> {
+    Ok(Json(s.registry.get_policy(&id).await?))
+}
+
+#[utoipa::path(patch, path = "/admin/v1/policies/{id}", tag = "policies", params(("id" = String, Path)),
+    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the policy input; `null` removes the rate_limit or quota"),
+    responses((status = 200, body = Policy), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn update_policy(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Policy>> {
+    Ok(Json(
+        s.registry
+            .update_policy(&actor, &id, json_body(&headers, &body, false)?)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/policies/{id}", tag = "policies", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "profiles still use it")), security(("bearer" = [])))]
+async fn delete_policy(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.registry.delete_policy(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn usage_query(uri: &Uri) -> ApiResult<UsageQuery> {
+    Query::<UsageQuery>::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|_| {
+            ApiError::Malformed(
+                "bad query string: from and to are RFC 3339 times (e.g. 2026-11-22T00:00:00Z), granularity is hour or day"
+                    .to_owned(),
+            )
+        })
+}
+
+#[utoipa::path(get, path = "/admin/v1/access-profiles/{id}/usage", tag = "usage", params(("id" = String, Path), UsageQuery),
+    responses((status = 200, body = UsageReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn profile_usage(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ApiResult<Json<UsageReport>> {
+    let q = usage_query(&uri)?;
+    Ok(Json(
+        s.registry.usage_report(Scope::Profile(&id), &q).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/admin/v1/clients/{id}/usage", tag = "usage", params(("id" = String, Path), UsageQuery),
+    responses((status = 200, body = UsageReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn client_usage(
+    State(s): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ApiResult<Json<UsageReport>> {
+    let q = usage_query(&uri)?;
+    Ok(Json(s.registry.usage_report(Scope::Client(&id), &q).await?))
+}
+
 struct BearerScheme;
 
 impl utoipa::Modify for BearerScheme {
@@ -529,6 +634,8 @@ impl utoipa::Modify for BearerScheme {
         create_profile, list_profiles, get_profile, update_profile, delete_profile, refresh_profile_secret,
         create_api_key, list_api_keys, get_api_key, update_api_key, delete_api_key, refresh_api_key,
         list_audit_events,
+        create_policy, list_policies, get_policy, update_policy, delete_policy,
+        profile_usage, client_usage,
     ),
     modifiers(&BearerScheme)
 )]

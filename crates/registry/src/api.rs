@@ -4,7 +4,7 @@
 use crate::types::{AuthType, FieldError, IpRulesDoc};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Pagination parameters.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -604,4 +604,163 @@ pub struct ApiKeyIssued {
     /// On refresh with grace: until when the previous value keeps working.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_token_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The window of a rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RatePer {
+    /// One second.
+    Second,
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+}
+
+impl RatePer {
+    /// The window in seconds.
+    pub fn seconds(self) -> i64 {
+        match self {
+            RatePer::Second => 1,
+            RatePer::Minute => 60,
+            RatePer::Hour => 3600,
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RatePer::Second => "second",
+            RatePer::Minute => "minute",
+            RatePer::Hour => "hour",
+        }
+    }
+
+    /// Parse the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "second" => Some(RatePer::Second),
+            "minute" => Some(RatePer::Minute),
+            "hour" => Some(RatePer::Hour),
+            _ => None,
+        }
+    }
+}
+
+/// The calendar period of a quota (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPer {
+    /// A UTC calendar day.
+    Day,
+    /// A UTC calendar month.
+    Month,
+}
+
+impl QuotaPer {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaPer::Day => "day",
+            QuotaPer::Month => "month",
+        }
+    }
+
+    /// Parse the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "day" => Some(QuotaPer::Day),
+            "month" => Some(QuotaPer::Month),
+            _ => None,
+        }
+    }
+}
+
+/// A rate limit: at most `requests` per window, smoothed (GCRA: a burst of `requests`, then
+/// one every `window / requests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window (1 to 1,000,000).
+    pub requests: i64,
+    /// `second`, `minute` or `hour`.
+    pub per: RatePer,
+}
+
+/// A quota: at most `requests` per UTC calendar day or month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Requests allowed per period (1 to 10^12).
+    pub requests: i64,
+    /// `day` or `month`.
+    pub per: QuotaPer,
+}
+
+/// Create (or, merged with a patch, replace) a policy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyInput {
+    /// Display name, unique.
+    pub name: String,
+    /// Optional rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Optional quota.
+    #[serde(default)]
+    pub quota: Option<Quota>,
+}
+
+/// A policy: limits applied to every access profile that names it in `policy_id`. Each
+/// profile is counted on its own.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Policy {
+    /// `pol_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Rate limit, if any.
+    pub rate_limit: Option<RateLimit>,
+    /// Quota, if any.
+    pub quota: Option<Quota>,
+    /// How many profiles use it (extension).
+    pub profiles: u64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Query of a usage report.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// Start (RFC 3339, inclusive; default: `to` − 24 h).
+    pub from: Option<DateTime<Utc>>,
+    /// End (RFC 3339, exclusive; default: now).
+    pub to: Option<DateTime<Utc>>,
+    /// `hour` (default) or `day`.
+    pub granularity: Option<String>,
+}
+
+/// One bucket of a usage report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UsageItem {
+    /// Start of the bucket (UTC hour or day).
+    pub start: DateTime<Utc>,
+    /// Access tokens issued.
+    pub tokens_issued: u64,
+    /// Introspections answered active.
+    pub introspections_active: u64,
+    /// Refusals by the contract's reason codes.
+    #[schema(value_type = Object)]
+    pub denied: std::collections::BTreeMap<String, u64>,
+}
+
+/// A usage report: buckets that saw any use, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UsageReport {
+    /// The buckets.
+    pub items: Vec<UsageItem>,
 }

@@ -12,16 +12,19 @@ pub mod clock;
 pub mod entity;
 pub mod error;
 pub mod ids;
+pub mod limits;
+pub mod metrics;
 pub mod secret;
 mod service;
 pub mod types;
+pub mod usage;
 pub mod vault;
 
 pub use error::{RegistryError, Result};
 pub use service::{
     Actor, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CollectionSnapshot,
-    GrantedCollection, JwtKeys, JwtRules, ProfileSnapshot, Registry, RegistrySettings, StoredKey,
-    parse_input,
+    GrantedCollection, JwtKeys, JwtRules, PolicySnapshot, ProfileSnapshot, Registry,
+    RegistrySettings, StoredKey, parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.

@@ -45,6 +45,9 @@ pub struct Server {
     pub issuer: String,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Writes usage and quota counters periodically, and once more at shutdown.
+    flusher: JoinHandle<()>,
+    registry: Registry,
     db: DatabaseConnection,
 }
 
@@ -54,6 +57,11 @@ impl Server {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        // After the listeners: every counted request is in memory now.
+        let _ = self.flusher.await;
+        if let Err(e) = self.registry.flush_counters().await {
+            tracing::error!(error = %e, "writing usage and quota counters at shutdown failed");
         }
         self.db.close().await.context("closing the database")?;
         Ok(())
@@ -221,8 +229,10 @@ pub async fn start(config: Config) -> Result<Server> {
         keys: keys.clone(),
         admin_audience,
     });
+    let http_metrics = Arc::new(crate::metrics::HttpMetrics::new());
     let admin_router = gatehouse_admin::router(admin_state)
         .merge(health_router(registry.clone()))
+        .merge(crate::metrics::router(http_metrics.clone(), db.clone()))
         .layer(RequestBodyLimitLayer::new(1024 * 1024))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -245,19 +255,24 @@ pub async fn start(config: Config) -> Result<Server> {
     let tasks = vec![
         tokio::spawn(serve(
             public,
-            with_common_layers(public_router, &config),
+            http_metrics.track("public", with_common_layers(public_router, &config)),
             shutdown.subscribe(),
             config.clone(),
             "public",
         )),
         tokio::spawn(serve(
             admin,
-            with_common_layers(admin_router, &config),
+            http_metrics.track("admin", with_common_layers(admin_router, &config)),
             shutdown.subscribe(),
             config.clone(),
             "admin",
         )),
     ];
+    let flusher = tokio::spawn(flush_counters(
+        registry.clone(),
+        config.counter_flush_interval,
+        shutdown.subscribe(),
+    ));
     tracing::info!(%public_addr, %admin_addr, %issuer, "gatehouse is listening");
     Ok(Server {
         public_addr,
@@ -265,8 +280,27 @@ pub async fn start(config: Config) -> Result<Server> {
         issuer,
         shutdown,
         tasks,
+        flusher,
+        registry,
         db,
     })
+}
+
+/// Write usage and quota counters every `every` until `stop` fires ([`Server::shutdown`]
+/// writes the last ones once the listeners have drained).
+async fn flush_counters(registry: Registry, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if let Err(e) = registry.flush_counters().await {
+            tracing::warn!(error = %e, "writing usage and quota counters failed; kept for the next try");
+        }
+    }
 }
 
 /// Migrations, keys and bootstrap: the work done under the start-up lock.
@@ -294,6 +328,8 @@ async fn prepare(
     // Several instances may share a PostgreSQL database: bound how stale another instance's
     // change can be here (issue 5 will push changes with LISTEN/NOTIFY instead).
     settings.cache_ttl = config.is_postgres().then(|| Duration::from_secs(5));
+    settings.redis_url = config.redis_url.clone();
+    settings.ratelimit_failure = config.ratelimit_failure;
     let registry = Registry::new(
         db.clone(),
         Arc::new(SystemClock),

@@ -107,7 +107,7 @@ pub struct Settings {
     /// asks for a refresh (default 30).
     #[arg(long, env = "GATEHOUSE_REMOTE_KEYS_MIN_REFRESH", global = true)]
     pub remote_keys_min_refresh: Option<u64>,
-    /// Redis for shared rate limits (reserved for the policies feature).
+    /// Redis shared by every instance for rate limits and quotas.
     #[arg(
         long,
         env = "GATEHOUSE_REDIS_URL",
@@ -115,7 +115,12 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
-    /// Rate limiting when Redis is down: open or closed (reserved for the policies feature).
+    /// Seconds between writes of usage and quota counters to the database (default 10;
+    /// also written at shutdown).
+    #[arg(long, env = "GATEHOUSE_COUNTER_FLUSH_INTERVAL", global = true)]
+    pub counter_flush_interval: Option<u64>,
+    /// Rate limits while Redis is unreachable: `open` (default: each instance limits on its
+    /// own) or `closed` (refuse limited requests).
     #[arg(long, env = "GATEHOUSE_RATELIMIT_FAILURE", global = true)]
     pub ratelimit_failure: Option<String>,
     /// `oauth_client_id` of the bootstrap admin created on an empty database.
@@ -167,6 +172,7 @@ impl Settings {
                 .or(other.remote_keys_min_refresh),
             redis_url: self.redis_url.or(other.redis_url),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
+            counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
             bootstrap_client_id: self.bootstrap_client_id.or(other.bootstrap_client_id),
             bootstrap_client_secret: self
                 .bootstrap_client_secret
@@ -235,6 +241,12 @@ pub struct Config {
     pub remote_keys_ttl: std::time::Duration,
     /// Least time between two fetches of one remote key set.
     pub remote_keys_min_refresh: std::time::Duration,
+    /// Redis shared by every instance for rate limits and quotas.
+    pub redis_url: Option<String>,
+    /// What limited requests get while Redis is unreachable.
+    pub ratelimit_failure: gatehouse_registry::limits::FailureMode,
+    /// How often usage and quota counters are written to the database.
+    pub counter_flush_interval: std::time::Duration,
 }
 
 fn read_secret_file(path: &Path) -> Result<String> {
@@ -316,13 +328,17 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("GATEHOUSE_LOG_FORMAT: `{other}` (use text or json)"),
         };
-        if let Some(mode) = s
-            .ratelimit_failure
-            .as_deref()
-            .filter(|m| *m != "open" && *m != "closed")
-        {
-            bail!("GATEHOUSE_RATELIMIT_FAILURE: `{mode}` (use open or closed)");
+        let ratelimit_failure = match s.ratelimit_failure.as_deref() {
+            None | Some("open") => gatehouse_registry::limits::FailureMode::Open,
+            Some("closed") => gatehouse_registry::limits::FailureMode::Closed,
+            Some(other) => bail!("GATEHOUSE_RATELIMIT_FAILURE: `{other}` (use open or closed)"),
+        };
+        if let Some(url) = s.redis_url.as_deref() {
+            gatehouse_registry::limits::Limiter::validate_redis_url(url)
+                .map_err(|e| anyhow::anyhow!(e))?;
         }
+        let counter_flush_interval =
+            std::time::Duration::from_secs(s.counter_flush_interval.unwrap_or(10).clamp(1, 3600));
         let max_token_ttl = s.max_token_ttl.unwrap_or(86_400);
         if max_token_ttl < 60 {
             bail!("GATEHOUSE_MAX_TOKEN_TTL must be at least 60 seconds");
@@ -354,6 +370,9 @@ impl Config {
             remote_keys_min_refresh: std::time::Duration::from_secs(
                 s.remote_keys_min_refresh.unwrap_or(30),
             ),
+            redis_url: s.redis_url.clone(),
+            ratelimit_failure,
+            counter_flush_interval,
             bootstrap_client_id: s.bootstrap_client_id,
             bootstrap_client_secret,
             run_migrations: !s.skip_migrations.unwrap_or(false),
@@ -392,6 +411,9 @@ impl Config {
             max_connections: 10_000,
             remote_keys_ttl: std::time::Duration::from_secs(600),
             remote_keys_min_refresh: std::time::Duration::from_secs(30),
+            redis_url: None,
+            ratelimit_failure: gatehouse_registry::limits::FailureMode::Open,
+            counter_flush_interval: std::time::Duration::from_secs(10),
         }
     }
 

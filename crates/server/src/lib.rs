@@ -5,6 +5,7 @@
 
 mod app;
 pub mod config;
+pub mod metrics;
 
 pub use app::{Server, migrate_only as migrate, start};
 pub use config::Config;

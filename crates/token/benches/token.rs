@@ -117,7 +117,7 @@ fn grant(c: &mut Criterion) {
                 b.to_async(&rt).iter(|| async {
                     f.state
                         .registry
-                        .authenticate_secret(&f.client_id, &f.secret)
+                        .authenticate_secret(&f.client_id, &f.secret, None)
                         .await
                         .unwrap()
                 })

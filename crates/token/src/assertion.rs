@@ -136,7 +136,7 @@ pub(crate) async fn client_credentials(
     if !profile.is_active() || !profile.allows_ip(peer) {
         return Err(invalid);
     }
-    issue_for(&state, &profile, &request, now)
+    issue_for(&state, &profile, &request, now).await
 }
 
 /// RFC 7523 §2.1: trade a `jwt` profile's JWT (verified exactly as introspection verifies it:
@@ -182,17 +182,18 @@ pub(crate) async fn jwt_bearer(
     if !profile.is_active() || !profile.allows_ip(peer) {
         return Err(TokenError::InvalidGrant);
     }
-    issue_for(&state, &profile, &request, now)
+    issue_for(&state, &profile, &request, now).await
 }
 
 /// Negotiate scopes and audiences for an authenticated profile and sign its access token.
-fn issue_for(
+async fn issue_for(
     state: &TokenState,
     profile: &gatehouse_registry::ProfileSnapshot,
     request: &TokenRequest,
     now: i64,
 ) -> Result<IssuedBody, TokenError> {
     let negotiated = negotiate(profile, request.scope.as_deref(), &request.resources)?;
+    let rate = crate::service::admit(state, profile).await?;
     let token_claims = claims(
         &state.issuer,
         profile,
@@ -217,5 +218,6 @@ fn issue_for(
     if !negotiated.scopes.is_empty() {
         body["scope"] = Value::from(negotiated.scopes.join(" "));
     }
-    Ok(IssuedBody(body.to_string()))
+    crate::service::issued(state, profile);
+    Ok(IssuedBody(body.to_string(), rate))
 }

@@ -8,6 +8,7 @@ use crate::state::TokenState;
 use axum::http::{HeaderMap, header};
 use gatehouse_registry::types::admin_rights;
 use gatehouse_registry::{AuthFailure, CollectionSnapshot, ProfileSnapshot};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// An authenticated caller of introspection or revocation.
@@ -43,6 +44,7 @@ pub async fn authenticate(
     state: &TokenState,
     headers: &HeaderMap,
     params: &[(String, String)],
+    peer: Option<IpAddr>,
 ) -> Result<Caller, TokenError> {
     let form = |k: &str| {
         params
@@ -76,27 +78,38 @@ pub async fn authenticate(
             _ => return Err(TokenError::InvalidClient { basic: false }),
         },
     };
-    let failure = |e: AuthFailure| match e {
-        AuthFailure::Unavailable => TokenError::TemporarilyUnavailable,
-        _ => TokenError::InvalidClient { basic },
-    };
+    let failure = |e: AuthFailure| auth_error(e, basic);
     if id.starts_with(gatehouse_registry::ids::IdKind::ResourceServer.prefix()) {
         let collection = state
             .registry
-            .authenticate_collection(&id, &secret)
+            .authenticate_collection(&id, &secret, peer)
             .await
             .map_err(failure)?;
         return Ok(Caller::Collection(collection));
     }
     let profile = state
         .registry
-        .authenticate_secret(&id, &secret)
+        .authenticate_secret(&id, &secret, peer)
         .await
         .map_err(failure)?;
     if !profile.is_active() {
         return Err(TokenError::InvalidClient { basic });
     }
     Ok(Caller::Client(profile))
+}
+
+/// The answer to a failed client authentication: `invalid_client` whatever the reason, 429
+/// past the failure budget (RFC 6749 §2.3.1), 503 when the store is down.
+pub(crate) fn auth_error(e: AuthFailure, basic: bool) -> TokenError {
+    match e {
+        AuthFailure::Unavailable => TokenError::TemporarilyUnavailable,
+        AuthFailure::Throttled { retry_after } => TokenError::Limited {
+            quota: false,
+            retry_after,
+            info: None,
+        },
+        _ => TokenError::InvalidClient { basic },
+    }
 }
 
 async fn admin(state: &TokenState, token: &str) -> Result<Caller, TokenError> {

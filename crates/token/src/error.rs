@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use gatehouse_registry::limits::RateInfo;
 
 /// A refusal at the token endpoint, in RFC 6749 §5.2 terms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +32,16 @@ pub enum TokenError {
     /// The grant type is not supported.
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
+    /// Over a policy's rate limit or quota, or too many failed attempts (429).
+    #[error("{}", if *quota { "quota_exceeded" } else { "rate_limited" })]
+    Limited {
+        /// A quota (not a rate limit) refused.
+        quota: bool,
+        /// Seconds until a request can succeed (`Retry-After`).
+        retry_after: u64,
+        /// The limit's figures for the `RateLimit` header fields (none for failed attempts).
+        info: Option<RateInfo>,
+    },
     /// Storage is unavailable; try again.
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
@@ -50,6 +61,8 @@ impl TokenError {
             TokenError::InvalidScope => "invalid_scope",
             TokenError::InvalidTarget => "invalid_target",
             TokenError::UnsupportedGrantType => "unsupported_grant_type",
+            TokenError::Limited { quota: true, .. } => "quota_exceeded",
+            TokenError::Limited { quota: false, .. } => "rate_limited",
             TokenError::TemporarilyUnavailable => "temporarily_unavailable",
             TokenError::ServerError => "server_error",
         }
@@ -60,6 +73,7 @@ impl TokenError {
         match self {
             TokenError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             TokenError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            TokenError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             TokenError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -87,8 +101,39 @@ impl TokenError {
             TokenError::TemporarilyUnavailable => {
                 "the server is temporarily unable to handle the request"
             }
+            TokenError::Limited { quota: true, .. } => {
+                "the quota of this client's policy is used up for the current period"
+            }
+            TokenError::Limited {
+                quota: false,
+                info: Some(_),
+                ..
+            } => "the rate limit of this client's policy is exceeded; retry later",
+            TokenError::Limited {
+                quota: false,
+                info: None,
+                ..
+            } => "too many failed authentication attempts; retry later",
             TokenError::ServerError => "the server encountered an unexpected condition",
         }
+    }
+}
+
+/// The IETF `RateLimit-Policy` and `RateLimit` header fields
+/// (draft-ietf-httpapi-ratelimit-headers): the limit and its window, what is left and when
+/// the allowance is whole again.
+pub(crate) fn rate_limit_headers(response: &mut Response, info: &RateInfo) {
+    let h = response.headers_mut();
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("\"gatehouse\";q={};w={}", info.limit, info.window))
+    {
+        h.insert("ratelimit-policy", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "\"gatehouse\";r={};t={}",
+        info.remaining, info.reset
+    )) {
+        h.insert("ratelimit", v);
     }
 }
 
@@ -115,6 +160,17 @@ impl IntoResponse for TokenError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let TokenError::Limited {
+            retry_after, info, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            if let Some(info) = info {
+                rate_limit_headers(&mut response, &info);
+            }
         }
         response
     }

@@ -34,6 +34,8 @@ struct Ctx {
     snapshot: Option<Arc<ProfileSnapshot>>,
     negotiated: Option<Negotiated>,
     failure: Option<TokenError>,
+    /// The policy's figures for the `RateLimit` header fields.
+    rate: Option<gatehouse_registry::limits::RateInfo>,
 }
 
 #[derive(Clone)]
@@ -120,7 +122,7 @@ impl Registrar for GhRegistrar {
             .0
             .state
             .registry
-            .authenticate_secret(client_id, secret)
+            .authenticate_secret(client_id, secret, Some(self.0.peer))
             .await
         {
             Ok(snapshot) => {
@@ -140,8 +142,8 @@ impl Registrar for GhRegistrar {
                 self.0.fail(TokenError::TemporarilyUnavailable);
                 Err(RegistrarError::PrimitiveError)
             }
-            Err(_) => {
-                self.0.fail(invalid);
+            Err(e) => {
+                self.0.fail(crate::caller::auth_error(e, self.0.basic));
                 Err(RegistrarError::Unspecified)
             }
         }
@@ -161,6 +163,13 @@ impl Issuer for GhIssuer {
             return Err(());
         };
         let state = &self.0.state;
+        match crate::service::admit(state, &snapshot).await {
+            Ok(info) => self.0.ctx().rate = info,
+            Err(e) => {
+                self.0.fail(e);
+                return Err(());
+            }
+        }
         let now = state.registry.clock().now();
         let claims = claims(
             &state.issuer,
@@ -177,6 +186,7 @@ impl Issuer for GhIssuer {
             .map_err(|e| {
                 tracing::error!(error = %e, "signing failed");
             })?;
+        crate::service::issued(state, &snapshot);
         Ok(IssuedToken {
             token,
             refresh: None,
@@ -340,9 +350,10 @@ impl Endpoint<OAuthRequest> for GhEndpoint {
     }
 }
 
-/// A successful token answer: the JSON body oxide-auth produced.
+/// A successful token answer: the JSON body, and the policy's figures for the `RateLimit`
+/// header fields when a policy applies.
 #[derive(Debug)]
-pub struct IssuedBody(pub String);
+pub struct IssuedBody(pub String, pub Option<gatehouse_registry::limits::RateInfo>);
 
 /// Run the client-credentials grant for a parsed request from `peer`.
 pub async fn client_credentials(
@@ -399,7 +410,7 @@ pub async fn client_credentials(
         return Err(failure);
     }
     match (response.status, response.body) {
-        (200, Some(body)) => Ok(IssuedBody(body)),
+        (200, Some(body)) => Ok(IssuedBody(body, shared.ctx().rate.take())),
         (401, _) => Err(TokenError::InvalidClient { basic }),
         (400, Some(body)) if body.contains("unsupported_grant_type") => {
             Err(TokenError::UnsupportedGrantType)

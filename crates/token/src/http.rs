@@ -64,6 +64,9 @@ async fn token(State(state): State<Arc<TokenState>>, request: Request) -> Respon
                 HeaderValue::from_static("application/json"),
             );
             no_store(&mut response);
+            if let Some(info) = &issued.1 {
+                crate::error::rate_limit_headers(&mut response, info);
+            }
             response
         }
         Err(e) => {

@@ -15,8 +15,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_jwks::VerifiedToken;
+use gatehouse_registry::limits::Verdict;
+use gatehouse_registry::metrics::METRICS;
 use gatehouse_registry::secret::sha256;
 use gatehouse_registry::types::AuthType;
+use gatehouse_registry::usage::UsageMetric;
 use gatehouse_registry::{GrantedCollection, ProfileSnapshot};
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
@@ -29,42 +32,9 @@ pub const MAX_CACHE_TTL_SECS: i64 = 60;
 /// Largest body accepted.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Why a token is inactive (logged and, later, counted in usage; never sent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denial {
-    /// Signature, format or issuer did not verify, or the token is unknown.
-    BadSignature,
-    /// Past `exp` (+ leeway).
-    Expired,
-    /// Before `nbf`/`iat` (− leeway).
-    NotYetValid,
-    /// Revoked.
-    Revoked,
-    /// The profile or client is inactive, or gone.
-    Inactive,
-    /// The caller's collection is not in the audience, or the caller does not own it.
-    Audience,
-    /// IP rules apply and no `client_ip` was given.
-    IpUnknown,
-    /// The address breaks the IP rules.
-    Ip,
-}
-
-impl Denial {
-    /// The contract's reason code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Denial::BadSignature => "bad_signature",
-            Denial::Expired => "expired",
-            Denial::NotYetValid => "not_yet_valid",
-            Denial::Revoked => "revoked",
-            Denial::Inactive => "inactive",
-            Denial::Audience => "audience",
-            Denial::IpUnknown => "ip_unknown",
-            Denial::Ip => "ip",
-        }
-    }
-}
+/// Why a token is inactive (logged, counted in usage and metrics; never sent): the
+/// contract's reason codes.
+pub use gatehouse_registry::metrics::Reason as Denial;
 
 fn audience_contains(claims: &Map<String, Value>, audience: &str) -> bool {
     match claims.get("aud") {
@@ -81,7 +51,9 @@ fn verify(state: &TokenState, token: &str, now: i64) -> Option<Arc<VerifiedToken
         return None;
     }
     let key = sha256(&[b"access-token", token.as_bytes()]);
-    if let Some(hit) = state.verified_tokens.get(&key) {
+    let hit = state.verified_tokens.get(&key);
+    METRICS.cache_verified_tokens.record(hit.is_some());
+    if let Some(hit) = hit {
         let exp = hit.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         if exp + LEEWAY_SECS > now {
             return Some(hit);
@@ -106,13 +78,14 @@ async fn decide(
     caller: &Caller,
     token: &str,
     client_ip: Option<&str>,
+    seen: &mut Option<Arc<ProfileSnapshot>>,
 ) -> Result<Result<Value, Denial>, TokenError> {
     if token.starts_with(gatehouse_registry::api_key_format::PREFIX) {
-        return decide_api_key(state, caller, token, client_ip).await;
+        return decide_api_key(state, caller, token, client_ip, seen).await;
     }
     let now = state.registry.clock().now().timestamp();
     let Some(verified) = verify(state, token, now) else {
-        return decide_foreign(state, caller, token, client_ip, now).await;
+        return decide_foreign(state, caller, token, client_ip, now, seen).await;
     };
     let claims = &verified.claims;
     let str_claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("");
@@ -133,7 +106,11 @@ async fn decide(
     else {
         return Ok(Err(Denial::Inactive));
     };
-    if !profile.is_active() || profile.profile_id != str_claim("profile_id") {
+    if profile.profile_id != str_claim("profile_id") {
+        return Ok(Err(Denial::Inactive));
+    }
+    *seen = Some(profile.clone());
+    if !profile.is_active() {
         return Ok(Err(Denial::Inactive));
     }
     let allowed = match caller {
@@ -194,6 +171,7 @@ async fn decide_foreign(
     token: &str,
     client_ip: Option<&str>,
     now: i64,
+    seen: &mut Option<Arc<ProfileSnapshot>>,
 ) -> Result<Result<Value, Denial>, TokenError> {
     let verified = match crate::foreign::verify(state, token, now).await? {
         Ok(v) => v,
@@ -201,6 +179,7 @@ async fn decide_foreign(
     };
     let profile = verified.profile;
     let claims = verified.claims;
+    *seen = Some(profile.clone());
     if !profile.is_active() {
         return Ok(Err(Denial::Inactive));
     }
@@ -302,6 +281,7 @@ async fn decide_api_key(
     caller: &Caller,
     value: &str,
     client_ip: Option<&str>,
+    seen: &mut Option<Arc<ProfileSnapshot>>,
 ) -> Result<Result<Value, Denial>, TokenError> {
     let unavailable = |_| TokenError::TemporarilyUnavailable;
     let Some(key) = state
@@ -324,7 +304,11 @@ async fn decide_api_key(
     else {
         return Ok(Err(Denial::Inactive));
     };
-    if !profile.is_active() || profile.auth_type != AuthType::Token {
+    if profile.auth_type != AuthType::Token {
+        return Ok(Err(Denial::Inactive));
+    }
+    *seen = Some(profile.clone());
+    if !profile.is_active() {
         return Ok(Err(Denial::Inactive));
     }
     let grants = caller_grants(caller, &profile);
@@ -401,7 +385,11 @@ async fn read(
         .await
         .map_err(|_| TokenError::InvalidRequest("the body is too large or unreadable"))?;
     let params = parse_form(parts.headers.get(header::CONTENT_TYPE), &bytes, &[])?;
-    let caller = authenticate(state, &parts.headers, &params).await?;
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| crate::client_ip::resolve(c.0.ip(), &parts.headers, &state.trusted_proxies));
+    let caller = authenticate(state, &parts.headers, &params, peer).await?;
     Ok((caller, params))
 }
 
@@ -422,10 +410,55 @@ pub async fn introspect(State(state): State<Arc<TokenState>>, request: Request) 
         return TokenError::InvalidRequest("token is missing").into_response();
     };
     // `token_type_hint` is only a hint (RFC 7662 §2.1): every kind we know is tried anyway.
-    match decide(&state, &caller, token, param(&params, "client_ip")).await {
-        Ok(Ok(answer)) => json_response(StatusCode::OK, &answer),
+    let mut seen = None;
+    let decided = decide(
+        &state,
+        &caller,
+        token,
+        param(&params, "client_ip"),
+        &mut seen,
+    )
+    .await;
+    // A resource server's introspection stands for one API call by the consumer: it is what
+    // policies limit and usage counts. An admin's or the client's own look is neither.
+    let counted = matches!(caller, Caller::Collection(_));
+    let registry = &state.registry;
+    match decided {
+        Ok(Ok(mut answer)) => {
+            if counted && let Some(profile) = &seen {
+                match registry.check_policy(profile).await {
+                    Verdict::Denied {
+                        reason,
+                        retry_after,
+                        ..
+                    } => {
+                        METRICS.inactive(reason);
+                        registry.record_usage(profile, UsageMetric::Denied(reason));
+                        return json_response(
+                            StatusCode::OK,
+                            &json!({"active": false, "gatehouse_denial": {
+                                "reason": reason.code(), "retry_after": retry_after}}),
+                        );
+                    }
+                    Verdict::Allowed(Some(info)) => {
+                        answer["rate_limit"] = json!({"limit": info.limit,
+                            "remaining": info.remaining, "reset": info.reset});
+                        // No cache may skip the count.
+                        answer["gatehouse_cache_ttl"] = json!(0);
+                    }
+                    Verdict::Allowed(None) => {}
+                }
+                registry.record_usage(profile, UsageMetric::IntrospectionActive);
+            }
+            METRICS.introspections_active.inc();
+            json_response(StatusCode::OK, &answer)
+        }
         Ok(Err(denial)) => {
             tracing::debug!(reason = denial.code(), "introspection: inactive");
+            METRICS.inactive(denial);
+            if counted && let Some(profile) = &seen {
+                registry.record_usage(profile, UsageMetric::Denied(denial));
+            }
             json_response(StatusCode::OK, &json!({"active": false}))
         }
         Err(e) => e.into_response(),

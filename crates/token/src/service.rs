@@ -139,3 +139,40 @@ pub fn claims<'a>(
         custom: &profile.custom_claims,
     }
 }
+
+/// Count one token about to be issued under the profile's policy: the figures for the
+/// `RateLimit` header fields, or the 429 refusal (counted in usage and metrics).
+pub(crate) async fn admit(
+    state: &crate::state::TokenState,
+    profile: &ProfileSnapshot,
+) -> Result<Option<gatehouse_registry::limits::RateInfo>, crate::error::TokenError> {
+    use gatehouse_registry::limits::Verdict;
+    use gatehouse_registry::metrics::{METRICS, Reason};
+    match state.registry.check_policy(profile).await {
+        Verdict::Allowed(info) => Ok(info),
+        Verdict::Denied {
+            reason,
+            retry_after,
+            info,
+        } => {
+            METRICS.token_policy_refusals.inc();
+            state.registry.record_usage(
+                profile,
+                gatehouse_registry::usage::UsageMetric::Denied(reason),
+            );
+            Err(crate::error::TokenError::Limited {
+                quota: reason == Reason::QuotaExceeded,
+                retry_after,
+                info: Some(info),
+            })
+        }
+    }
+}
+
+/// Count a token issued (usage and metrics).
+pub(crate) fn issued(state: &crate::state::TokenState, profile: &ProfileSnapshot) {
+    gatehouse_registry::metrics::METRICS.tokens_issued.inc();
+    state
+        .registry
+        .record_usage(profile, gatehouse_registry::usage::UsageMetric::TokenIssued);
+}

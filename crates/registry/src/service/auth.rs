@@ -79,6 +79,8 @@ pub struct ProfileSnapshot {
     pub grants: Vec<GrantedCollection>,
     /// `jwt` profiles: verification material and claim rules.
     pub jwt: Option<Arc<super::JwtRules>>,
+    /// The attached policy's limits.
+    pub policy: Option<super::PolicySnapshot>,
     secrets: Vec<SecretRecord>,
 }
 
@@ -126,6 +128,13 @@ pub enum AuthFailure {
     /// Unknown client, wrong secret or expired secret.
     #[error("invalid client credentials")]
     InvalidCredentials,
+    /// Too many failed attempts from this address (for this client id): retry after this
+    /// many seconds. No argon2 ran.
+    #[error("too many failed attempts")]
+    Throttled {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// The database or the hashing pool is unavailable.
     #[error("credential store unavailable")]
     Unavailable,
@@ -192,7 +201,12 @@ impl Registry {
         } else {
             None
         };
+        let policy = match &profile.policy_id {
+            Some(id) => self.policy_snapshot(db, id).await?,
+            None => None,
+        };
         Ok(Some(ProfileSnapshot {
+            policy,
             profile_id: profile.id,
             client_id: owner.id,
             client_name: owner.name,
@@ -217,6 +231,7 @@ impl Registry {
         &self,
         oauth_client_id: &str,
         secret: &str,
+        peer: Option<IpAddr>,
     ) -> std::result::Result<Arc<ProfileSnapshot>, AuthFailure> {
         if oauth_client_id.len() > 128 || secret.len() > 512 || secret.is_empty() {
             return Err(AuthFailure::InvalidCredentials);
@@ -226,7 +241,7 @@ impl Registry {
             .await
             .map_err(unavailable)?;
         let secrets = snapshot.as_ref().map(|s| s.secrets.as_slice());
-        self.check_secret(b"profile-secret", oauth_client_id, secret, secrets)
+        self.check_secret(b"profile-secret", oauth_client_id, secret, secrets, peer)
             .await?;
         snapshot.ok_or(AuthFailure::InvalidCredentials)
     }
@@ -237,6 +252,7 @@ impl Registry {
         &self,
         introspection_client_id: &str,
         secret: &str,
+        peer: Option<IpAddr>,
     ) -> std::result::Result<Arc<CollectionSnapshot>, AuthFailure> {
         if introspection_client_id.len() > 128 || secret.len() > 512 || secret.is_empty() {
             return Err(AuthFailure::InvalidCredentials);
@@ -254,34 +270,58 @@ impl Registry {
             introspection_client_id,
             secret,
             secrets,
+            peer,
         )
         .await?;
         snapshot.ok_or(AuthFailure::InvalidCredentials)
     }
 
-    /// The shared core: verified-cache hit (still live in the snapshot), else argon2id
-    /// against the live hashes, else (unknown owner) the dummy hash.
+    /// The shared core: verified-cache hit (still live in the snapshot; never throttled),
+    /// else — unless this address has spent its failure budget (for this id, or at all) —
+    /// argon2id against the live hashes, or (unknown owner) the dummy hash.
     async fn check_secret(
         &self,
         kind: &[u8],
         id: &str,
         secret: &str,
         records: Option<&[SecretRecord]>,
+        peer: Option<IpAddr>,
     ) -> std::result::Result<(), AuthFailure> {
+        use crate::metrics::METRICS;
         let hasher = &self.inner.hasher;
-        let Some(records) = records else {
-            let _ = hasher.verify_any(secret, Vec::new()).await;
-            return Err(AuthFailure::InvalidCredentials);
-        };
         let now = self.now();
         let live = |r: &&SecretRecord| r.expires_at.is_none_or(|e| e > now);
         let key = sha256(&[kind, id.as_bytes(), secret.as_bytes()]);
-        if let Some(secret_id) = self.inner.verified.get(&key) {
+        if let Some(records) = records
+            && let Some(secret_id) = self.inner.verified.get(&key)
+        {
             if records.iter().filter(live).any(|r| r.id == secret_id) {
+                METRICS.cache_verified_secrets.record(true);
                 return Ok(());
             }
             self.inner.verified.remove(&key);
         }
+        METRICS.cache_verified_secrets.record(false);
+        let throttle = self.inner.limiter.throttle();
+        let now_ms = now.timestamp_millis();
+        if let Some(ip) = peer
+            && let Some(retry_after) = throttle.check(id, ip, now_ms)
+        {
+            METRICS.auth_throttled.inc();
+            return Err(AuthFailure::Throttled { retry_after });
+        }
+        let failed = || {
+            METRICS.auth_failures.inc();
+            if let Some(ip) = peer {
+                throttle.failed(id, ip, now_ms);
+            }
+            AuthFailure::InvalidCredentials
+        };
+        METRICS.argon2_verifications.inc();
+        let Some(records) = records else {
+            let _ = hasher.verify_any(secret, Vec::new()).await;
+            return Err(failed());
+        };
         let candidates: Vec<&SecretRecord> = records.iter().filter(live).collect();
         let hashes = candidates.iter().map(|s| s.hash.clone()).collect();
         match hasher.verify_any(secret, hashes).await {
@@ -291,7 +331,7 @@ impl Registry {
                 }
                 Ok(())
             }
-            Ok(None) => Err(AuthFailure::InvalidCredentials),
+            Ok(None) => Err(failed()),
             Err(_) => Err(AuthFailure::Unavailable),
         }
     }

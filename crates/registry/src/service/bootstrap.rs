@@ -164,6 +164,7 @@ impl Registry {
                 .min(self.inner.settings.max_token_ttl),
             custom_claims: serde_json::Map::new(),
             jwt: None,
+            policy_id: None,
         };
         let (row, _) = self
             .insert_profile(&txn, &client_row.id, &profile, &client_id, Some(hash))

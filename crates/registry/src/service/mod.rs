@@ -9,6 +9,7 @@ mod clients;
 mod collections;
 mod jwt;
 mod keys;
+mod policies;
 mod profiles;
 mod ttl_cache;
 
@@ -17,6 +18,7 @@ pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapsh
 pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
 pub use jwt::{JwtKeys, JwtRules};
 pub use keys::StoredKey;
+pub use policies::PolicySnapshot;
 
 use crate::clock::Clock;
 use crate::secret::PasswordHasher;
@@ -55,6 +57,10 @@ pub struct RegistrySettings {
     /// How long a cached registry entry may be used before it is reloaded (`None`: until the
     /// next write here). Several instances on one database need a bound.
     pub cache_ttl: Option<std::time::Duration>,
+    /// Redis URL that shares rate limits and quotas between instances.
+    pub redis_url: Option<String>,
+    /// What limited requests get while Redis is unreachable.
+    pub ratelimit_failure: crate::limits::FailureMode,
 }
 
 impl RegistrySettings {
@@ -69,6 +75,8 @@ impl RegistrySettings {
             verified_cache_capacity: 100_000,
             max_api_keys_per_profile: 20,
             cache_ttl: None,
+            redis_url: None,
+            ratelimit_failure: crate::limits::FailureMode::Open,
         }
     }
 
@@ -90,6 +98,8 @@ pub(crate) struct Inner {
     pub(crate) key_last_used: quick_cache::sync::Cache<String, i64>,
     pub(crate) match_values: TtlCache<String, Arc<[String]>>,
     pub(crate) vault: Arc<dyn crate::vault::Vault>,
+    pub(crate) limiter: crate::limits::Limiter,
+    pub(crate) usage: crate::usage::Usage,
 }
 
 /// The profile registry. Cheap to clone; all clones share the caches.
@@ -116,13 +126,28 @@ impl Registry {
         vault: Arc<dyn crate::vault::Vault>,
     ) -> Self {
         let ttl = settings.cache_ttl;
-        let snapshots = TtlCache::new(settings.profile_cache_capacity, ttl);
+        let snapshots = TtlCache::new(settings.profile_cache_capacity, ttl)
+            .counted(&crate::metrics::METRICS.cache_profiles);
         let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
-        let collections = TtlCache::new(10_000, ttl);
-        let revocations = TtlCache::new(settings.verified_cache_capacity, ttl);
-        let api_keys = TtlCache::new(settings.verified_cache_capacity, ttl);
+        let collections =
+            TtlCache::new(10_000, ttl).counted(&crate::metrics::METRICS.cache_collections);
+        let revocations = TtlCache::new(settings.verified_cache_capacity, ttl)
+            .counted(&crate::metrics::METRICS.cache_revocations);
+        let api_keys = TtlCache::new(settings.verified_cache_capacity, ttl)
+            .counted(&crate::metrics::METRICS.cache_api_keys);
         let key_last_used = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         let match_values = TtlCache::new(10_000, ttl);
+        let limiter = crate::limits::Limiter::new(
+            db.clone(),
+            clock.clone(),
+            settings.redis_url.as_deref(),
+            settings.ratelimit_failure,
+        )
+        .unwrap_or_else(|why| {
+            // The server validates the URL before this; a library caller gets local limits.
+            tracing::error!(error = %why, "Redis unusable: limits are local to this instance");
+            crate::limits::Limiter::local(db.clone(), clock.clone())
+        });
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -137,6 +162,8 @@ impl Registry {
                 key_last_used,
                 match_values,
                 vault,
+                limiter,
+                usage: crate::usage::Usage::default(),
             }),
         }
     }
@@ -154,6 +181,67 @@ impl Registry {
     /// The settings the registry was built with.
     pub fn settings(&self) -> &RegistrySettings {
         &self.inner.settings
+    }
+
+    /// The policy limiter (rate limits, quotas, failed-authentication budgets).
+    pub fn limiter(&self) -> &crate::limits::Limiter {
+        &self.inner.limiter
+    }
+
+    /// Count a usage event for a profile, at the registry clock's now.
+    pub fn record_usage(&self, profile: &ProfileSnapshot, metric: crate::usage::UsageMetric) {
+        self.inner
+            .usage
+            .record(&profile.profile_id, &profile.client_id, metric, self.now());
+    }
+
+    /// Persist usage and quota counts gathered in memory (called periodically and at
+    /// shutdown).
+    pub async fn flush_counters(&self) -> std::result::Result<(), sea_orm::DbErr> {
+        let usage = self.inner.usage.flush(&self.inner.db).await;
+        let quotas = self.inner.limiter.flush().await;
+        usage.and(quotas)
+    }
+
+    /// Count one use of a profile's credential under its policy.
+    pub async fn check_policy(&self, profile: &ProfileSnapshot) -> crate::limits::Verdict {
+        match &profile.policy {
+            None => crate::limits::Verdict::Allowed(None),
+            Some(p) => {
+                self.inner
+                    .limiter
+                    .check(&profile.profile_id, p.rate_limit, p.quota)
+                    .await
+            }
+        }
+    }
+
+    /// A usage report for one profile or one client.
+    pub async fn usage_report(
+        &self,
+        scope: crate::usage::Scope<'_>,
+        query: &crate::api::UsageQuery,
+    ) -> crate::error::Result<crate::api::UsageReport> {
+        match scope {
+            crate::usage::Scope::Profile(id) => {
+                self.get_profile(id).await?;
+            }
+            crate::usage::Scope::Client(id) => {
+                self.get_client(id).await?;
+            }
+        }
+        let (from, to, granularity) = crate::usage::report_window(
+            query.from,
+            query.to,
+            query.granularity.as_deref(),
+            self.now(),
+        )
+        .map_err(|e| crate::error::RegistryError::Validation(vec![e]))?;
+        Ok(self
+            .inner
+            .usage
+            .report(&self.inner.db, scope, from, to, granularity)
+            .await?)
     }
 
     /// Whether the database answers a trivial query.

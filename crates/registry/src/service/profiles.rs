@@ -33,6 +33,7 @@ pub(crate) struct ValidProfile {
     pub(crate) token_ttl_seconds: i64,
     pub(crate) custom_claims: serde_json::Map<String, serde_json::Value>,
     pub(crate) jwt: Option<super::jwt::ValidJwt>,
+    pub(crate) policy_id: Option<String>,
 }
 
 impl Registry {
@@ -67,9 +68,6 @@ impl Registry {
         let ip_rules = IpRules::parse(&input.ip_rules, "ip_rules")
             .map_err(|e| errors.extend(e))
             .ok();
-        if input.policy_id.is_some() {
-            errors.push(FieldError::new("policy_id", "unknown", "no such policy"));
-        }
         let max = self.inner.settings.max_token_ttl;
         let ttl = input
             .token_ttl_seconds
@@ -108,6 +106,7 @@ impl Registry {
                     token_ttl_seconds: ttl,
                     custom_claims,
                     jwt,
+                    policy_id: input.policy_id.clone(),
                 })
             }
             _ => Err(RegistryError::Validation(errors)),
@@ -179,6 +178,11 @@ impl Registry {
                     ));
                 }
             }
+        }
+        if let Some(policy) = &valid.policy_id
+            && !self.policy_exists(conn, policy).await?
+        {
+            errors.push(FieldError::new("policy_id", "unknown", "no such policy"));
         }
         if let Some(subset) = &valid.scopes {
             let grants = self
@@ -305,7 +309,7 @@ impl Registry {
             auth_type: Set(valid.auth_type.as_str().to_owned()),
             oauth_client_id: Set(oauth_client_id.to_owned()),
             ip_rules: Set(json_text(&valid.ip_rules.to_doc())?),
-            policy_id: Set(None),
+            policy_id: Set(valid.policy_id.clone()),
             active: Set(valid.active),
             token_ttl_seconds: Set(valid.token_ttl_seconds),
             custom_claims: Set(serde_json::Value::Object(valid.custom_claims.clone()).to_string()),
@@ -654,6 +658,7 @@ impl Registry {
             .map(|s| serde_json::Value::from(s.clone()).to_string()));
         active.ip_rules = Set(json_text(&valid.ip_rules.to_doc())?);
         active.active = Set(valid.active);
+        active.policy_id = Set(valid.policy_id.clone());
         active.token_ttl_seconds = Set(valid.token_ttl_seconds);
         active.custom_claims =
             Set(serde_json::Value::Object(valid.custom_claims.clone()).to_string());

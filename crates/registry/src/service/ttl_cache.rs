@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub(crate) struct TtlCache<K, V> {
     inner: quick_cache::sync::Cache<K, (Instant, V)>,
     ttl: Option<Duration>,
+    counters: Option<&'static crate::metrics::CacheCounters>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
@@ -18,21 +19,31 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         Self {
             inner: quick_cache::sync::Cache::new(capacity.max(16)),
             ttl,
+            counters: None,
         }
+    }
+
+    /// Count hits and misses in `counters` (for `/metrics`).
+    pub(crate) fn counted(mut self, counters: &'static crate::metrics::CacheCounters) -> Self {
+        self.counters = Some(counters);
+        self
     }
 
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        let (at, value) = self.inner.get(key)?;
-        match self.ttl {
+        let found = self.inner.get(key).and_then(|(at, value)| match self.ttl {
             Some(ttl) if at.elapsed() >= ttl => {
                 self.inner.remove(key);
                 None
             }
             _ => Some(value),
+        });
+        if let Some(c) = self.counters {
+            c.record(found.is_some());
         }
+        found
     }
 
     pub(crate) fn insert(&self, key: K, value: V) {

@@ -1,0 +1,846 @@
+//! Policy enforcement: rate limits (GCRA), quotas (UTC calendar periods) and the budget of
+//! failed client authentications.
+//!
+//! - **Rate limits** use the generic cell rate algorithm: a policy of `n` requests per window
+//!   `w` allows a burst of `n`, then one request every `w / n`. One atomic state per profile
+//!   (its "theoretical arrival time"); in memory by default, in Redis (one Lua script, the
+//!   Redis server's clock) when `GATEHOUSE_REDIS_URL` is set, so every instance shares it.
+//! - **Quotas** count uses per profile and UTC day or month. The count lives in memory and is
+//!   persisted in batches (`quota_counters`, an additive upsert, then a read-back that also
+//!   picks up other instances' use); with Redis the live count is shared there, seeded from
+//!   the database. A restart loses nothing that was flushed, and the server flushes on
+//!   graceful shutdown.
+//! - **Redis down**: calls time out after 100 ms and the breaker stays open for 1 s. With
+//!   `GATEHOUSE_RATELIMIT_FAILURE=open` (the default) the in-memory limiter takes over (each
+//!   instance then enforces the full limit on its own); with `closed` every limited request is
+//!   refused until Redis answers again.
+//! - **Failed authentication** has a budget per (client id, source address) and per source
+//!   address (RFC 6749 §2.3.1, RFC 7662 §4); past it the answer is 429 without running argon2.
+//!   A caller whose secret is in the verified cache is never throttled.
+
+use crate::api::{Quota, QuotaPer, RateLimit};
+use crate::clock::Clock;
+use crate::metrics::{METRICS, Reason};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{DatabaseConnection, EntityTrait};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// What happens to limited requests while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// Fall back to the in-memory limiter (default).
+    Open,
+    /// Refuse every limited request.
+    Closed,
+}
+
+/// The figures a caller may show: `limit`, `remaining` and `reset` (seconds until the full
+/// allowance is back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateInfo {
+    /// Requests per window (or per quota period).
+    pub limit: i64,
+    /// Requests left now.
+    pub remaining: i64,
+    /// Seconds until the allowance is full again (rate) or the period ends (quota).
+    pub reset: u64,
+    /// The window or period in seconds (for `RateLimit-Policy`).
+    pub window: u64,
+}
+
+/// The outcome of counting one use of a profile's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Under the limits; the figures of the tighter limit, if a policy applies.
+    Allowed(Option<RateInfo>),
+    /// Over a limit.
+    Denied {
+        /// `RateLimited` or `QuotaExceeded`.
+        reason: Reason,
+        /// Seconds until a request can succeed.
+        retry_after: u64,
+        /// The limit that refused.
+        info: RateInfo,
+    },
+}
+
+/// GCRA state of one profile.
+#[derive(Debug, Clone, Copy)]
+struct Gcra {
+    /// Theoretical arrival time, ms.
+    tat: i64,
+    emission: i64,
+    period: i64,
+}
+
+/// The answer of one GCRA step: allowed, and the ms figures.
+struct Step {
+    allowed: bool,
+    /// Allowed: ms of capacity left; refused: ms to wait.
+    ms: i64,
+    /// ms until the state is empty again.
+    reset: i64,
+}
+
+fn gcra_step(tat: i64, now: i64, emission: i64, period: i64) -> (Step, i64) {
+    let tat = tat.max(now);
+    let new = tat + emission;
+    if new - now > period {
+        return (
+            Step {
+                allowed: false,
+                ms: new - now - period,
+                reset: tat - now,
+            },
+            tat,
+        );
+    }
+    (
+        Step {
+            allowed: true,
+            ms: period - (new - now),
+            reset: new - now,
+        },
+        new,
+    )
+}
+
+fn ceil_secs(ms: i64) -> u64 {
+    u64::try_from((ms.max(0) + 999) / 1000).unwrap_or(0)
+}
+
+/// The UTC period key and its end for a quota.
+fn period_of(per: QuotaPer, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+    let (y, m, d) = (now.year(), now.month(), now.day());
+    match per {
+        QuotaPer::Day => {
+            let start = Utc
+                .with_ymd_and_hms(y, m, d, 0, 0, 0)
+                .single()
+                .unwrap_or(now);
+            (
+                format!("d:{y:04}-{m:02}-{d:02}"),
+                start + chrono::Duration::days(1),
+            )
+        }
+        QuotaPer::Month => {
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            let end = Utc
+                .with_ymd_and_hms(ny, nm, 1, 0, 0, 0)
+                .single()
+                .unwrap_or(now + chrono::Duration::days(31));
+            (format!("m:{y:04}-{m:02}"), end)
+        }
+    }
+}
+
+/// Quota use of one profile in one period, as this instance knows it.
+#[derive(Debug, Default)]
+struct QuotaState {
+    period: String,
+    /// The persisted count when last read.
+    stored: i64,
+    /// Uses counted here and not yet persisted.
+    unflushed: i64,
+    /// Whether `stored` was read for this period.
+    loaded: bool,
+}
+
+const GCRA_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local emission = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new = tat + emission
+if new - now > period then
+  return {0, new - now - period, tat - now}
+end
+redis.call('SET', KEYS[1], new, 'PX', math.max(1, new - now))
+return {1, period - (new - now), new - now}
+";
+
+const QUOTA_SCRIPT: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  v = ARGV[1]
+end
+v = tonumber(v)
+if v >= tonumber(ARGV[2]) then
+  return {0, v}
+end
+v = redis.call('INCR', KEYS[1])
+return {1, v}
+";
+
+/// Redis, with a breaker.
+struct Shared {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    down_until: Mutex<Option<Instant>>,
+    gcra: redis::Script,
+    quota: redis::Script,
+}
+
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+const REDIS_BREAK: Duration = Duration::from_secs(1);
+
+impl Shared {
+    fn is_down(&self) -> bool {
+        let guard = match self.down_until.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        guard.is_some_and(|t| Instant::now() < t)
+    }
+
+    fn trip(&self) {
+        METRICS.redis_errors.inc();
+        let mut guard = match self.down_until.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *guard = Some(Instant::now() + REDIS_BREAK);
+    }
+
+    async fn connection(&self) -> Option<redis::aio::ConnectionManager> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Some(c.clone());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        match tokio::time::timeout(
+            REDIS_TIMEOUT * 3,
+            self.client.get_connection_manager_with_config(config),
+        )
+        .await
+        {
+            Ok(Ok(c)) => {
+                *slot = Some(c.clone());
+                Some(c)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Redis unreachable; limits fall back");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("Redis connection timed out; limits fall back");
+                None
+            }
+        }
+    }
+
+    /// Run a script; `None` when Redis failed (the breaker is then open).
+    async fn run(&self, script: &redis::Script, key: &str, args: &[i64]) -> Option<Vec<i64>> {
+        if self.is_down() {
+            return None;
+        }
+        let Some(mut conn) = self.connection().await else {
+            self.trip();
+            return None;
+        };
+        let mut invocation = script.key(key);
+        for a in args {
+            invocation.arg(*a);
+        }
+        match tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut conn)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Redis limiter call failed");
+                self.trip();
+                None
+            }
+            Err(_) => {
+                self.trip();
+                None
+            }
+        }
+    }
+}
+
+/// Enforces policies. Cheap to share (`Arc`).
+pub struct Limiter {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    failure: FailureMode,
+    shared: Option<Shared>,
+    rates: RwLock<HashMap<String, Arc<Mutex<Gcra>>>>,
+    quotas: RwLock<HashMap<String, Arc<Mutex<QuotaState>>>>,
+    /// Unflushed use of finished periods (or of a failed flush).
+    parked: Mutex<HashMap<(String, String), i64>>,
+    throttle: AuthThrottle,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("failure", &self.failure)
+            .field("redis", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most profiles whose rate state is kept in memory; past it the table is cleared (each
+/// profile then starts with a fresh allowance).
+const MAX_LOCAL_STATES: usize = 200_000;
+
+impl Limiter {
+    /// A limiter on `db`; `redis_url` shares the limits between instances.
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        redis_url: Option<&str>,
+        failure: FailureMode,
+    ) -> Result<Self, String> {
+        let shared = match redis_url {
+            None => None,
+            Some(url) => Some(Shared {
+                client: redis::Client::open(url)
+                    .map_err(|e| format!("GATEHOUSE_REDIS_URL: {e}"))?,
+                conn: tokio::sync::Mutex::new(None),
+                down_until: Mutex::new(None),
+                gcra: redis::Script::new(GCRA_SCRIPT),
+                quota: redis::Script::new(QUOTA_SCRIPT),
+            }),
+        };
+        Ok(Self {
+            db,
+            clock,
+            failure,
+            shared,
+            rates: RwLock::new(HashMap::new()),
+            quotas: RwLock::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
+            throttle: AuthThrottle::new(),
+        })
+    }
+
+    /// A limiter without Redis.
+    pub fn local(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            clock,
+            failure: FailureMode::Open,
+            shared: None,
+            rates: RwLock::new(HashMap::new()),
+            quotas: RwLock::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
+            throttle: AuthThrottle::new(),
+        }
+    }
+
+    /// Check a Redis URL's syntax (at configuration time).
+    pub fn validate_redis_url(url: &str) -> Result<(), String> {
+        redis::Client::open(url)
+            .map(|_| ())
+            .map_err(|e| format!("GATEHOUSE_REDIS_URL: {e}"))
+    }
+
+    /// The failed-authentication budget.
+    pub fn throttle(&self) -> &AuthThrottle {
+        &self.throttle
+    }
+
+    /// Count one use of `profile_id`'s credential under its policy limits. A refusal by one
+    /// limit does not spend the other.
+    pub async fn check(
+        &self,
+        profile_id: &str,
+        rate: Option<RateLimit>,
+        quota: Option<Quota>,
+    ) -> Verdict {
+        let now = self.clock.now();
+        // Quota first (a look, no spend), then the rate (spends), then the quota (spends).
+        if let Some(q) = quota
+            && let Some(denied) = self.quota_peek(profile_id, q, now).await
+        {
+            return denied;
+        }
+        let rate_info = match rate {
+            None => None,
+            Some(r) => match self.rate(profile_id, r, now).await {
+                Ok(info) => Some(info),
+                Err(denied) => return denied,
+            },
+        };
+        let quota_info = match quota {
+            None => None,
+            Some(q) => match self.quota_spend(profile_id, q, now).await {
+                Ok(info) => Some(info),
+                Err(denied) => return denied,
+            },
+        };
+        let tighter = match (rate_info, quota_info) {
+            (Some(r), Some(q)) if q.remaining < r.remaining => Some(q),
+            (Some(r), _) => Some(r),
+            (None, q) => q,
+        };
+        Verdict::Allowed(tighter)
+    }
+
+    async fn rate(
+        &self,
+        profile_id: &str,
+        rate: RateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<RateInfo, Verdict> {
+        let period = rate.per.seconds() * 1000;
+        let emission = (period / rate.requests.max(1)).max(1);
+        let window = u64::try_from(rate.per.seconds()).unwrap_or(1);
+        let info = |remaining_ms: i64, reset_ms: i64| RateInfo {
+            limit: rate.requests,
+            remaining: (remaining_ms / emission).max(0),
+            reset: ceil_secs(reset_ms),
+            window,
+        };
+        let step = match &self.shared {
+            Some(shared) => {
+                let key = format!(
+                    "gatehouse:rl:{profile_id}:{}:{}",
+                    rate.requests,
+                    rate.per.as_str()
+                );
+                match shared.run(&shared.gcra, &key, &[emission, period]).await {
+                    Some(v) if v.len() == 3 => Some(Step {
+                        allowed: v[0] == 1,
+                        ms: v[1],
+                        reset: v[2],
+                    }),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let step = match step {
+            Some(s) => s,
+            None if self.shared.is_some() && self.failure == FailureMode::Closed => {
+                let i = info(0, 1000);
+                return Err(Verdict::Denied {
+                    reason: Reason::RateLimited,
+                    retry_after: 1,
+                    info: i,
+                });
+            }
+            None => self.local_rate(profile_id, emission, period, now.timestamp_millis()),
+        };
+        if step.allowed {
+            Ok(info(step.ms, step.reset))
+        } else {
+            Err(Verdict::Denied {
+                reason: Reason::RateLimited,
+                retry_after: ceil_secs(step.ms).max(1),
+                info: info(0, step.reset),
+            })
+        }
+    }
+
+    fn local_rate(&self, profile_id: &str, emission: i64, period: i64, now: i64) -> Step {
+        let existing = match self.rates.read() {
+            Ok(map) => map.get(profile_id).cloned(),
+            Err(p) => p.into_inner().get(profile_id).cloned(),
+        };
+        let cell = match existing {
+            Some(c) => c,
+            None => {
+                let mut map = match self.rates.write() {
+                    Ok(m) => m,
+                    Err(p) => p.into_inner(),
+                };
+                if map.len() >= MAX_LOCAL_STATES {
+                    map.clear();
+                }
+                map.entry(profile_id.to_owned())
+                    .or_insert_with(|| {
+                        Arc::new(Mutex::new(Gcra {
+                            tat: now,
+                            emission,
+                            period,
+                        }))
+                    })
+                    .clone()
+            }
+        };
+        let mut state = match cell.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if state.emission != emission || state.period != period {
+            // The policy changed: start afresh.
+            *state = Gcra {
+                tat: now,
+                emission,
+                period,
+            };
+        }
+        let (step, tat) = gcra_step(state.tat, now, emission, period);
+        state.tat = tat;
+        step
+    }
+
+    fn quota_cell(&self, profile_id: &str) -> Arc<Mutex<QuotaState>> {
+        let existing = match self.quotas.read() {
+            Ok(map) => map.get(profile_id).cloned(),
+            Err(p) => p.into_inner().get(profile_id).cloned(),
+        };
+        if let Some(c) = existing {
+            return c;
+        }
+        let mut map = match self.quotas.write() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.entry(profile_id.to_owned()).or_default().clone()
+    }
+
+    /// Make sure the state is for `period` and its stored count was read.
+    async fn quota_load(&self, profile_id: &str, period: &str) -> Arc<Mutex<QuotaState>> {
+        let cell = self.quota_cell(profile_id);
+        let needs_load = {
+            let mut s = lock(&cell);
+            if s.period != period {
+                // A new period. Unflushed use of the old one is kept for the flusher by
+                // moving it aside first.
+                if s.unflushed > 0 && !s.period.is_empty() {
+                    self.park(profile_id, &s.period, s.unflushed);
+                }
+                *s = QuotaState {
+                    period: period.to_owned(),
+                    ..QuotaState::default()
+                };
+            }
+            !s.loaded
+        };
+        if needs_load {
+            let stored = self.read_quota(profile_id, period).await.unwrap_or(0);
+            let mut s = lock(&cell);
+            if s.period == period && !s.loaded {
+                s.stored = stored;
+                s.loaded = true;
+            }
+        }
+        cell
+    }
+
+    /// Unflushed use of a finished period, persisted by the next flush.
+    fn park(&self, profile_id: &str, period: &str, n: i64) {
+        let mut parked = lock(&self.parked);
+        *parked
+            .entry((profile_id.to_owned(), period.to_owned()))
+            .or_insert(0) += n;
+    }
+
+    async fn read_quota(&self, profile_id: &str, period: &str) -> Option<i64> {
+        crate::entity::quota_counter::Entity::find_by_id((profile_id.to_owned(), period.to_owned()))
+            .one(&self.db)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.count)
+    }
+
+    async fn quota_peek(&self, profile_id: &str, q: Quota, now: DateTime<Utc>) -> Option<Verdict> {
+        let (period, end) = period_of(q.per, now);
+        let cell = self.quota_load(profile_id, &period).await;
+        let used = {
+            let s = lock(&cell);
+            s.stored + s.unflushed
+        };
+        // With Redis the shared count decides at spend time; locally the look decides now.
+        if self.shared.is_none() && used >= q.requests {
+            return Some(quota_denied(q, end, now));
+        }
+        None
+    }
+
+    async fn quota_spend(
+        &self,
+        profile_id: &str,
+        q: Quota,
+        now: DateTime<Utc>,
+    ) -> Result<RateInfo, Verdict> {
+        let (period, end) = period_of(q.per, now);
+        let cell = self.quota_load(profile_id, &period).await;
+        let window = u64::try_from((end - now).num_seconds().max(1)).unwrap_or(1);
+        let info = |used: i64| RateInfo {
+            limit: q.requests,
+            remaining: (q.requests - used).max(0),
+            reset: window,
+            window,
+        };
+        if let Some(shared) = &self.shared {
+            let seed = {
+                let s = lock(&cell);
+                s.stored + s.unflushed
+            };
+            let key = format!("gatehouse:q:{profile_id}:{period}");
+            let ttl = i64::try_from(window).unwrap_or(86_400) + 86_400;
+            match shared
+                .run(&shared.quota, &key, &[seed, q.requests, ttl])
+                .await
+            {
+                Some(v) if v.len() == 2 => {
+                    if v[0] != 1 {
+                        return Err(quota_denied(q, end, now));
+                    }
+                    lock(&cell).unflushed += 1;
+                    return Ok(info(v[1]));
+                }
+                _ if self.failure == FailureMode::Closed => {
+                    return Err(quota_denied(q, end, now));
+                }
+                _ => {}
+            }
+        }
+        let mut s = lock(&cell);
+        let used = s.stored + s.unflushed;
+        if used >= q.requests {
+            return Err(quota_denied(q, end, now));
+        }
+        s.unflushed += 1;
+        Ok(info(used + 1))
+    }
+
+    /// Persist quota use counted since the last flush (additive, so every instance's share
+    /// adds up), then read the totals back so this instance sees the others' use.
+    pub async fn flush(&self) -> Result<(), sea_orm::DbErr> {
+        let cells: Vec<(String, Arc<Mutex<QuotaState>>)> = match self.quotas.read() {
+            Ok(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(p) => p
+                .into_inner()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let mut writes: Vec<(String, String, i64)> = std::mem::take(&mut *lock(&self.parked))
+            .into_iter()
+            .map(|((p, period), n)| (p, period, n))
+            .collect();
+        for (profile_id, cell) in &cells {
+            let mut s = lock(cell);
+            if s.unflushed > 0 && s.loaded {
+                writes.push((profile_id.clone(), s.period.clone(), s.unflushed));
+                s.stored += s.unflushed;
+                s.unflushed = 0;
+            }
+        }
+        for (profile_id, period, n) in &writes {
+            if let Err(e) = self.add_quota(profile_id, period, *n).await {
+                // Put it back for the next flush.
+                self.park(profile_id, period, *n);
+                return Err(e);
+            }
+        }
+        // Read back what everybody has used.
+        for (profile_id, cell) in &cells {
+            let period = lock(cell).period.clone();
+            if period.is_empty() {
+                continue;
+            }
+            if let Some(total) = self.read_quota(profile_id, &period).await {
+                let mut s = lock(cell);
+                if s.period == period {
+                    s.stored = s.stored.max(total);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_quota(
+        &self,
+        profile_id: &str,
+        period: &str,
+        n: i64,
+    ) -> Result<(), sea_orm::DbErr> {
+        use crate::entity::quota_counter::{ActiveModel, Column, Entity};
+        use sea_orm::Set;
+        use sea_orm::sea_query::ExprTrait;
+        let row = ActiveModel {
+            profile_id: Set(profile_id.to_owned()),
+            period: Set(period.to_owned()),
+            count: Set(n),
+        };
+        Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([Column::ProfileId, Column::Period])
+                    .value(
+                        Column::Count,
+                        Expr::col((Entity, Column::Count)).add(Expr::cust("excluded.count")),
+                    )
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn quota_denied(q: Quota, end: DateTime<Utc>, now: DateTime<Utc>) -> Verdict {
+    let left = u64::try_from((end - now).num_seconds().max(1)).unwrap_or(1);
+    Verdict::Denied {
+        reason: Reason::QuotaExceeded,
+        retry_after: left,
+        info: RateInfo {
+            limit: q.requests,
+            remaining: 0,
+            reset: left,
+            window: left,
+        },
+    }
+}
+
+/// Failed-authentication budgets (in memory, per instance).
+pub struct AuthThrottle {
+    per_client_ip: Mutex<HashMap<(String, IpAddr), Gcra>>,
+    per_ip: Mutex<HashMap<IpAddr, Gcra>>,
+}
+
+impl std::fmt::Debug for AuthThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthThrottle").finish_non_exhaustive()
+    }
+}
+
+/// Failures allowed per (client id, address) per minute, as a burst.
+pub const FAILURES_PER_CLIENT_IP: i64 = 10;
+/// Failures allowed per address per minute, as a burst (any client ids).
+pub const FAILURES_PER_IP: i64 = 100;
+const FAILURE_WINDOW_MS: i64 = 60_000;
+const MAX_THROTTLE_ENTRIES: usize = 100_000;
+
+impl AuthThrottle {
+    fn new() -> Self {
+        Self {
+            per_client_ip: Mutex::new(HashMap::new()),
+            per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn blocked(state: Option<&Gcra>, now: i64) -> Option<i64> {
+        let s = state?;
+        // Would one more failure be refused? Then the budget is spent.
+        let (step, _) = gcra_step(s.tat, now, s.emission, s.period);
+        (!step.allowed).then_some(step.ms)
+    }
+
+    /// Seconds to wait when this (client id, address) is out of budget; `None` when it may
+    /// try (argon2 may run).
+    pub fn check(&self, client_id: &str, ip: IpAddr, now_ms: i64) -> Option<u64> {
+        let by_pair = lock(&self.per_client_ip);
+        let a = Self::blocked(by_pair.get(&(client_id.to_owned(), ip)), now_ms);
+        drop(by_pair);
+        let by_ip = lock(&self.per_ip);
+        let b = Self::blocked(by_ip.get(&ip), now_ms);
+        a.max(b).map(|ms| ceil_secs(ms).max(1))
+    }
+
+    /// Spend one failure of both budgets.
+    pub fn failed(&self, client_id: &str, ip: IpAddr, now_ms: i64) {
+        fn spend<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Gcra>, key: K, n: i64, now: i64) {
+            if map.len() >= MAX_THROTTLE_ENTRIES {
+                map.retain(|_, s| s.tat > now);
+            }
+            let emission = FAILURE_WINDOW_MS / n;
+            let s = map.entry(key).or_insert(Gcra {
+                tat: now,
+                emission,
+                period: FAILURE_WINDOW_MS,
+            });
+            let (_, tat) = gcra_step(s.tat, now, s.emission, s.period);
+            s.tat = tat;
+        }
+        spend(
+            &mut lock(&self.per_client_ip),
+            (client_id.to_owned(), ip),
+            FAILURES_PER_CLIENT_IP,
+            now_ms,
+        );
+        spend(&mut lock(&self.per_ip), ip, FAILURES_PER_IP, now_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_allows_a_burst_then_one_per_emission_interval() {
+        // 5 per minute: 12 s apart after a burst of 5.
+        let (emission, period) = (12_000, 60_000);
+        let mut tat = 0;
+        for i in 0..5 {
+            let (step, t) = gcra_step(tat, 0, emission, period);
+            assert!(step.allowed, "call {i}");
+            assert_eq!(step.ms / emission, 4 - i, "remaining after call {i}");
+            tat = t;
+        }
+        let (step, t) = gcra_step(tat, 0, emission, period);
+        assert!(!step.allowed);
+        assert_eq!(step.ms, 12_000, "retry after 12 s");
+        assert_eq!(t, tat, "a refusal spends nothing");
+        let (step, _) = gcra_step(tat, 11_999, emission, period);
+        assert!(!step.allowed);
+        let (step, _) = gcra_step(tat, 12_000, emission, period);
+        assert!(step.allowed);
+    }
+
+    #[test]
+    fn quota_periods_are_utc_calendar_days_and_months() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 31, 23, 59, 59)
+            .single()
+            .unwrap();
+        let (key, end) = period_of(QuotaPer::Day, at);
+        assert_eq!(key, "d:2026-12-31");
+        assert_eq!(end - at, chrono::Duration::seconds(1));
+        let (key, end) = period_of(QuotaPer::Month, at);
+        assert_eq!(key, "m:2026-12");
+        assert_eq!(
+            end,
+            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).single().unwrap()
+        );
+    }
+
+    #[test]
+    fn the_failure_budget_is_per_client_and_address() {
+        let t = AuthThrottle::new();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..FAILURES_PER_CLIENT_IP {
+            assert_eq!(t.check("gco_x", a, 0), None);
+            t.failed("gco_x", a, 0);
+        }
+        assert!(t.check("gco_x", a, 0).is_some(), "spent");
+        assert_eq!(
+            t.check("gco_x", b, 0),
+            None,
+            "another address may still try"
+        );
+        assert_eq!(
+            t.check("gco_y", a, 0),
+            None,
+            "another client id may still try"
+        );
+        assert_eq!(
+            t.check("gco_x", a, 6_000),
+            None,
+            "one failure back after 6 s"
+        );
+    }
+}

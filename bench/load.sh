@@ -2,8 +2,10 @@
 # Load run against the release binary on loopback (bounded in time), as reported in the
 # README. Needs wrk (apt-get install wrk) and curl + jq.
 #   bench/load.sh [connections] [seconds] [alg]
+#   POLICY=1 bench/load.sh ...   # the same with a policy (rate limit + quota) on both profiles
 # Starts its own server on a fresh SQLite database in a temp dir, creates one collection,
-# client and oauth2 profile, then drives POST /oauth/token and GET /oauth/jwks.
+# client, oauth2 profile and token profile, then drives the token endpoint, introspection
+# (a JWT and an API key) and the JWKS.
 set -euo pipefail
 CONNS=${1:-32}
 SECS=${2:-20}
@@ -33,7 +35,14 @@ COL=$(echo "$COLJ" | jq -r .id)
 RS_ID=$(echo "$COLJ" | jq -r .introspection_client_id)
 RS_SECRET=$(echo "$COLJ" | jq -r .introspection_client_secret)
 CLI=$(curl -fs "${H[@]}" -d '{"name":"ACME"}' "http://$ADM/admin/v1/clients" | jq -r .id)
-PRF=$(curl -fs "${H[@]}" -d "{\"name\":\"bench\",\"collections\":[\"$COL\"],\"auth_type\":\"oauth2\"}" "http://$ADM/admin/v1/clients/$CLI/access-profiles")
+POLICY_FIELD=""
+if [ -n "${POLICY:-}" ]; then
+  # Limits far above what the run reaches, so every request is counted and none refused.
+  POL=$(curl -fs "${H[@]}" -d '{"name":"bench","rate_limit":{"requests":1000000,"per":"second"},"quota":{"requests":1000000000000,"per":"month"}}' "http://$ADM/admin/v1/policies" | jq -r .id)
+  POLICY_FIELD=",\"policy_id\":\"$POL\""
+  echo "== with policy $POL on both profiles"
+fi
+PRF=$(curl -fs "${H[@]}" -d "{\"name\":\"bench\",\"collections\":[\"$COL\"],\"auth_type\":\"oauth2\"$POLICY_FIELD}" "http://$ADM/admin/v1/clients/$CLI/access-profiles")
 ID=$(echo "$PRF" | jq -r .oauth_client_id)
 SECRET=$(echo "$PRF" | jq -r .oauth_client_secret)
 # Warm the verified-secret cache (one argon2id run).
@@ -42,7 +51,7 @@ curl -fs -u "$ID:$SECRET" -d grant_type=client_credentials "http://$PUB/oauth/to
 echo "== POST /oauth/token ($ALG), $CONNS connections, ${SECS}s"
 wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$ROOT/bench/token.lua" "http://$PUB/oauth/token" -- "$ID" "$SECRET"
 TOKEN=$(curl -fs -u "$ID:$SECRET" -d grant_type=client_credentials "http://$PUB/oauth/token" | jq -r .access_token)
-KEY=$(curl -fs "${H[@]}" -d "{\"name\":\"bench-key\",\"collections\":[\"$COL\"],\"auth_type\":\"token\"}" "http://$ADM/admin/v1/clients/$CLI/access-profiles" | jq -r .auth_token)
+KEY=$(curl -fs "${H[@]}" -d "{\"name\":\"bench-key\",\"collections\":[\"$COL\"],\"auth_type\":\"token\"$POLICY_FIELD}" "http://$ADM/admin/v1/clients/$CLI/access-profiles" | jq -r .auth_token)
 # Warm the resource server's verified-secret cache and the verified-token cache.
 curl -fs -u "$RS_ID:$RS_SECRET" -d "token=$TOKEN" "http://$PUB/oauth/introspect" | jq -e .active >/dev/null
 curl -fs -u "$RS_ID:$RS_SECRET" -d "token=$KEY" "http://$PUB/oauth/introspect" | jq -e .active >/dev/null

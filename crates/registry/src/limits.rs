@@ -71,18 +71,18 @@ pub enum Verdict {
 /// GCRA state of one profile.
 #[derive(Debug, Clone, Copy)]
 struct Gcra {
-    /// Theoretical arrival time, ms.
+    /// Theoretical arrival time, µs.
     tat: i64,
     emission: i64,
     period: i64,
 }
 
-/// The answer of one GCRA step: allowed, and the ms figures.
+/// The answer of one GCRA step: allowed, and the µs figures.
 struct Step {
     allowed: bool,
-    /// Allowed: ms of capacity left; refused: ms to wait.
-    ms: i64,
-    /// ms until the state is empty again.
+    /// Allowed: µs of capacity left; refused: µs to wait.
+    us: i64,
+    /// µs until the state is empty again.
     reset: i64,
 }
 
@@ -93,7 +93,7 @@ fn gcra_step(tat: i64, now: i64, emission: i64, period: i64) -> (Step, i64) {
         return (
             Step {
                 allowed: false,
-                ms: new - now - period,
+                us: new - now - period,
                 reset: tat - now,
             },
             tat,
@@ -102,15 +102,16 @@ fn gcra_step(tat: i64, now: i64, emission: i64, period: i64) -> (Step, i64) {
     (
         Step {
             allowed: true,
-            ms: period - (new - now),
+            us: period - (new - now),
             reset: new - now,
         },
         new,
     )
 }
 
-fn ceil_secs(ms: i64) -> u64 {
-    u64::try_from((ms.max(0) + 999) / 1000).unwrap_or(0)
+/// Microseconds, rounded up to whole seconds.
+fn ceil_secs(us: i64) -> u64 {
+    u64::try_from((us.max(0) + 999_999) / 1_000_000).unwrap_or(0)
 }
 
 /// The UTC period key and its end for a quota.
@@ -152,7 +153,7 @@ struct QuotaState {
 
 const GCRA_SCRIPT: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local emission = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
@@ -161,7 +162,7 @@ local new = tat + emission
 if new - now > period then
   return {0, new - now - period, tat - now}
 end
-redis.call('SET', KEYS[1], new, 'PX', math.max(1, new - now))
+redis.call('SET', KEYS[1], new, 'PX', math.max(1, math.ceil((new - now) / 1000)))
 return {1, period - (new - now), new - now}
 ";
 
@@ -393,13 +394,14 @@ impl Limiter {
         rate: RateLimit,
         now: DateTime<Utc>,
     ) -> Result<RateInfo, Verdict> {
-        let period = rate.per.seconds() * 1000;
+        // Microseconds, so even 1,000,000 per second keeps a whole emission interval.
+        let period = rate.per.seconds() * 1_000_000;
         let emission = (period / rate.requests.max(1)).max(1);
         let window = u64::try_from(rate.per.seconds()).unwrap_or(1);
-        let info = |remaining_ms: i64, reset_ms: i64| RateInfo {
+        let info = |remaining_us: i64, reset_us: i64| RateInfo {
             limit: rate.requests,
-            remaining: (remaining_ms / emission).max(0),
-            reset: ceil_secs(reset_ms),
+            remaining: (remaining_us / emission).max(0),
+            reset: ceil_secs(reset_us),
             window,
         };
         let step = match &self.shared {
@@ -412,7 +414,7 @@ impl Limiter {
                 match shared.run(&shared.gcra, &key, &[emission, period]).await {
                     Some(v) if v.len() == 3 => Some(Step {
                         allowed: v[0] == 1,
-                        ms: v[1],
+                        us: v[1],
                         reset: v[2],
                     }),
                     _ => None,
@@ -423,21 +425,21 @@ impl Limiter {
         let step = match step {
             Some(s) => s,
             None if self.shared.is_some() && self.failure == FailureMode::Closed => {
-                let i = info(0, 1000);
+                let i = info(0, 1_000_000);
                 return Err(Verdict::Denied {
                     reason: Reason::RateLimited,
                     retry_after: 1,
                     info: i,
                 });
             }
-            None => self.local_rate(profile_id, emission, period, now.timestamp_millis()),
+            None => self.local_rate(profile_id, emission, period, now.timestamp_micros()),
         };
         if step.allowed {
-            Ok(info(step.ms, step.reset))
+            Ok(info(step.us, step.reset))
         } else {
             Err(Verdict::Denied {
                 reason: Reason::RateLimited,
-                retry_after: ceil_secs(step.ms).max(1),
+                retry_after: ceil_secs(step.us).max(1),
                 info: info(0, step.reset),
             })
         }
@@ -721,7 +723,7 @@ impl std::fmt::Debug for AuthThrottle {
 pub const FAILURES_PER_CLIENT_IP: i64 = 10;
 /// Failures allowed per address per minute, as a burst (any client ids).
 pub const FAILURES_PER_IP: i64 = 100;
-const FAILURE_WINDOW_MS: i64 = 60_000;
+const FAILURE_WINDOW_US: i64 = 60_000_000;
 const MAX_THROTTLE_ENTRIES: usize = 100_000;
 
 impl AuthThrottle {
@@ -736,31 +738,31 @@ impl AuthThrottle {
         let s = state?;
         // Would one more failure be refused? Then the budget is spent.
         let (step, _) = gcra_step(s.tat, now, s.emission, s.period);
-        (!step.allowed).then_some(step.ms)
+        (!step.allowed).then_some(step.us)
     }
 
     /// Seconds to wait when this (client id, address) is out of budget; `None` when it may
     /// try (argon2 may run).
-    pub fn check(&self, client_id: &str, ip: IpAddr, now_ms: i64) -> Option<u64> {
+    pub fn check(&self, client_id: &str, ip: IpAddr, now_us: i64) -> Option<u64> {
         let by_pair = lock(&self.per_client_ip);
-        let a = Self::blocked(by_pair.get(&(client_id.to_owned(), ip)), now_ms);
+        let a = Self::blocked(by_pair.get(&(client_id.to_owned(), ip)), now_us);
         drop(by_pair);
         let by_ip = lock(&self.per_ip);
-        let b = Self::blocked(by_ip.get(&ip), now_ms);
+        let b = Self::blocked(by_ip.get(&ip), now_us);
         a.max(b).map(|ms| ceil_secs(ms).max(1))
     }
 
     /// Spend one failure of both budgets.
-    pub fn failed(&self, client_id: &str, ip: IpAddr, now_ms: i64) {
+    pub fn failed(&self, client_id: &str, ip: IpAddr, now_us: i64) {
         fn spend<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Gcra>, key: K, n: i64, now: i64) {
             if map.len() >= MAX_THROTTLE_ENTRIES {
                 map.retain(|_, s| s.tat > now);
             }
-            let emission = FAILURE_WINDOW_MS / n;
+            let emission = FAILURE_WINDOW_US / n;
             let s = map.entry(key).or_insert(Gcra {
                 tat: now,
                 emission,
-                period: FAILURE_WINDOW_MS,
+                period: FAILURE_WINDOW_US,
             });
             let (_, tat) = gcra_step(s.tat, now, s.emission, s.period);
             s.tat = tat;
@@ -769,9 +771,9 @@ impl AuthThrottle {
             &mut lock(&self.per_client_ip),
             (client_id.to_owned(), ip),
             FAILURES_PER_CLIENT_IP,
-            now_ms,
+            now_us,
         );
-        spend(&mut lock(&self.per_ip), ip, FAILURES_PER_IP, now_ms);
+        spend(&mut lock(&self.per_ip), ip, FAILURES_PER_IP, now_us);
     }
 }
 
@@ -782,21 +784,21 @@ mod tests {
     #[test]
     fn gcra_allows_a_burst_then_one_per_emission_interval() {
         // 5 per minute: 12 s apart after a burst of 5.
-        let (emission, period) = (12_000, 60_000);
+        let (emission, period) = (12_000_000, 60_000_000);
         let mut tat = 0;
         for i in 0..5 {
             let (step, t) = gcra_step(tat, 0, emission, period);
             assert!(step.allowed, "call {i}");
-            assert_eq!(step.ms / emission, 4 - i, "remaining after call {i}");
+            assert_eq!(step.us / emission, 4 - i, "remaining after call {i}");
             tat = t;
         }
         let (step, t) = gcra_step(tat, 0, emission, period);
         assert!(!step.allowed);
-        assert_eq!(step.ms, 12_000, "retry after 12 s");
+        assert_eq!(step.us, 12_000_000, "retry after 12 s");
         assert_eq!(t, tat, "a refusal spends nothing");
-        let (step, _) = gcra_step(tat, 11_999, emission, period);
+        let (step, _) = gcra_step(tat, 11_999_999, emission, period);
         assert!(!step.allowed);
-        let (step, _) = gcra_step(tat, 12_000, emission, period);
+        let (step, _) = gcra_step(tat, 12_000_000, emission, period);
         assert!(step.allowed);
     }
 
@@ -838,7 +840,7 @@ mod tests {
             "another client id may still try"
         );
         assert_eq!(
-            t.check("gco_x", a, 6_000),
+            t.check("gco_x", a, 6_000_000),
             None,
             "one failure back after 6 s"
         );

@@ -802,6 +802,33 @@ mod tests {
         assert!(!without.contains("process_resident_memory_bytes"));
     }
 
+    #[tokio::test]
+    async fn middleware_labels_route_templates_not_raw_paths() {
+        use tower::ServiceExt;
+        let http = HttpMetrics::new();
+        let router = http.track(
+            "public",
+            Router::new().route("/things/{id}", get(|| async { "ok" })),
+        );
+        for uri in ["/things/abc123", "/things/def456", "/nope/xyz789"] {
+            let request = axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let _ = router.clone().oneshot(request).await.unwrap();
+        }
+        let mut out = String::new();
+        http.render(&mut out);
+        assert!(out.contains(
+            "gatehouse_http_requests_total{listener=\"public\",endpoint=\"/things/{id}\",method=\"GET\",status=\"2xx\"} 2\n"
+        ), "{out}");
+        assert!(out.contains(
+            "gatehouse_http_requests_total{listener=\"public\",endpoint=\"unmatched\",method=\"GET\",status=\"4xx\"} 1\n"
+        ), "{out}");
+        for raw in ["abc123", "def456", "xyz789", "/nope"] {
+            assert!(!out.contains(raw), "{raw}: {out}");
+        }
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn resident_memory_is_read_on_linux() {

@@ -303,9 +303,9 @@ impl Registry {
         }
         METRICS.cache_verified_secrets.record(false);
         let throttle = self.inner.limiter.throttle();
-        let now_ms = now.timestamp_millis();
+        let now_us = now.timestamp_micros();
         if let Some(ip) = peer
-            && let Some(retry_after) = throttle.check(id, ip, now_ms)
+            && let Some(retry_after) = throttle.check(id, ip, now_us)
         {
             METRICS.auth_throttled.inc();
             return Err(AuthFailure::Throttled { retry_after });
@@ -313,7 +313,7 @@ impl Registry {
         let failed = || {
             METRICS.auth_failures.inc();
             if let Some(ip) = peer {
-                throttle.failed(id, ip, now_ms);
+                throttle.failed(id, ip, now_us);
             }
             AuthFailure::InvalidCredentials
         };

@@ -22,6 +22,8 @@ mod health;
 mod introspection;
 #[path = "e2e/jwt_profiles.rs"]
 mod jwt_profiles;
+#[path = "e2e/keys.rs"]
+mod keys;
 #[path = "e2e/metrics.rs"]
 mod metrics;
 #[path = "e2e/profiles.rs"]

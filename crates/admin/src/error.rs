@@ -47,6 +47,27 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<gatehouse_jwks::JwksError> for ApiError {
+    fn from(e: gatehouse_jwks::JwksError) -> Self {
+        use gatehouse_jwks::JwksError;
+        match e {
+            JwksError::Registry(r) => ApiError::Registry(r),
+            JwksError::TooSoon { .. } => ApiError::Registry(RegistryError::Conflict {
+                field: "force".to_owned(),
+                message: format!(
+                    "{e}; send {{\"force\": true}} to rotate anyway (verifiers that cached the JWKS may briefly reject new tokens)"
+                ),
+            }),
+            other => {
+                tracing::error!(error = %other, "key operation failed");
+                ApiError::Registry(RegistryError::Internal(
+                    "the key operation failed".to_owned(),
+                ))
+            }
+        }
+    }
+}
+
 const REALM: &str = "Bearer realm=\"gatehouse-admin\"";
 
 impl IntoResponse for ApiError {

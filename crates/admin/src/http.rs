@@ -139,6 +139,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/admin/v1/policies/{id}",
             get(get_policy).patch(update_policy).delete(delete_policy),
         )
+        .route("/admin/v1/keys", get(list_keys))
+        .route("/admin/v1/keys/rotate", post(rotate_keys))
         .route("/admin/v1/access-profiles/{id}/usage", get(profile_usage))
         .route("/admin/v1/clients/{id}/usage", get(client_usage))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -606,6 +608,47 @@ async fn client_usage(
     Ok(Json(s.registry.usage_report(Scope::Client(&id), &q).await?))
 }
 
+/// A page of signing keys.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    /// Newest first.
+    pub items: Vec<gatehouse_jwks::KeyView>,
+}
+
+/// Body of a rotation.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateInput {
+    /// Rotate even though the next key has been published for less than
+    /// `GATEHOUSE_KEY_PUBLISH_AHEAD` (verifiers caching the JWKS may briefly reject new tokens).
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[utoipa::path(get, path = "/admin/v1/keys", tag = "keys",
+    responses((status = 200, body = KeyList)), security(("bearer" = [])))]
+async fn list_keys(State(s): State<Arc<AdminState>>) -> ApiResult<Json<KeyList>> {
+    Ok(Json(KeyList {
+        items: s.keys.list().await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/admin/v1/keys/rotate", tag = "keys", request_body = RotateInput,
+    responses((status = 200, body = gatehouse_jwks::Rotation), (status = 409, body = ErrorBody, description = "the next key is not yet published long enough")), security(("bearer" = [])))]
+async fn rotate_keys(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<gatehouse_jwks::Rotation>> {
+    let input: RotateInput = gatehouse_registry::parse_input(json_body(&headers, &body, true)?)?;
+    Ok(Json(
+        s.keys
+            .rotate(&actor, s.key_publish_ahead, input.force)
+            .await?,
+    ))
+}
+
 struct BearerScheme;
 
 impl utoipa::Modify for BearerScheme {
@@ -635,7 +678,7 @@ impl utoipa::Modify for BearerScheme {
         create_api_key, list_api_keys, get_api_key, update_api_key, delete_api_key, refresh_api_key,
         list_audit_events,
         create_policy, list_policies, get_policy, update_policy, delete_policy,
-        profile_usage, client_usage,
+        profile_usage, client_usage, list_keys, rotate_keys,
     ),
     modifiers(&BearerScheme)
 )]

@@ -13,4 +13,6 @@ pub struct AdminState {
     pub keys: Arc<KeyManager>,
     /// The audience admin tokens must carry (the built-in collection's).
     pub admin_audience: String,
+    /// How long a next key must have been published before a rotation may make it sign.
+    pub key_publish_ahead: std::time::Duration,
 }

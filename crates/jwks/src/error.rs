@@ -25,6 +25,15 @@ pub enum JwksError {
     /// A token failed verification; the reason is for logs only.
     #[error("token rejected: {0}")]
     Rejected(&'static str),
+    /// A rotation would start signing with a key published for less than the configured
+    /// lead time (verifiers caching the JWKS might not know it yet).
+    #[error("the next key is published only since {published}; it may sign from {ready_at}")]
+    TooSoon {
+        /// When the next key was published.
+        published: chrono::DateTime<chrono::Utc>,
+        /// When it has been published long enough.
+        ready_at: chrono::DateTime<chrono::Utc>,
+    },
     /// Configuration is invalid (issuer URL and the like).
     #[error("invalid configuration: {0}")]
     Config(String),

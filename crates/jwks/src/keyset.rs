@@ -80,11 +80,27 @@ fn thumbprint(jwk: &Jwk) -> Result<String, JwksError> {
 }
 
 impl KeySet {
-    fn build(keys: &[StoredKey], master: &MasterKey, issuer: &str) -> Result<Self, JwksError> {
+    /// Build from stored keys: `next`, `active` and `retired` keys are published (a retired
+    /// one only while it retired after `retired_after`, i.e. its tokens may still be alive);
+    /// the `active` one signs.
+    fn build(
+        keys: &[StoredKey],
+        master: &MasterKey,
+        issuer: &str,
+        retired_after: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Self, JwksError> {
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
         let mut active = None;
-        for key in keys.iter().filter(|k| k.state != "expired") {
+        let live = |k: &&StoredKey| match k.state.as_str() {
+            "active" | "next" => true,
+            "retired" => match (k.retired_at, retired_after) {
+                (Some(at), Some(after)) => at > after,
+                _ => true,
+            },
+            _ => false,
+        };
+        for key in keys.iter().filter(live) {
             let alg = SigningAlg::parse(&key.alg).ok_or_else(|| JwksError::StoredKey {
                 kid: key.kid.clone(),
                 reason: format!("unknown alg {}", key.alg),
@@ -278,12 +294,21 @@ impl KeyManager {
         issuer: &str,
     ) -> Result<Self, JwksError> {
         let mut keys = registry.signing_keys().await?;
+        let now = registry.clock().now();
         if !keys.iter().any(|k| k.state == "active") {
-            let key = Self::generate(&master, alg, registry.clock().now())?;
+            let key = Self::generate(&master, alg, now, "active")?;
             registry.insert_signing_key(&key).await?;
             tracing::info!(kid = %key.kid, alg = %alg, "generated the first signing key");
             keys.push(key);
-        } else if let Some(active) = keys
+        }
+        if !keys.iter().any(|k| k.state == "next") {
+            // Published from now on, so it is known to every verifier before it signs.
+            let key = Self::generate(&master, alg, now, "next")?;
+            registry.insert_signing_key(&key).await?;
+            tracing::info!(kid = %key.kid, alg = %alg, "published the next signing key");
+            keys.push(key);
+        }
+        if let Some(active) = keys
             .iter()
             .find(|k| k.state == "active" && k.alg != alg.as_str())
         {
@@ -293,7 +318,7 @@ impl KeyManager {
                 "the active signing key uses another algorithm than GATEHOUSE_SIGNING_ALG; it keeps signing until rotated"
             );
         }
-        let set = KeySet::build(&keys, &master, issuer)?;
+        let set = KeySet::build(&keys, &master, issuer, Some(retired_cutoff(&registry)))?;
         Ok(Self {
             registry,
             master,
@@ -307,6 +332,7 @@ impl KeyManager {
         master: &MasterKey,
         alg: SigningAlg,
         now: chrono::DateTime<chrono::Utc>,
+        state: &str,
     ) -> Result<StoredKey, JwksError> {
         let (private_pem, mut jwk) = alg.generate()?;
         let kid = thumbprint(&jwk)?;
@@ -317,11 +343,11 @@ impl KeyManager {
         Ok(StoredKey {
             kid,
             alg: alg.as_str().to_owned(),
-            state: "active".to_owned(),
+            state: state.to_owned(),
             private_jwe,
             public_jwk: jwk.to_string(),
             created_at: now,
-            activated_at: Some(now),
+            activated_at: (state == "active").then_some(now),
             retired_at: None,
         })
     }
@@ -337,12 +363,166 @@ impl KeyManager {
     /// Reload from storage (after a rotation elsewhere).
     pub async fn reload(&self) -> Result<(), JwksError> {
         let keys = self.registry.signing_keys().await?;
-        let set = Arc::new(KeySet::build(&keys, &self.master, &self.issuer)?);
+        let set = Arc::new(KeySet::build(
+            &keys,
+            &self.master,
+            &self.issuer,
+            Some(retired_cutoff(&self.registry)),
+        )?);
         match self.current.write() {
             Ok(mut guard) => *guard = set,
             Err(poisoned) => *poisoned.into_inner() = set,
         }
         Ok(())
+    }
+}
+
+/// Retired keys that retired before this instant have no live token left: the longest token
+/// lifetime plus the verification leeway.
+fn retired_cutoff(registry: &Registry) -> chrono::DateTime<chrono::Utc> {
+    registry.clock().now() - chrono::Duration::seconds(registry.settings().max_token_ttl + 60)
+}
+
+/// A signing key as the admin API and the CLI show it (never private material).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    /// Key id (RFC 7638 thumbprint).
+    pub kid: String,
+    /// JWS algorithm.
+    pub alg: String,
+    /// `next` (published, signs after the next rotation), `active` (signs), `retired`
+    /// (published until its last token expires), `expired`.
+    pub state: String,
+    /// When it was made (and published).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it started signing.
+    pub activated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it stopped signing.
+    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Until when a retired key stays in the JWKS.
+    pub published_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The outcome of a rotation.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Rotation {
+    /// The key that signs from now on.
+    pub active_kid: String,
+    /// The key published now, to sign after the next rotation.
+    pub next_kid: String,
+    /// The key that stopped signing.
+    pub retired_kid: Option<String>,
+}
+
+impl KeyManager {
+    /// Every stored key, newest first.
+    pub async fn list(&self) -> Result<Vec<KeyView>, JwksError> {
+        let ttl = chrono::Duration::seconds(self.registry.settings().max_token_ttl + 60);
+        let mut keys: Vec<KeyView> = self
+            .registry
+            .signing_keys()
+            .await?
+            .into_iter()
+            .map(|k| KeyView {
+                published_until: k.retired_at.map(|r| r + ttl),
+                kid: k.kid,
+                alg: k.alg,
+                state: k.state,
+                created_at: k.created_at,
+                activated_at: k.activated_at,
+                retired_at: k.retired_at,
+            })
+            .collect();
+        keys.reverse();
+        Ok(keys)
+    }
+
+    /// Rotate: the `next` key (in the JWKS for at least `publish_ahead`, unless `force`)
+    /// starts signing, the active key retires and stays published until its tokens expire,
+    /// and a new `next` key is published. Every instance reloads (NOTIFY on PostgreSQL).
+    pub async fn rotate(
+        &self,
+        actor: &gatehouse_registry::Actor,
+        publish_ahead: std::time::Duration,
+        force: bool,
+    ) -> Result<Rotation, JwksError> {
+        let now = self.registry.clock().now();
+        let keys = self.registry.signing_keys().await?;
+        let retired_kid = keys
+            .iter()
+            .find(|k| k.state == "active")
+            .map(|k| k.kid.clone());
+        let next = match keys.iter().find(|k| k.state == "next") {
+            Some(k) => k.clone(),
+            None => {
+                let key = Self::generate(&self.master, self.alg, now, "next")?;
+                self.registry.insert_signing_key(&key).await?;
+                key
+            }
+        };
+        let ahead = chrono::Duration::from_std(publish_ahead).unwrap_or_default();
+        if !force && next.created_at + ahead > now {
+            self.reload().await?;
+            return Err(JwksError::TooSoon {
+                published: next.created_at,
+                ready_at: next.created_at + ahead,
+            });
+        }
+        let new_next = Self::generate(&self.master, self.alg, now, "next")?;
+        self.registry
+            .rotate_signing_keys(actor, &next.kid, &new_next, now)
+            .await?;
+        self.reload().await?;
+        tracing::info!(active = %next.kid, next = %new_next.kid, "signing keys rotated");
+        Ok(Rotation {
+            active_kid: next.kid,
+            next_kid: new_next.kid,
+            retired_kid,
+        })
+    }
+
+    /// The scheduled part of the lifecycle: rotate when the active key has signed for
+    /// `interval` (and the next key is ready), and take keys whose last token has expired
+    /// out of the JWKS. Several instances may run it: a rotation another instance made first
+    /// is a no-op here.
+    pub async fn maintain(
+        &self,
+        interval: Option<std::time::Duration>,
+        publish_ahead: std::time::Duration,
+    ) -> Result<Option<Rotation>, JwksError> {
+        let expired = self
+            .registry
+            .expire_signing_keys(retired_cutoff(&self.registry))
+            .await?;
+        let mut rotated = None;
+        if let Some(interval) = interval {
+            let now = self.registry.clock().now();
+            let keys = self.registry.signing_keys().await?;
+            let due = keys
+                .iter()
+                .find(|k| k.state == "active")
+                .and_then(|k| k.activated_at)
+                .is_none_or(|at| {
+                    at + chrono::Duration::from_std(interval).unwrap_or_default() <= now
+                });
+            if due {
+                match self
+                    .rotate(&gatehouse_registry::Actor::system(), publish_ahead, false)
+                    .await
+                {
+                    Ok(r) => rotated = Some(r),
+                    Err(JwksError::TooSoon { .. }) => {}
+                    Err(JwksError::Registry(gatehouse_registry::RegistryError::Conflict {
+                        ..
+                    })) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if expired > 0 && rotated.is_none() {
+            self.reload().await?;
+        }
+        Ok(rotated)
     }
 }
 
@@ -352,12 +532,48 @@ mod tests {
 
     fn set_for(alg: SigningAlg) -> KeySet {
         let (master, _) = MasterKey::generate();
-        let key = KeyManager::generate(&master, alg, chrono::DateTime::UNIX_EPOCH).unwrap();
-        KeySet::build(&[key], &master, "http://127.0.0.1:8080").unwrap()
+        let key =
+            KeyManager::generate(&master, alg, chrono::DateTime::UNIX_EPOCH, "active").unwrap();
+        KeySet::build(&[key], &master, "http://127.0.0.1:8080", None).unwrap()
     }
 
     fn claims(now: i64) -> Value {
         serde_json::json!({"iss": "http://127.0.0.1:8080", "sub": "gco_x", "iat": now, "exp": now + 60})
+    }
+
+    #[test]
+    fn retired_keys_leave_the_jwks_when_their_tokens_are_dead() {
+        let (master, _) = MasterKey::generate();
+        let t = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap();
+        let active = KeyManager::generate(&master, SigningAlg::Es256, t(0), "active").unwrap();
+        let next = KeyManager::generate(&master, SigningAlg::Es256, t(0), "next").unwrap();
+        let mut retired =
+            KeyManager::generate(&master, SigningAlg::Es256, t(0), "retired").unwrap();
+        retired.retired_at = Some(t(100));
+        let mut expired =
+            KeyManager::generate(&master, SigningAlg::Es256, t(0), "expired").unwrap();
+        expired.retired_at = Some(t(50));
+        let keys = [active.clone(), next.clone(), retired.clone(), expired];
+        let kids = |cutoff| {
+            let set =
+                KeySet::build(&keys, &master, "http://127.0.0.1:8080", Some(t(cutoff))).unwrap();
+            let jwks: Value = serde_json::from_slice(&set.jwks_json()).unwrap();
+            let mut k: Vec<String> = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect();
+            k.sort();
+            assert_eq!(set.active_kid(), active.kid, "only the active key signs");
+            k
+        };
+        let mut live = vec![active.kid.clone(), next.kid.clone(), retired.kid.clone()];
+        live.sort();
+        assert_eq!(kids(99), live, "retired after the cutoff: still published");
+        let mut later = vec![active.kid.clone(), next.kid.clone()];
+        later.sort();
+        assert_eq!(kids(101), later, "retired before the cutoff: gone");
     }
 
     #[test]

@@ -26,6 +26,6 @@ pub use alg::SigningAlg;
 pub use discovery::{DiscoveryDocuments, Endpoints};
 pub use error::JwksError;
 #[cfg(feature = "server")]
-pub use keyset::{KeyManager, KeySet, VerifiedToken};
+pub use keyset::{KeyManager, KeySet, KeyView, Rotation, VerifiedToken};
 #[cfg(feature = "server")]
 pub use master_key::MasterKey;

@@ -22,9 +22,9 @@ pub mod vault;
 
 pub use error::{RegistryError, Result};
 pub use service::{
-    Actor, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CollectionSnapshot,
-    GrantedCollection, JwtKeys, JwtRules, PolicySnapshot, ProfileSnapshot, Registry,
-    RegistrySettings, StoredKey, parse_input,
+    Actor, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CHANGE_CHANNEL,
+    Change, CollectionSnapshot, GrantedCollection, JwtKeys, JwtRules, PolicySnapshot,
+    ProfileSnapshot, Registry, RegistrySettings, StoredKey, parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.

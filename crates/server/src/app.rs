@@ -47,6 +47,8 @@ pub struct Server {
     tasks: Vec<JoinHandle<()>>,
     /// Writes usage and quota counters periodically, and once more at shutdown.
     flusher: JoinHandle<()>,
+    /// Key lifecycle and change notifications.
+    background: Vec<JoinHandle<()>>,
     registry: Registry,
     db: DatabaseConnection,
 }
@@ -60,6 +62,9 @@ impl Server {
         }
         // After the listeners: every counted request is in memory now.
         let _ = self.flusher.await;
+        for task in self.background {
+            let _ = task.await;
+        }
         if let Err(e) = self.registry.flush_counters().await {
             tracing::error!(error = %e, "writing usage and quota counters at shutdown failed");
         }
@@ -140,6 +145,60 @@ async fn release_lock(lock: Option<DatabaseConnection>) {
             .await;
         let _ = conn.close().await;
     }
+}
+
+/// `gatehouse keys list|rotate`: operate on the stored keys directly; running instances
+/// reload (at once through NOTIFY on PostgreSQL, else at their next key check).
+pub async fn keys_command(
+    config: &Config,
+    command: &crate::config::KeysCommand,
+) -> Result<serde_json::Value> {
+    use crate::config::KeysCommand;
+    let db = gatehouse_registry::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    if config.run_migrations {
+        let lock = startup_lock(config).await?;
+        let result = gatehouse_registry::migrate(&db).await;
+        release_lock(lock).await;
+        result.context("running migrations")?;
+    }
+    let master = Arc::new(master_key(config)?);
+    let hasher = PasswordHasher::new(1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let issuer = config.issuer.clone().unwrap_or_default();
+    let mut settings = RegistrySettings::new(&issuer, config.admin_url.clone().unwrap_or_default());
+    settings.max_token_ttl = config.max_token_ttl;
+    let registry = Registry::new(
+        db.clone(),
+        Arc::new(SystemClock),
+        hasher,
+        settings,
+        master.clone(),
+    );
+    let keys = KeyManager::load_or_create(registry.clone(), master, config.signing_alg, &issuer)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = match command {
+        KeysCommand::List => {
+            let list = keys.list().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            serde_json::json!({ "items": list })
+        }
+        KeysCommand::Rotate { force } => {
+            let rotation = keys
+                .rotate(
+                    &gatehouse_registry::Actor("cli".to_owned()),
+                    config.key_publish_ahead,
+                    *force,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            serde_json::json!(rotation)
+        }
+    };
+    // Let the NOTIFY task finish before the pool closes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    db.close().await.ok();
+    Ok(out)
 }
 
 /// Apply migrations (the `migrate` command).
@@ -228,6 +287,7 @@ pub async fn start(config: Config) -> Result<Server> {
         registry: registry.clone(),
         keys: keys.clone(),
         admin_audience,
+        key_publish_ahead: config.key_publish_ahead,
     });
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::new());
     let admin_router = gatehouse_admin::router(admin_state)
@@ -273,6 +333,18 @@ pub async fn start(config: Config) -> Result<Server> {
         config.counter_flush_interval,
         shutdown.subscribe(),
     ));
+    let mut background = vec![tokio::spawn(maintain_keys(
+        keys.clone(),
+        config.clone(),
+        shutdown.subscribe(),
+    ))];
+    if config.is_postgres() {
+        background.push(tokio::spawn(follow_changes(
+            registry.clone(),
+            keys.clone(),
+            shutdown.subscribe(),
+        )));
+    }
     tracing::info!(%public_addr, %admin_addr, %issuer, "gatehouse is listening");
     Ok(Server {
         public_addr,
@@ -281,9 +353,104 @@ pub async fn start(config: Config) -> Result<Server> {
         shutdown,
         tasks,
         flusher,
+        background,
         registry,
         db,
     })
+}
+
+/// The key lifecycle: scheduled rotation, retired keys leaving the JWKS, and a reload that
+/// picks up a rotation made elsewhere (the fallback where NOTIFY is not available).
+async fn maintain_keys(keys: Arc<KeyManager>, config: Config, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(config.key_check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match keys
+            .maintain(config.key_rotation_interval, config.key_publish_ahead)
+            .await
+        {
+            Ok(Some(r)) => tracing::info!(active = %r.active_kid, "scheduled key rotation"),
+            Ok(None) => {
+                if let Err(e) = keys.reload().await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "key maintenance failed"),
+        }
+    }
+}
+
+/// PostgreSQL LISTEN on the change channel: another instance's write clears this one's
+/// caches (or reloads the keys) at once. After a reconnect, notifications may have been
+/// missed, so everything is cleared and reloaded.
+async fn follow_changes(
+    registry: Registry,
+    keys: Arc<KeyManager>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use sea_orm::sqlx::postgres::PgListener;
+    let Some(pool) = registry
+        .db()
+        .get_database_backend()
+        .eq(&sea_orm::DbBackend::Postgres)
+        .then(|| registry.db().get_postgres_connection_pool().clone())
+    else {
+        return;
+    };
+    let catch_up = |registry: &Registry, keys: &Arc<KeyManager>| {
+        registry.clear_caches();
+        let keys = keys.clone();
+        async move {
+            if let Err(e) = keys.reload().await {
+                tracing::warn!(error = %e, "reloading signing keys failed");
+            }
+        }
+    };
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN connection failed; retrying in 1 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(gatehouse_registry::CHANGE_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying in 1 s");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        catch_up(&registry, &keys).await;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                received = listener.try_recv() => match received {
+                    Ok(Some(n)) => match gatehouse_registry::Change::parse(n.payload()) {
+                        gatehouse_registry::Change::Keys => {
+                            if let Err(e) = keys.reload().await {
+                                tracing::warn!(error = %e, "reloading signing keys failed");
+                            }
+                        }
+                        gatehouse_registry::Change::Registry => registry.clear_caches(),
+                    },
+                    // The connection dropped and came back: changes may have been missed.
+                    Ok(None) => catch_up(&registry, &keys).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+    }
 }
 
 /// Write usage and quota counters every `every` until `stop` fires ([`Server::shutdown`]
@@ -325,8 +492,8 @@ async fn prepare(
     let mut settings = RegistrySettings::new(issuer, admin_audience);
     settings.max_token_ttl = config.max_token_ttl;
     settings.max_api_keys_per_profile = config.max_api_keys_per_profile;
-    // Several instances may share a PostgreSQL database: bound how stale another instance's
-    // change can be here (issue 5 will push changes with LISTEN/NOTIFY instead).
+    // Several instances may share a PostgreSQL database: changes arrive at once through
+    // LISTEN/NOTIFY; this bound is the fallback should a notification be lost.
     settings.cache_ttl = config.is_postgres().then(|| Duration::from_secs(5));
     settings.redis_url = config.redis_url.clone();
     settings.ratelimit_failure = config.ratelimit_failure;

@@ -35,6 +35,23 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Signing keys: list them, or rotate.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `gatehouse keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys (never private material).
+    List,
+    /// Make the next key sign now; running instances pick it up (at once on PostgreSQL,
+    /// through NOTIFY; within a minute otherwise).
+    Rotate {
+        /// Rotate even if the next key was published less than GATEHOUSE_KEY_PUBLISH_AHEAD ago.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Every setting, as flag or environment variable. TOML keys are the flag names with `_`.
@@ -115,6 +132,14 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
+    /// Seconds a signing key signs before the scheduled rotation (default 2592000 = 30 days;
+    /// 0 = rotate only on demand).
+    #[arg(long, env = "GATEHOUSE_KEY_ROTATION_INTERVAL", global = true)]
+    pub key_rotation_interval: Option<u64>,
+    /// Seconds the next signing key is published in the JWKS before it may sign (default
+    /// 3600; keep it above the JWKS max-age of 300).
+    #[arg(long, env = "GATEHOUSE_KEY_PUBLISH_AHEAD", global = true)]
+    pub key_publish_ahead: Option<u64>,
     /// Seconds between writes of usage and quota counters to the database (default 10;
     /// also written at shutdown).
     #[arg(long, env = "GATEHOUSE_COUNTER_FLUSH_INTERVAL", global = true)]
@@ -173,6 +198,8 @@ impl Settings {
             redis_url: self.redis_url.or(other.redis_url),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
             counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
+            key_rotation_interval: self.key_rotation_interval.or(other.key_rotation_interval),
+            key_publish_ahead: self.key_publish_ahead.or(other.key_publish_ahead),
             bootstrap_client_id: self.bootstrap_client_id.or(other.bootstrap_client_id),
             bootstrap_client_secret: self
                 .bootstrap_client_secret
@@ -247,6 +274,12 @@ pub struct Config {
     pub ratelimit_failure: gatehouse_registry::limits::FailureMode,
     /// How often usage and quota counters are written to the database.
     pub counter_flush_interval: std::time::Duration,
+    /// How long a key signs before the scheduled rotation (`None`: on demand only).
+    pub key_rotation_interval: Option<std::time::Duration>,
+    /// How long the next key is published before it may sign.
+    pub key_publish_ahead: std::time::Duration,
+    /// How often the key lifecycle is checked (scheduled rotation, expiry, reload).
+    pub key_check_interval: std::time::Duration,
 }
 
 fn read_secret_file(path: &Path) -> Result<String> {
@@ -373,6 +406,12 @@ impl Config {
             redis_url: s.redis_url.clone(),
             ratelimit_failure,
             counter_flush_interval,
+            key_rotation_interval: match s.key_rotation_interval.unwrap_or(2_592_000) {
+                0 => None,
+                secs => Some(std::time::Duration::from_secs(secs)),
+            },
+            key_publish_ahead: std::time::Duration::from_secs(s.key_publish_ahead.unwrap_or(3600)),
+            key_check_interval: std::time::Duration::from_secs(30),
             bootstrap_client_id: s.bootstrap_client_id,
             bootstrap_client_secret,
             run_migrations: !s.skip_migrations.unwrap_or(false),
@@ -414,6 +453,9 @@ impl Config {
             redis_url: None,
             ratelimit_failure: gatehouse_registry::limits::FailureMode::Open,
             counter_flush_interval: std::time::Duration::from_secs(10),
+            key_rotation_interval: None,
+            key_publish_ahead: std::time::Duration::from_secs(3600),
+            key_check_interval: std::time::Duration::from_secs(30),
         }
     }
 

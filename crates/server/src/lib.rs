@@ -7,5 +7,5 @@ mod app;
 pub mod config;
 pub mod metrics;
 
-pub use app::{Server, migrate_only as migrate, start};
+pub use app::{Server, keys_command, migrate_only as migrate, start};
 pub use config::Config;

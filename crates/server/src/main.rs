@@ -43,6 +43,10 @@ async fn main() -> Result<()> {
     let config = Config::from_settings(cli.settings)?;
     init_logging(&config);
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Keys(command) => {
+            let out = gatehouse_server::keys_command(&config, &command).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
         Command::Migrate => {
             gatehouse_server::migrate(&config).await?;
             tracing::info!("migrations applied");

@@ -195,6 +195,7 @@ async fn a_third_party_oidc_library_parses_the_discovery_document() -> anyhow::R
     // Its JWKS type parses our keys too.
     let jwks = app.get_public("/oauth/jwks").await?.expect_status(200);
     let set: openidconnect::core::CoreJsonWebKeySet = serde_json::from_slice(&jwks.bytes)?;
-    assert_eq!(set.keys().len(), 1);
+    // The active key and the next one (published ahead of its first signature).
+    assert_eq!(set.keys().len(), 2);
     Ok(())
 }

@@ -429,6 +429,7 @@ impl Registry {
         }
         txn.commit().await?;
         self.inner.revocations.insert(jti.to_owned(), true);
+        self.publish_change(super::Change::Registry);
         Ok(())
     }
 

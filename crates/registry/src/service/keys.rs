@@ -5,7 +5,9 @@ use super::Registry;
 use crate::entity::signing_key;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
 
 /// A signing key as stored: the private part is a JWE, never clear text.
 #[derive(Debug, Clone)]
@@ -70,5 +72,78 @@ impl Registry {
         .insert(&self.inner.db)
         .await?;
         Ok(())
+    }
+
+    /// Rotate: the `next` key `next_kid` starts signing, the active key retires (it stays
+    /// published until its tokens have expired), and `new_next` is published to sign after
+    /// the next rotation. One transaction; `Conflict` when `next_kid` is no longer the next
+    /// key (another instance rotated first).
+    pub async fn rotate_signing_keys(
+        &self,
+        actor: &super::Actor,
+        next_kid: &str,
+        new_next: &StoredKey,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let txn = self.inner.db.begin().await?;
+        let promoted = signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::State, "active".into())
+            .col_expr(signing_key::Column::ActivatedAt, Some(now).into())
+            .filter(signing_key::Column::Kid.eq(next_kid))
+            .filter(signing_key::Column::State.eq("next"))
+            .exec(&txn)
+            .await?;
+        if promoted.rows_affected != 1 {
+            return Err(crate::error::RegistryError::Conflict {
+                field: "kid".to_owned(),
+                message: "the keys were rotated meanwhile".to_owned(),
+            });
+        }
+        signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::State, "retired".into())
+            .col_expr(signing_key::Column::RetiredAt, Some(now).into())
+            .filter(signing_key::Column::State.eq("active"))
+            .filter(signing_key::Column::Kid.ne(next_kid))
+            .exec(&txn)
+            .await?;
+        signing_key::ActiveModel {
+            kid: Set(new_next.kid.clone()),
+            alg: Set(new_next.alg.clone()),
+            state: Set("next".to_owned()),
+            private_jwe: Set(new_next.private_jwe.clone()),
+            public_jwk: Set(new_next.public_jwk.clone()),
+            created_at: Set(new_next.created_at),
+            activated_at: Set(None),
+            retired_at: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        self.audit(
+            &txn,
+            actor,
+            "keys.rotate",
+            "signing_key",
+            next_kid,
+            serde_json::json!({"next": new_next.kid}),
+        )
+        .await?;
+        txn.commit().await?;
+        self.publish_change(super::Change::Keys);
+        Ok(())
+    }
+
+    /// Mark retired keys whose last token has expired (`retired_at` before `before`) as
+    /// `expired`: they leave the JWKS. Answers how many changed.
+    pub async fn expire_signing_keys(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::State, "expired".into())
+            .filter(signing_key::Column::State.eq("retired"))
+            .filter(signing_key::Column::RetiredAt.lt(before))
+            .exec(&self.inner.db)
+            .await?;
+        if done.rows_affected > 0 {
+            self.publish_change(super::Change::Keys);
+        }
+        Ok(done.rows_affected)
     }
 }

@@ -26,6 +26,38 @@ use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use ttl_cache::TtlCache;
 
+/// The PostgreSQL `NOTIFY` channel instances use to tell each other about changes.
+pub const CHANGE_CHANNEL: &str = "gatehouse_changes";
+
+/// What changed, as sent on [`CHANGE_CHANNEL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Profiles, clients, collections, keys of consumers, policies, revocations: clear the
+    /// registry caches.
+    Registry,
+    /// Signing keys: reload the key set.
+    Keys,
+}
+
+impl Change {
+    /// The payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Registry => "registry",
+            Change::Keys => "keys",
+        }
+    }
+
+    /// Parse a payload (unknown payloads are treated as `Registry`).
+    pub fn parse(payload: &str) -> Self {
+        if payload == "keys" {
+            Change::Keys
+        } else {
+            Change::Registry
+        }
+    }
+}
+
 /// Who performed an admin action, for the audit log.
 #[derive(Debug, Clone)]
 pub struct Actor(pub String);
@@ -257,6 +289,40 @@ impl Registry {
         self.inner.collections.clear();
         self.inner.api_keys.clear();
         self.inner.match_values.clear();
+        self.publish_change(Change::Registry);
+    }
+
+    /// Another instance changed the registry (or this one may have missed notifications):
+    /// drop every cached entry, negative revocation lookups included.
+    pub fn clear_caches(&self) {
+        self.inner.snapshots.clear();
+        self.inner.collections.clear();
+        self.inner.api_keys.clear();
+        self.inner.match_values.clear();
+        self.inner.revocations.clear();
+    }
+
+    /// Tell the other instances on this PostgreSQL database that something changed
+    /// (`NOTIFY`, after the commit); a no-op on SQLite, where one instance runs.
+    pub(crate) fn publish_change(&self, change: Change) {
+        use sea_orm::{ConnectionTrait, DbBackend, Statement};
+        if self.inner.db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let db = self.inner.db.clone();
+        handle.spawn(async move {
+            let sql = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANGE_CHANNEL.into(), change.as_str().into()],
+            );
+            if let Err(e) = db.execute_raw(sql).await {
+                tracing::warn!(error = %e, "NOTIFY failed; other instances catch up within the cache bound");
+            }
+        });
     }
 
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {

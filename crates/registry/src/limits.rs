@@ -143,6 +143,9 @@ fn period_of(per: QuotaPer, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
 #[derive(Debug, Default)]
 struct QuotaState {
     period: String,
+    /// The kind of period and its end, for the fast path.
+    per: Option<QuotaPer>,
+    end: DateTime<Utc>,
     /// The persisted count when last read.
     stored: i64,
     /// Uses counted here and not yet persisted.
@@ -503,9 +506,23 @@ impl Limiter {
         map.entry(profile_id.to_owned()).or_default().clone()
     }
 
-    /// Make sure the state is for `period` and its stored count was read.
-    async fn quota_load(&self, profile_id: &str, period: &str) -> Arc<Mutex<QuotaState>> {
+    /// The state of `profile_id`'s quota for the period containing `now`, its stored count
+    /// read; and the period's key and end. The common case — same period as last time — is
+    /// one map lookup and one lock, with no date arithmetic.
+    async fn quota_load(
+        &self,
+        profile_id: &str,
+        q: Quota,
+        now: DateTime<Utc>,
+    ) -> (Arc<Mutex<QuotaState>>, String, DateTime<Utc>) {
         let cell = self.quota_cell(profile_id);
+        {
+            let s = lock(&cell);
+            if s.loaded && s.per == Some(q.per) && now < s.end {
+                return (cell.clone(), s.period.clone(), s.end);
+            }
+        }
+        let (period, end) = period_of(q.per, now);
         let needs_load = {
             let mut s = lock(&cell);
             if s.period != period {
@@ -515,21 +532,23 @@ impl Limiter {
                     self.park(profile_id, &s.period, s.unflushed);
                 }
                 *s = QuotaState {
-                    period: period.to_owned(),
+                    period: period.clone(),
                     ..QuotaState::default()
                 };
             }
+            s.per = Some(q.per);
+            s.end = end;
             !s.loaded
         };
         if needs_load {
-            let stored = self.read_quota(profile_id, period).await.unwrap_or(0);
+            let stored = self.read_quota(profile_id, &period).await.unwrap_or(0);
             let mut s = lock(&cell);
             if s.period == period && !s.loaded {
                 s.stored = stored;
                 s.loaded = true;
             }
         }
-        cell
+        (cell, period, end)
     }
 
     /// Unflushed use of a finished period, persisted by the next flush.
@@ -550,14 +569,16 @@ impl Limiter {
     }
 
     async fn quota_peek(&self, profile_id: &str, q: Quota, now: DateTime<Utc>) -> Option<Verdict> {
-        let (period, end) = period_of(q.per, now);
-        let cell = self.quota_load(profile_id, &period).await;
+        if self.shared.is_some() {
+            // With Redis the shared count decides, at spend time.
+            return None;
+        }
+        let (cell, _, end) = self.quota_load(profile_id, q, now).await;
         let used = {
             let s = lock(&cell);
             s.stored + s.unflushed
         };
-        // With Redis the shared count decides at spend time; locally the look decides now.
-        if self.shared.is_none() && used >= q.requests {
+        if used >= q.requests {
             return Some(quota_denied(q, end, now));
         }
         None
@@ -569,8 +590,7 @@ impl Limiter {
         q: Quota,
         now: DateTime<Utc>,
     ) -> Result<RateInfo, Verdict> {
-        let (period, end) = period_of(q.per, now);
-        let cell = self.quota_load(profile_id, &period).await;
+        let (cell, period, end) = self.quota_load(profile_id, q, now).await;
         let window = u64::try_from((end - now).num_seconds().max(1)).unwrap_or(1);
         let info = |used: i64| RateInfo {
             limit: q.requests,

@@ -129,7 +129,8 @@ impl Reason {
         Self::ALL.into_iter().find(|r| r.code() == code)
     }
 
-    fn index(self) -> usize {
+    /// Position in [`Reason::ALL`].
+    pub fn index(self) -> usize {
         self as usize
     }
 }

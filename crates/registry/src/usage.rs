@@ -23,29 +23,51 @@ pub enum UsageMetric {
     Denied(Reason),
 }
 
+/// Slots per profile and hour: tokens, introspections, and one per reason.
+const SLOTS: usize = 2 + Reason::ALL.len();
+
 impl UsageMetric {
-    fn name(self) -> String {
+    fn slot(self) -> usize {
         match self {
-            UsageMetric::TokenIssued => "tokens_issued".to_owned(),
-            UsageMetric::IntrospectionActive => "introspections_active".to_owned(),
-            UsageMetric::Denied(r) => format!("denied:{}", r.code()),
+            UsageMetric::TokenIssued => 0,
+            UsageMetric::IntrospectionActive => 1,
+            UsageMetric::Denied(r) => 2 + r.index(),
+        }
+    }
+
+    fn name_of(slot: usize) -> Option<String> {
+        match slot {
+            0 => Some("tokens_issued".to_owned()),
+            1 => Some("introspections_active".to_owned()),
+            n => Reason::ALL
+                .get(n - 2)
+                .map(|r| format!("denied:{}", r.code())),
         }
     }
 }
 
-type Key = (String, String, i64, UsageMetric);
+/// One profile's counts for one hour.
+#[derive(Debug, Clone)]
+struct Hourly {
+    client_id: String,
+    hour: i64,
+    counts: [i64; SLOTS],
+}
 
-/// The in-memory side of usage counting.
+/// The in-memory side of usage counting: the current hour of each profile counted in place
+/// (no allocation per event once a profile is known), finished hours set aside until the
+/// next flush.
 #[derive(Debug, Default)]
 pub struct Usage {
-    pending: Mutex<HashMap<Key, i64>>,
+    live: Mutex<HashMap<String, Hourly>>,
+    finished: Mutex<Vec<(String, Hourly)>>,
 }
 
 fn hour_of(t: DateTime<Utc>) -> i64 {
     t.timestamp().div_euclid(3600) * 3600
 }
 
-fn lock(m: &Mutex<HashMap<Key, i64>>) -> std::sync::MutexGuard<'_, HashMap<Key, i64>> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -79,13 +101,58 @@ impl Usage {
         metric: UsageMetric,
         at: DateTime<Utc>,
     ) {
-        let key = (
+        let hour = hour_of(at);
+        let slot = metric.slot();
+        let mut live = lock(&self.live);
+        if let Some(h) = live.get_mut(profile_id) {
+            if h.hour != hour {
+                let done = std::mem::replace(
+                    h,
+                    Hourly {
+                        client_id: h.client_id.clone(),
+                        hour,
+                        counts: [0; SLOTS],
+                    },
+                );
+                lock(&self.finished).push((profile_id.to_owned(), done));
+            }
+            h.counts[slot] += 1;
+            return;
+        }
+        let mut counts = [0; SLOTS];
+        counts[slot] = 1;
+        live.insert(
             profile_id.to_owned(),
-            client_id.to_owned(),
-            hour_of(at),
-            metric,
+            Hourly {
+                client_id: client_id.to_owned(),
+                hour,
+                counts,
+            },
         );
-        *lock(&self.pending).entry(key).or_insert(0) += 1;
+    }
+
+    /// Everything counted and not yet written, taking it (`take`) or copying it.
+    fn pending(&self, take: bool) -> Vec<(String, Hourly)> {
+        let mut out: Vec<(String, Hourly)> = if take {
+            std::mem::take(&mut *lock(&self.finished))
+        } else {
+            lock(&self.finished).clone()
+        };
+        let mut live = lock(&self.live);
+        for (profile, h) in live.iter_mut() {
+            if h.counts.iter().any(|n| *n > 0) {
+                out.push((profile.clone(), h.clone()));
+                if take {
+                    h.counts = [0; SLOTS];
+                }
+            }
+        }
+        // Profiles idle since before the previous hour are dropped from memory (their counts
+        // were just taken).
+        if take && let Some(newest) = live.values().map(|h| h.hour).max() {
+            live.retain(|_, h| h.hour >= newest - 3600);
+        }
+        out
     }
 
     /// Write what was counted since the last flush. On failure the counts are kept for the
@@ -94,44 +161,46 @@ impl Usage {
         use crate::entity::usage_counter::{ActiveModel, Column, Entity};
         use sea_orm::Set;
         use sea_orm::sea_query::{Expr, ExprTrait};
-        let batch = std::mem::take(&mut *lock(&self.pending));
-        let mut failed: Option<sea_orm::DbErr> = None;
-        let mut left = HashMap::new();
-        for ((profile, client, hour, metric), n) in batch {
-            if failed.is_some() {
-                left.insert((profile, client, hour, metric), n);
-                continue;
+        let batch = self.pending(true);
+        for (i, (profile, h)) in batch.iter().enumerate() {
+            let bucket = Utc.timestamp_opt(h.hour, 0).single().unwrap_or_default();
+            for (slot, n) in h.counts.iter().enumerate() {
+                let (Some(metric), true) = (UsageMetric::name_of(slot), *n > 0) else {
+                    continue;
+                };
+                let row = ActiveModel {
+                    profile_id: Set(profile.clone()),
+                    bucket: Set(bucket),
+                    metric: Set(metric),
+                    client_id: Set(h.client_id.clone()),
+                    count: Set(*n),
+                };
+                let result = Entity::insert(row)
+                    .on_conflict(
+                        OnConflict::columns([Column::ProfileId, Column::Bucket, Column::Metric])
+                            .value(
+                                Column::Count,
+                                Expr::col((Entity, Column::Count))
+                                    .add(Expr::cust("excluded.count")),
+                            )
+                            .to_owned(),
+                    )
+                    .exec(db)
+                    .await;
+                if let Err(e) = result {
+                    // Keep this hour's unwritten slots and every later entry for the next try.
+                    let mut rest = h.clone();
+                    for (s, c) in rest.counts.iter_mut().enumerate() {
+                        if s < slot {
+                            *c = 0;
+                        }
+                    }
+                    let mut finished = lock(&self.finished);
+                    finished.push((profile.clone(), rest));
+                    finished.extend(batch.iter().skip(i + 1).cloned());
+                    return Err(e);
+                }
             }
-            let bucket = Utc.timestamp_opt(hour, 0).single().unwrap_or_default();
-            let row = ActiveModel {
-                profile_id: Set(profile.clone()),
-                bucket: Set(bucket),
-                metric: Set(metric.name()),
-                client_id: Set(client.clone()),
-                count: Set(n),
-            };
-            let result = Entity::insert(row)
-                .on_conflict(
-                    OnConflict::columns([Column::ProfileId, Column::Bucket, Column::Metric])
-                        .value(
-                            Column::Count,
-                            Expr::col((Entity, Column::Count)).add(Expr::cust("excluded.count")),
-                        )
-                        .to_owned(),
-                )
-                .exec(db)
-                .await;
-            if let Err(e) = result {
-                failed = Some(e);
-                left.insert((profile, client, hour, metric), n);
-            }
-        }
-        if let Some(e) = failed {
-            let mut pending = lock(&self.pending);
-            for (k, n) in left {
-                *pending.entry(k).or_insert(0) += n;
-            }
-            return Err(e);
         }
         Ok(())
     }
@@ -160,15 +229,16 @@ impl Usage {
             .into_iter()
             .map(|r| (r.bucket.timestamp(), r.metric, r.count))
             .collect();
-        {
-            let pending = lock(&self.pending);
-            for ((profile, client, hour, metric), n) in pending.iter() {
-                let wanted = match scope {
-                    Scope::Profile(id) => profile == id,
-                    Scope::Client(id) => client == id,
-                };
-                if wanted && *hour >= from_hour.timestamp() && *hour < to.timestamp() {
-                    counts.push((*hour, metric.name(), *n));
+        for (profile, h) in self.pending(false) {
+            let wanted = match scope {
+                Scope::Profile(id) => profile == id,
+                Scope::Client(id) => h.client_id == id,
+            };
+            if wanted && h.hour >= from_hour.timestamp() && h.hour < to.timestamp() {
+                for (slot, n) in h.counts.iter().enumerate() {
+                    if let (Some(metric), true) = (UsageMetric::name_of(slot), *n > 0) {
+                        counts.push((h.hour, metric, *n));
+                    }
                 }
             }
         }

@@ -140,6 +140,59 @@ fn grant(c: &mut Criterion) {
             let v: serde_json::Value = serde_json::from_str(&issued.0).unwrap();
             v["access_token"].as_str().unwrap().to_owned()
         });
+        if alg == SigningAlg::Es256 {
+            // The same grant with a policy attached (limits far above what the bench reaches),
+            // and the policy step on its own: what a policy adds to every request.
+            let registry = &f.state.registry;
+            rt.block_on(async {
+                let actor = Actor::system();
+                let policy = registry
+                    .create_policy(
+                        &actor,
+                        serde_json::json!({"name": "bench", "rate_limit": {"requests": 1_000_000, "per": "second"},
+                            "quota": {"requests": 1_000_000_000_000_i64, "per": "month"}}),
+                    )
+                    .await
+                    .unwrap();
+                let snapshot = registry
+                    .profile_by_client_id(&f.client_id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                registry
+                    .update_profile(
+                        &actor,
+                        &snapshot.profile_id,
+                        serde_json::json!({"policy_id": policy.id}),
+                    )
+                    .await
+                    .unwrap();
+            });
+            c.bench_function("client_credentials grant ES256 with a policy (warm)", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let req = gatehouse_token::request::parse(Some(&form), None, body.as_bytes())
+                        .unwrap();
+                    gatehouse_token::flow::client_credentials(f.state.clone(), req, peer)
+                        .await
+                        .unwrap()
+                })
+            });
+            let snapshot = rt
+                .block_on(registry.profile_by_client_id(&f.client_id))
+                .unwrap()
+                .unwrap();
+            assert!(snapshot.policy.is_some());
+            c.bench_function("policy check + usage count (one use)", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let verdict = registry.check_policy(black_box(&snapshot)).await;
+                    registry.record_usage(
+                        &snapshot,
+                        gatehouse_registry::usage::UsageMetric::TokenIssued,
+                    );
+                    verdict
+                })
+            });
+        }
         let now = f.state.registry.clock().now().timestamp();
         c.bench_function(&format!("verify access token {alg}"), |b| {
             b.iter(|| {

@@ -26,6 +26,8 @@ mod jwt_profiles;
 mod keys;
 #[path = "e2e/metrics.rs"]
 mod metrics;
+#[path = "e2e/oidc_profiles.rs"]
+mod oidc_profiles;
 #[path = "e2e/profiles.rs"]
 mod profiles;
 #[path = "e2e/refusals.rs"]

@@ -1318,6 +1318,11 @@ async fn oidc_profile_validation() -> anyhow::Result<()> {
     ] {
         let reply = app.admin_patch(&profile_path, &patch).await?;
         assert_eq!(reply.status, 422, "{patch}: {reply:?}");
+        assert_eq!(
+            fields_of(&reply),
+            vec!["auth_type".to_owned()],
+            "{patch}: the answer names the real problem"
+        );
         let read = app
             .admin_get(&profile_path)
             .await?

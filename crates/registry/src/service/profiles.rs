@@ -607,6 +607,16 @@ impl Registry {
             .unwrap_or_default();
         let mut doc = self.to_input(&row, links)?;
         merge_patch(&mut doc, &patch);
+        // Said first, so the answer names the real problem rather than what a different
+        // auth_type would need.
+        if doc.get("auth_type").and_then(serde_json::Value::as_str) != Some(row.auth_type.as_str())
+        {
+            return Err(RegistryError::invalid(
+                "auth_type",
+                "immutable",
+                "auth_type cannot change after creation",
+            ));
+        }
         // Remove nulls left for optional members so defaults apply.
         let valid = self.parse_profile_input(doc)?;
         if valid.auth_type.as_str() != row.auth_type {

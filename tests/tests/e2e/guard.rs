@@ -267,3 +267,54 @@ async fn the_guard_verifies_gatehouse_jwts_locally() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A policy refusal reaches the consumer as 429 with `Retry-After`; under the limit the
+/// introspection answer is never reused (`gatehouse_cache_ttl: 0`), so every call counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guard_turns_a_policy_refusal_into_429() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let policy = app
+        .admin_post(
+            "/policies",
+            &json!({"name": "two a minute", "rate_limit": {"requests": 2, "per": "minute"}}),
+        )
+        .await?
+        .expect_status(201)
+        .json();
+    let fx = app
+        .oauth_fixture(&["orders:read"], json!({"policy_id": policy["id"]}))
+        .await?;
+    let (rs_id, rs_secret) = collection_credentials(&fx.collection)?;
+    // Positive answers may be cached for a minute — but not these.
+    let guard = Guard::new(GuardConfig::new(
+        app.public_url("/oauth/introspect"),
+        rs_id,
+        rs_secret,
+    ))?;
+    let rs = resource_server(&guard).await?;
+    let http = reqwest::Client::new();
+    // The token request itself is one use of the profile: one introspection is left.
+    let token = app
+        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
+    let r = http
+        .get(format!("{rs}/read"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("{rs}/read"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 429, "the second call is over the limit");
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=30).contains(&retry), "Retry-After {retry}");
+    Ok(())
+}

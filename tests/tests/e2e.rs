@@ -24,6 +24,8 @@ mod introspection;
 mod jwt_profiles;
 #[path = "e2e/keys.rs"]
 mod keys;
+#[path = "e2e/limits.rs"]
+mod limits;
 #[path = "e2e/metrics.rs"]
 mod metrics;
 #[path = "e2e/oidc_profiles.rs"]

@@ -495,6 +495,8 @@ async fn prepare(
     // Several instances may share a PostgreSQL database: changes arrive at once through
     // LISTEN/NOTIFY; this bound is the fallback should a notification be lost.
     settings.cache_ttl = config.is_postgres().then(|| Duration::from_secs(5));
+    settings.profile_cache_capacity = config.cache_entries;
+    settings.verified_cache_capacity = config.cache_entries;
     settings.redis_url = config.redis_url.clone();
     settings.ratelimit_failure = config.ratelimit_failure;
     let registry = Registry::new(

@@ -132,6 +132,10 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
+    /// Most entries of each in-memory registry cache (profiles, verified secrets, API keys,
+    /// revocation lookups; default 100000). Nothing is loaded at start; entries arrive on use.
+    #[arg(long, env = "GATEHOUSE_CACHE_ENTRIES", global = true)]
+    pub cache_entries: Option<usize>,
     /// Seconds a signing key signs before the scheduled rotation (default 2592000 = 30 days;
     /// 0 = rotate only on demand).
     #[arg(long, env = "GATEHOUSE_KEY_ROTATION_INTERVAL", global = true)]
@@ -199,6 +203,7 @@ impl Settings {
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
             counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
             key_rotation_interval: self.key_rotation_interval.or(other.key_rotation_interval),
+            cache_entries: self.cache_entries.or(other.cache_entries),
             key_publish_ahead: self.key_publish_ahead.or(other.key_publish_ahead),
             bootstrap_client_id: self.bootstrap_client_id.or(other.bootstrap_client_id),
             bootstrap_client_secret: self
@@ -280,6 +285,8 @@ pub struct Config {
     pub key_publish_ahead: std::time::Duration,
     /// How often the key lifecycle is checked (scheduled rotation, expiry, reload).
     pub key_check_interval: std::time::Duration,
+    /// Bound of each registry cache (entries).
+    pub cache_entries: usize,
 }
 
 fn read_secret_file(path: &Path) -> Result<String> {
@@ -412,6 +419,7 @@ impl Config {
             },
             key_publish_ahead: std::time::Duration::from_secs(s.key_publish_ahead.unwrap_or(3600)),
             key_check_interval: std::time::Duration::from_secs(30),
+            cache_entries: s.cache_entries.unwrap_or(100_000).clamp(1_000, 10_000_000),
             bootstrap_client_id: s.bootstrap_client_id,
             bootstrap_client_secret,
             run_migrations: !s.skip_migrations.unwrap_or(false),
@@ -456,6 +464,7 @@ impl Config {
             key_rotation_interval: None,
             key_publish_ahead: std::time::Duration::from_secs(3600),
             key_check_interval: std::time::Duration::from_secs(30),
+            cache_entries: 100_000,
         }
     }
 

@@ -30,6 +30,8 @@ mod limits;
 mod metrics;
 #[path = "e2e/oidc_profiles.rs"]
 mod oidc_profiles;
+#[path = "e2e/policies.rs"]
+mod policies;
 #[path = "e2e/profiles.rs"]
 mod profiles;
 #[path = "e2e/refusals.rs"]
@@ -42,7 +44,11 @@ mod revocation;
 mod secrets;
 #[path = "e2e/startup.rs"]
 mod startup;
+#[path = "e2e/throttling.rs"]
+mod throttling;
 #[path = "e2e/token.rs"]
 mod token;
 #[path = "e2e/token_errors.rs"]
 mod token_errors;
+#[path = "e2e/usage.rs"]
+mod usage;

@@ -616,8 +616,21 @@ impl Limiter {
                     lock(&cell).unflushed += 1;
                     return Ok(info(v[1]));
                 }
+                // Redis unreachable and failing closed: the refusal is about the shared store,
+                // not the consumer's quota, so it is a short, retryable `rate_limited` (as on
+                // the rate path) rather than a `quota_exceeded` that would say "come back in
+                // days".
                 _ if self.failure == FailureMode::Closed => {
-                    return Err(quota_denied(q, end, now));
+                    return Err(Verdict::Denied {
+                        reason: Reason::RateLimited,
+                        retry_after: 1,
+                        info: RateInfo {
+                            limit: q.requests,
+                            remaining: 0,
+                            reset: 1,
+                            window,
+                        },
+                    });
                 }
                 _ => {}
             }

@@ -16,6 +16,8 @@ mod audit;
 mod discovery;
 #[path = "e2e/guard.rs"]
 mod guard;
+#[path = "e2e/headers.rs"]
+mod headers;
 #[path = "e2e/health.rs"]
 mod health;
 #[path = "e2e/introspection.rs"]

@@ -2,11 +2,11 @@
 //! with their layers, and serve them with header-read timeouts, a connection cap and
 //! graceful shutdown.
 
-use crate::config::{Config, is_loopback_host, validate_issuer};
+use crate::config::{Config, CorsOrigins, is_loopback_host, validate_issuer};
 use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gatehouse_jwks::{DiscoveryDocuments, Endpoints, KeyManager, MasterKey};
@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -279,8 +280,13 @@ pub async fn start(config: Config) -> Result<Server> {
         )
         .context("issuer URL")?,
     );
-    let public_router = gatehouse_token::router(token_state)
-        .merge(gatehouse_jwks::http::router(keys.clone(), discovery))
+    let public_router = gatehouse_token::client_routes(token_state.clone())
+        .layer(cors_layer(&config.cors_token_origins, Method::POST))
+        .merge(gatehouse_token::resource_server_routes(token_state))
+        .merge(
+            gatehouse_jwks::http::router(keys.clone(), discovery)
+                .layer(cors_layer(&config.cors_discovery_origins, Method::GET)),
+        )
         .merge(health_router(registry.clone()))
         .layer(RequestBodyLimitLayer::new(64 * 1024));
     let admin_state = Arc::new(gatehouse_admin::AdminState {
@@ -603,6 +609,30 @@ async fn json_errors(response: Response) -> Response {
     );
     let body = serde_json::json!({"error": error, "message": message}).to_string();
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// The CORS policy for one group of public routes. With no origins it adds nothing, so
+/// browsers on other origins cannot read the answers. Credentials (cookies) are never
+/// allowed: every endpoint here authenticates by header or body.
+fn cors_layer(origins: &CorsOrigins, method: Method) -> CorsLayer {
+    let allow_origin = match origins {
+        CorsOrigins::None => return CorsLayer::new(),
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => {
+            AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        }
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([method])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+            header::WWW_AUTHENTICATE,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 fn with_common_layers(router: Router, config: &Config) -> Router {

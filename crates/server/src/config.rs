@@ -124,6 +124,24 @@ pub struct Settings {
     /// asks for a refresh (default 30).
     #[arg(long, env = "GATEHOUSE_REMOTE_KEYS_MIN_REFRESH", global = true)]
     pub remote_keys_min_refresh: Option<u64>,
+    /// Browser origins allowed to call `/oauth/token` and `/oauth/revoke` (CORS), comma
+    /// separated, e.g. `https://app.example.com`; `*` for any. Default: none.
+    #[arg(
+        long,
+        env = "GATEHOUSE_CORS_TOKEN_ORIGINS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub cors_token_origins: Option<Vec<String>>,
+    /// Browser origins allowed to read discovery and the JWKS (CORS), comma separated.
+    /// Default: `*` (they are public documents); an empty value turns CORS off.
+    #[arg(
+        long,
+        env = "GATEHOUSE_CORS_DISCOVERY_ORIGINS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub cors_discovery_origins: Option<Vec<String>>,
     /// Redis shared by every instance for rate limits and quotas.
     #[arg(
         long,
@@ -190,6 +208,8 @@ impl Settings {
             signing_alg: self.signing_alg.or(other.signing_alg),
             max_token_ttl: self.max_token_ttl.or(other.max_token_ttl),
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
+            cors_token_origins: self.cors_token_origins.or(other.cors_token_origins),
+            cors_discovery_origins: self.cors_discovery_origins.or(other.cors_discovery_origins),
             log_format: self.log_format.or(other.log_format),
             log: self.log.or(other.log),
             max_api_keys_per_profile: self
@@ -287,6 +307,54 @@ pub struct Config {
     pub key_check_interval: std::time::Duration,
     /// Bound of each registry cache (entries).
     pub cache_entries: usize,
+    /// Browser origins allowed on the token and revocation endpoints.
+    pub cors_token_origins: CorsOrigins,
+    /// Browser origins allowed on discovery and the JWKS.
+    pub cors_discovery_origins: CorsOrigins,
+}
+
+/// Which browser origins a CORS policy admits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CorsOrigins {
+    /// No CORS headers: browsers on other origins cannot read the answers.
+    #[default]
+    None,
+    /// Any origin (`Access-Control-Allow-Origin: *`; credentials are never allowed).
+    Any,
+    /// Exactly these origins (`scheme://host[:port]`, compared byte for byte).
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// Parse a list from configuration; `what` names the variable in errors.
+    pub fn parse(items: &[String], what: &str) -> Result<Self> {
+        let items: Vec<&str> = items
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if items.is_empty() {
+            return Ok(CorsOrigins::None);
+        }
+        if items.contains(&"*") {
+            if items.len() > 1 {
+                bail!("{what}: `*` cannot be combined with other origins");
+            }
+            return Ok(CorsOrigins::Any);
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let url = url::Url::parse(item)
+                .with_context(|| format!("{what}: `{item}` is not an origin URL"))?;
+            // An origin is scheme, host and port only (RFC 6454 §6.2), with no trailing slash.
+            let origin = url.origin().ascii_serialization();
+            if !matches!(url.scheme(), "http" | "https") || origin != item {
+                bail!("{what}: `{item}` is not an origin (use scheme://host[:port], no path)");
+            }
+            out.push(origin);
+        }
+        Ok(CorsOrigins::List(out))
+    }
 }
 
 fn read_secret_file(path: &Path) -> Result<String> {
@@ -420,6 +488,15 @@ impl Config {
             key_publish_ahead: std::time::Duration::from_secs(s.key_publish_ahead.unwrap_or(3600)),
             key_check_interval: std::time::Duration::from_secs(30),
             cache_entries: s.cache_entries.unwrap_or(100_000).clamp(1_000, 10_000_000),
+            cors_token_origins: CorsOrigins::parse(
+                &s.cors_token_origins.unwrap_or_default(),
+                "GATEHOUSE_CORS_TOKEN_ORIGINS",
+            )?,
+            cors_discovery_origins: CorsOrigins::parse(
+                &s.cors_discovery_origins
+                    .unwrap_or_else(|| vec!["*".to_owned()]),
+                "GATEHOUSE_CORS_DISCOVERY_ORIGINS",
+            )?,
             bootstrap_client_id: s.bootstrap_client_id,
             bootstrap_client_secret,
             run_migrations: !s.skip_migrations.unwrap_or(false),
@@ -465,6 +542,8 @@ impl Config {
             key_publish_ahead: std::time::Duration::from_secs(3600),
             key_check_interval: std::time::Duration::from_secs(30),
             cache_entries: 100_000,
+            cors_token_origins: CorsOrigins::None,
+            cors_discovery_origins: CorsOrigins::Any,
         }
     }
 

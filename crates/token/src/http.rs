@@ -17,18 +17,32 @@ use std::sync::Arc;
 /// Largest token request body accepted (the public listener also caps bodies).
 const MAX_BODY: usize = 64 * 1024;
 
-/// The token endpoint routes: `POST /oauth/token` and the `/oauth/authorize` stub.
+/// Every token-crate route: token, revocation, introspection and the `/oauth/authorize` stub.
 pub fn router(state: Arc<TokenState>) -> Router {
+    client_routes(state.clone()).merge(resource_server_routes(state))
+}
+
+/// The endpoints a consumer calls: `/oauth/token` and `/oauth/revoke` (RFC 7009 §2.1 lets
+/// the client that holds a token revoke it). The server may open these to configured browser
+/// origins (CORS); the rest of the router never is.
+pub fn client_routes(state: Arc<TokenState>) -> Router {
     Router::new()
         .route("/oauth/token", post(token).fallback(method_not_allowed))
+        .route(
+            "/oauth/revoke",
+            post(crate::introspect::revoke).fallback(method_not_allowed),
+        )
+        .with_state(state)
+}
+
+/// The endpoints resource servers call (`/oauth/introspect`) and the refused
+/// `/oauth/authorize`; never opened to browsers.
+pub fn resource_server_routes(state: Arc<TokenState>) -> Router {
+    Router::new()
         .route("/oauth/authorize", any(authorize))
         .route(
             "/oauth/introspect",
             post(crate::introspect::introspect).fallback(method_not_allowed),
-        )
-        .route(
-            "/oauth/revoke",
-            post(crate::introspect::revoke).fallback(method_not_allowed),
         )
         .with_state(state)
 }

@@ -19,5 +19,5 @@ mod state;
 
 pub use error::TokenError;
 
-pub use http::router;
+pub use http::{client_routes, resource_server_routes, router};
 pub use state::TokenState;

@@ -393,6 +393,11 @@ async fn maintain_keys(keys: Arc<KeyManager>, config: Config, mut stop: watch::R
 /// PostgreSQL LISTEN on the change channel: another instance's write clears this one's
 /// caches (or reloads the keys) at once. After a reconnect, notifications may have been
 /// missed, so everything is cleared and reloaded.
+///
+/// Fallback (polling): while no LISTEN connection can be had but the database answers
+/// queries (a pooler in transaction mode, say), the caches are cleared and the keys reloaded
+/// every second, so changes still reach this instance within 1 s. While the database does not
+/// answer at all, nobody can change anything, and cached entries keep serving.
 async fn follow_changes(
     registry: Registry,
     keys: Arc<KeyManager>,
@@ -416,24 +421,37 @@ async fn follow_changes(
             }
         }
     };
+    let mut failures = 0u64;
     loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
+        let listening = match PgListener::connect_with(&pool).await {
+            Ok(mut l) => match l.listen(gatehouse_registry::CHANGE_CHANNEL).await {
+                Ok(()) => Ok(l),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let mut listener = match listening {
+            Ok(l) => {
+                if failures > 0 {
+                    tracing::info!("LISTEN connection back; following changes again");
+                }
+                failures = 0;
+                l
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "LISTEN connection failed; retrying in 1 s");
+                if failures == 0 {
+                    tracing::warn!(error = %e, "LISTEN failed; polling every second until it is back");
+                }
+                failures += 1;
+                if registry.ping().await {
+                    catch_up(&registry, &keys).await;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     _ = stop.changed() => return,
                 }
             }
         };
-        if let Err(e) = listener.listen(gatehouse_registry::CHANGE_CHANNEL).await {
-            tracing::warn!(error = %e, "LISTEN failed; retrying in 1 s");
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = stop.changed() => return,
-            }
-        }
         catch_up(&registry, &keys).await;
         loop {
             tokio::select! {
@@ -499,8 +517,8 @@ async fn prepare(
     settings.max_token_ttl = config.max_token_ttl;
     settings.max_api_keys_per_profile = config.max_api_keys_per_profile;
     // Several instances may share a PostgreSQL database: changes arrive at once through
-    // LISTEN/NOTIFY; this bound is the fallback should a notification be lost.
-    settings.cache_ttl = config.is_postgres().then(|| Duration::from_secs(5));
+    // LISTEN/NOTIFY (see `follow_changes`); this bound only covers a lost notification.
+    settings.cache_ttl = config.is_postgres().then_some(config.cache_ttl);
     settings.profile_cache_capacity = config.cache_entries;
     settings.verified_cache_capacity = config.cache_entries;
     settings.redis_url = config.redis_url.clone();

@@ -154,6 +154,12 @@ pub struct Settings {
     /// revocation lookups; default 100000). Nothing is loaded at start; entries arrive on use.
     #[arg(long, env = "GATEHOUSE_CACHE_ENTRIES", global = true)]
     pub cache_entries: Option<usize>,
+    /// Seconds a cached registry entry may be used on PostgreSQL before it is reloaded
+    /// (default 300). Changes reach every instance at once through LISTEN/NOTIFY (or, while
+    /// that connection is down, by clearing the caches every second); this bound only
+    /// covers a notification lost in between. Ignored on SQLite.
+    #[arg(long, env = "GATEHOUSE_CACHE_TTL", global = true)]
+    pub cache_ttl: Option<u64>,
     /// Seconds a signing key signs before the scheduled rotation (default 2592000 = 30 days;
     /// 0 = rotate only on demand).
     #[arg(long, env = "GATEHOUSE_KEY_ROTATION_INTERVAL", global = true)]
@@ -224,6 +230,7 @@ impl Settings {
             counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
             key_rotation_interval: self.key_rotation_interval.or(other.key_rotation_interval),
             cache_entries: self.cache_entries.or(other.cache_entries),
+            cache_ttl: self.cache_ttl.or(other.cache_ttl),
             key_publish_ahead: self.key_publish_ahead.or(other.key_publish_ahead),
             bootstrap_client_id: self.bootstrap_client_id.or(other.bootstrap_client_id),
             bootstrap_client_secret: self
@@ -307,6 +314,8 @@ pub struct Config {
     pub key_check_interval: std::time::Duration,
     /// Bound of each registry cache (entries).
     pub cache_entries: usize,
+    /// Safety-net lifetime of a cached registry entry on PostgreSQL.
+    pub cache_ttl: std::time::Duration,
     /// Browser origins allowed on the token and revocation endpoints.
     pub cors_token_origins: CorsOrigins,
     /// Browser origins allowed on discovery and the JWKS.
@@ -488,6 +497,7 @@ impl Config {
             key_publish_ahead: std::time::Duration::from_secs(s.key_publish_ahead.unwrap_or(3600)),
             key_check_interval: std::time::Duration::from_secs(30),
             cache_entries: s.cache_entries.unwrap_or(100_000).clamp(1_000, 10_000_000),
+            cache_ttl: std::time::Duration::from_secs(s.cache_ttl.unwrap_or(300).clamp(1, 86_400)),
             cors_token_origins: CorsOrigins::parse(
                 &s.cors_token_origins.unwrap_or_default(),
                 "GATEHOUSE_CORS_TOKEN_ORIGINS",
@@ -542,6 +552,7 @@ impl Config {
             key_publish_ahead: std::time::Duration::from_secs(3600),
             key_check_interval: std::time::Duration::from_secs(30),
             cache_entries: 100_000,
+            cache_ttl: std::time::Duration::from_secs(300),
             cors_token_origins: CorsOrigins::None,
             cors_discovery_origins: CorsOrigins::Any,
         }

@@ -391,15 +391,19 @@ impl Registry {
             return Ok(None);
         }
         let digest = api_key_format::digest(value);
-        if let Some(hit) = self.inner.api_keys.get(&digest) {
-            return Ok(hit);
-        }
+        self.inner
+            .api_keys
+            .get_or_load(digest.as_str(), || self.load_api_key(&digest))
+            .await
+    }
+
+    async fn load_api_key(&self, digest: &str) -> Result<Option<Arc<ApiKeySnapshot>>> {
         let db = &self.inner.db;
         let row = api_key::Entity::find()
             .filter(
                 Condition::any()
-                    .add(api_key::Column::Digest.eq(digest.clone()))
-                    .add(api_key::Column::PreviousDigest.eq(digest.clone())),
+                    .add(api_key::Column::Digest.eq(digest))
+                    .add(api_key::Column::PreviousDigest.eq(digest)),
             )
             .one(db)
             .await?;
@@ -432,7 +436,6 @@ impl Registry {
                 }))
             }
         };
-        self.inner.api_keys.insert(digest, snapshot.clone());
         Ok(snapshot)
     }
 

@@ -146,14 +146,12 @@ impl Registry {
         &self,
         oauth_client_id: &str,
     ) -> Result<Option<Arc<ProfileSnapshot>>> {
-        if let Some(hit) = self.inner.snapshots.get(oauth_client_id) {
-            return Ok(hit);
-        }
-        let loaded = self.load_snapshot(oauth_client_id).await?.map(Arc::new);
         self.inner
             .snapshots
-            .insert(oauth_client_id.to_owned(), loaded.clone());
-        Ok(loaded)
+            .get_or_load(oauth_client_id, || async {
+                Ok(self.load_snapshot(oauth_client_id).await?.map(Arc::new))
+            })
+            .await
     }
 
     async fn load_snapshot(&self, oauth_client_id: &str) -> Result<Option<ProfileSnapshot>> {
@@ -341,9 +339,18 @@ impl Registry {
         &self,
         introspection_client_id: &str,
     ) -> Result<Option<Arc<CollectionSnapshot>>> {
-        if let Some(hit) = self.inner.collections.get(introspection_client_id) {
-            return Ok(hit);
-        }
+        self.inner
+            .collections
+            .get_or_load(introspection_client_id, || {
+                self.load_collection(introspection_client_id)
+            })
+            .await
+    }
+
+    async fn load_collection(
+        &self,
+        introspection_client_id: &str,
+    ) -> Result<Option<Arc<CollectionSnapshot>>> {
         let db = &self.inner.db;
         let loaded = match collection::Entity::find()
             .filter(collection::Column::IntrospectionClientId.eq(introspection_client_id))
@@ -361,9 +368,6 @@ impl Registry {
                 }))
             }
         };
-        self.inner
-            .collections
-            .insert(introspection_client_id.to_owned(), loaded.clone());
         Ok(loaded)
     }
 
@@ -383,15 +387,15 @@ impl Registry {
 
     /// Whether an access token's `jti` was revoked (cached; one lookup per new `jti`).
     pub async fn is_revoked(&self, jti: &str) -> Result<bool> {
-        if let Some(hit) = self.inner.revocations.get(jti) {
-            return Ok(hit);
-        }
-        let found = revoked_token::Entity::find_by_id(jti.to_owned())
-            .one(&self.inner.db)
-            .await?
-            .is_some();
-        self.inner.revocations.insert(jti.to_owned(), found);
-        Ok(found)
+        self.inner
+            .revocations
+            .get_or_load(jti, || async {
+                Ok(revoked_token::Entity::find_by_id(jti.to_owned())
+                    .one(&self.inner.db)
+                    .await?
+                    .is_some())
+            })
+            .await
     }
 
     /// Revoke an access token until its expiry (RFC 7009). Idempotent.

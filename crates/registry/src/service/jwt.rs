@@ -461,21 +461,20 @@ impl Registry {
     ) -> Result<Vec<Arc<super::ProfileSnapshot>>> {
         let mut out = Vec::new();
         for value in values.iter().take(64) {
-            let ids = match self.inner.match_values.get(*value) {
-                Some(ids) => ids,
-                None => {
+            let ids = self
+                .inner
+                .match_values
+                .get_or_load(*value, || async {
                     let rows = access_profile::Entity::find()
                         .filter(access_profile::Column::MatchValue.eq(*value))
                         .filter(access_profile::Column::AuthType.is_in(["jwt", "oidc"]))
                         .all(&self.inner.db)
                         .await?;
-                    let ids: Arc<[String]> = rows.into_iter().map(|r| r.oauth_client_id).collect();
-                    self.inner
-                        .match_values
-                        .insert((*value).to_owned(), ids.clone());
-                    ids
-                }
-            };
+                    Ok::<Arc<[String]>, crate::error::RegistryError>(
+                        rows.into_iter().map(|r| r.oauth_client_id).collect(),
+                    )
+                })
+                .await?;
             for id in ids.iter() {
                 if let Some(p) = self.profile_by_client_id(id).await?
                     && !out

@@ -161,14 +161,14 @@ impl Registry {
         let snapshots = TtlCache::new(settings.profile_cache_capacity, ttl)
             .counted(&crate::metrics::METRICS.cache_profiles);
         let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
-        let collections =
-            TtlCache::new(10_000, ttl).counted(&crate::metrics::METRICS.cache_collections);
+        let collections = TtlCache::new(settings.profile_cache_capacity, ttl)
+            .counted(&crate::metrics::METRICS.cache_collections);
         let revocations = TtlCache::new(settings.verified_cache_capacity, ttl)
             .counted(&crate::metrics::METRICS.cache_revocations);
         let api_keys = TtlCache::new(settings.verified_cache_capacity, ttl)
             .counted(&crate::metrics::METRICS.cache_api_keys);
         let key_last_used = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
-        let match_values = TtlCache::new(10_000, ttl);
+        let match_values = TtlCache::new(settings.profile_cache_capacity, ttl);
         let limiter = crate::limits::Limiter::new(
             db.clone(),
             clock.clone(),
@@ -314,13 +314,24 @@ impl Registry {
         };
         let db = self.inner.db.clone();
         handle.spawn(async move {
-            let sql = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANGE_CHANNEL.into(), change.as_str().into()],
-            );
-            if let Err(e) = db.execute_raw(sql).await {
-                tracing::warn!(error = %e, "NOTIFY failed; other instances catch up within the cache bound");
+            // A failed NOTIFY is retried (a pool hiccup); should every try fail, the other
+            // instances catch up within GATEHOUSE_CACHE_TTL.
+            for (attempt, pause_ms) in [(1, 100u64), (2, 400), (3, 0)] {
+                let sql = Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_notify($1, $2)",
+                    [CHANGE_CHANNEL.into(), change.as_str().into()],
+                );
+                match db.execute_raw(sql).await {
+                    Ok(_) => return,
+                    Err(e) if pause_ms > 0 => {
+                        tracing::debug!(error = %e, attempt, "NOTIFY failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "NOTIFY failed; other instances catch up within GATEHOUSE_CACHE_TTL");
+                    }
+                }
             }
         });
     }

@@ -26,7 +26,9 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -287,8 +289,7 @@ pub async fn start(config: Config) -> Result<Server> {
             gatehouse_jwks::http::router(keys.clone(), discovery)
                 .layer(cors_layer(&config.cors_discovery_origins, Method::GET)),
         )
-        .merge(health_router(registry.clone()))
-        .layer(RequestBodyLimitLayer::new(64 * 1024));
+        .merge(health_router(registry.clone()));
     let admin_state = Arc::new(gatehouse_admin::AdminState {
         registry: registry.clone(),
         keys: keys.clone(),
@@ -299,7 +300,6 @@ pub async fn start(config: Config) -> Result<Server> {
     let admin_router = gatehouse_admin::router(admin_state)
         .merge(health_router(registry.clone()))
         .merge(crate::metrics::router(http_metrics.clone(), db.clone()))
-        .layer(RequestBodyLimitLayer::new(1024 * 1024))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -321,14 +321,22 @@ pub async fn start(config: Config) -> Result<Server> {
     let tasks = vec![
         tokio::spawn(serve(
             public,
-            http_metrics.track("public", with_common_layers(public_router, &config)),
+            with_common_layers(
+                http_metrics.track("public", public_router),
+                &config,
+                64 * 1024,
+            ),
             shutdown.subscribe(),
             config.clone(),
             "public",
         )),
         tokio::spawn(serve(
             admin,
-            http_metrics.track("admin", with_common_layers(admin_router, &config)),
+            with_common_layers(
+                http_metrics.track("admin", admin_router),
+                &config,
+                1024 * 1024,
+            ),
             shutdown.subscribe(),
             config.clone(),
             "admin",
@@ -653,20 +661,56 @@ fn cors_layer(origins: &CorsOrigins, method: Method) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-fn with_common_layers(router: Router, config: &Config) -> Router {
-    router
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout,
-        ))
-        .layer(TraceLayer::new_for_http())
+/// Request ids: a random 64-bit prefix drawn at start and a counter (`3f9c…-000000000001a2`).
+/// Unique per process and across restarts, and far cheaper than a UUIDv4 from the OS
+/// generator on every request (the profile showed 13 % of a JWKS request there).
+#[derive(Clone)]
+struct SequentialRequestId {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SequentialRequestId {
+    fn new() -> Self {
+        Self {
+            prefix: format!("{:016x}", rand::random::<u64>()).into(),
+            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:014x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The layers every request on a listener passes through, wrapped once around the whole
+/// router rather than added with `Router::layer`: axum boxes each router layer around every
+/// route and clones that chain on each request, which the profile showed at ~49 boxed clones
+/// (11 % of a token request's instructions). Layers that need the matched route (metrics)
+/// or apply to some routes only (CORS) stay on the router.
+fn with_common_layers(router: Router, config: &Config, body_limit: usize) -> Router {
+    let stack = tower::ServiceBuilder::new()
+        .layer(axum::middleware::map_response(json_errors))
+        .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
+        .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(axum::middleware::map_response(json_errors))
+        .layer(TraceLayer::new_for_http())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .service(router);
+    Router::new().fallback_service(stack)
 }
 
 /// Accept connections until shutdown; then stop accepting and wait (30 s at most) for

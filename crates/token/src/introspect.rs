@@ -366,7 +366,9 @@ async fn decide_api_key(
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
+    // `to_vec` writes straight into one buffer; `to_string` went through `fmt::Display`.
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"active\":false}".to_vec());
+    let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1416,3 +1416,31 @@ async fn api_key_values_never_appear_in_reads_logs_or_the_database() -> anyhow::
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn last_used_at_is_written_in_batches_and_survives_a_restart() -> anyhow::Result<()> {
+    let mut app = spawn_app().await?;
+    let fx = key_fixture(&app, json!({})).await?;
+    let started = now();
+    assert_active(&app.introspect_token(fx.col(), &fx.key).await?);
+    // Shown at once by this instance, written to the database with the counters (the
+    // periodic flush, or at shutdown, as here).
+    let shown = app
+        .admin_get(&format!("/api-keys/{}", fx.key_id))
+        .await?
+        .expect_status(200)
+        .json();
+    assert!(shown["last_used_at"].is_string(), "{shown}");
+    app.restart().await?;
+    let stored = app
+        .admin_get(&format!("/api-keys/{}", fx.key_id))
+        .await?
+        .expect_status(200)
+        .json();
+    let used = stored["last_used_at"]
+        .as_str()
+        .and_then(parse_rfc3339)
+        .unwrap_or_else(|| panic!("last_used_at written before the restart: {stored}"));
+    assert!(used >= started - 2 && used <= now() + 2, "{stored}");
+    Ok(())
+}

@@ -128,6 +128,7 @@ pub(crate) struct Inner {
     pub(crate) revocations: TtlCache<String, bool>,
     pub(crate) api_keys: TtlCache<String, Option<Arc<ApiKeySnapshot>>>,
     pub(crate) key_last_used: quick_cache::sync::Cache<String, i64>,
+    pub(crate) key_use_pending: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     pub(crate) match_values: TtlCache<String, Arc<[String]>>,
     pub(crate) vault: Arc<dyn crate::vault::Vault>,
     pub(crate) limiter: crate::limits::Limiter,
@@ -192,6 +193,7 @@ impl Registry {
                 revocations,
                 api_keys,
                 key_last_used,
+                key_use_pending: Default::default(),
                 match_values,
                 vault,
                 limiter,
@@ -232,7 +234,8 @@ impl Registry {
     pub async fn flush_counters(&self) -> std::result::Result<(), sea_orm::DbErr> {
         let usage = self.inner.usage.flush(&self.inner.db).await;
         let quotas = self.inner.limiter.flush().await;
-        usage.and(quotas)
+        let key_use = self.flush_key_use().await;
+        usage.and(quotas).and(key_use)
     }
 
     /// Count one use of a profile's credential under its policy.

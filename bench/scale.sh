@@ -29,5 +29,5 @@ run() {
 }
 run 10 tokens,introspect-jwt,introspect-key
 run 10000 tokens,introspect-jwt,introspect-key
-run 1000000 introspect-key --no-prime
+run 1000000 introspect-key --no-prime --warmup 20s
 echo "results appended to $OUT" >&2

@@ -14,12 +14,16 @@ mod api_keys;
 mod audit;
 #[path = "e2e/discovery.rs"]
 mod discovery;
+#[path = "e2e/faults.rs"]
+mod faults;
 #[path = "e2e/guard.rs"]
 mod guard;
 #[path = "e2e/headers.rs"]
 mod headers;
 #[path = "e2e/health.rs"]
 mod health;
+#[path = "e2e/hostile.rs"]
+mod hostile;
 #[path = "e2e/introspection.rs"]
 mod introspection;
 #[path = "e2e/jwt_profiles.rs"]

@@ -133,6 +133,8 @@ pub struct LoadOptions {
     pub spread: usize,
     /// Skip the priming pass (then first verifications land in the warm-up or the window).
     pub prime: bool,
+    /// Requests per second in all, paced (open loop); `None`: as fast as answered.
+    pub rate: Option<f64>,
 }
 
 /// One prepared request.
@@ -377,11 +379,16 @@ pub async fn run(
     let mut tasks = Vec::with_capacity(connections);
     for _ in 0..connections {
         let seed: u64 = rand::rng().random();
+        // Each connection sends one request every `connections / rate` seconds.
+        let interval = opts
+            .rate
+            .filter(|r| *r > 0.0)
+            .map(|r| Duration::from_secs_f64(connections as f64 / r));
         tasks.push(tokio::spawn(timed(
             target.clone(),
             prepared.clone(),
-            warm_end,
-            end,
+            (warm_end, end),
+            interval,
             seed,
         )));
     }
@@ -615,10 +622,11 @@ impl Stats {
 async fn timed(
     target: Target,
     reqs: Arc<Vec<Prepared>>,
-    warm_end: Instant,
-    end: Instant,
+    (warm_end, end): (Instant, Instant),
+    interval: Option<Duration>,
     seed: u64,
 ) -> Stats {
+    let mut next_send = Instant::now();
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut sender = None;
     let mut st = Stats {
@@ -627,6 +635,10 @@ async fn timed(
     };
     let n = reqs.len();
     loop {
+        if let Some(every) = interval {
+            tokio::time::sleep_until(next_send.into()).await;
+            next_send += every;
+        }
         let t0 = Instant::now();
         if t0 >= end {
             break;

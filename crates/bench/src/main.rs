@@ -101,6 +101,10 @@ struct RunArgs {
     /// Do not send each credential once before the warm-up.
     #[arg(long)]
     no_prime: bool,
+    /// Hold this many requests per second in all (open loop, paced per connection)
+    /// instead of sending as fast as the server answers; for soak runs.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Report this server process's peak RSS (VmHWM).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -306,6 +310,7 @@ async fn run_cmd(a: RunArgs) -> Result<()> {
         warmup: a.warmup,
         spread: a.spread,
         prime: !a.no_prime,
+        rate: a.rate,
     };
     let mut failed = None;
     let mut with_errors = Vec::new();

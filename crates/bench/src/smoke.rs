@@ -90,6 +90,7 @@ pub async fn smoke(opts: &SmokeOptions) -> Result<SmokeReport> {
             warmup: opts.warmup,
             spread: usize::MAX,
             prime: true,
+            rate: None,
         };
         let mut report = match load::run(&target, scenario, Some(&creds), &lo).await {
             Ok(r) => r,

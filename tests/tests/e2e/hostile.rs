@@ -1,0 +1,458 @@
+//! Hostile input (issue 6): oversized and dribbled requests, odd bodies and encodings,
+//! repeated parameters, metacharacters, and hostile JWTs on every endpoint that reads one.
+//! Every case must get a 4xx JSON error, or the answer the RFC defines (introspection and
+//! revocation answer 200 to a bad token), never a 5xx, a panic or a hang; after each group
+//! the server still serves a normal request. (The RFC 8725 signature cases — `alg: none`,
+//! HS256 keyed with the public key, foreign keys, `jku`/`x5u` — are also in
+//! `introspection.rs`, `jwt_profiles.rs` and `guard.rs`.)
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_tests::{
+    Auth, Fixture, Reply, TestApp, assert_inactive, decode_jwt_unverified, json, spawn_app,
+    spawn_app_with, str_field,
+};
+use reqwest::Method;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A 4xx answer whose body is a JSON object with a string `error`.
+fn assert_4xx_json(r: &Reply, what: &str) {
+    assert!(r.status.is_client_error(), "{what}: {r:?}");
+    let body = r.json();
+    assert!(body["error"].is_string(), "{what}: no JSON error: {r:?}");
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.contains("application/json")),
+        "{what}: {r:?}"
+    );
+}
+
+/// The server still works: a normal token request succeeds.
+async fn still_serving(app: &TestApp, fx: &Fixture) -> anyhow::Result<()> {
+    app.token_basic(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?
+        .expect_status(200);
+    Ok(())
+}
+
+/// Send raw bytes on a fresh connection and read whatever comes back (bounded).
+async fn raw_exchange(addr: &str, bytes: &[u8], limit: Duration) -> anyhow::Result<String> {
+    let mut s = TcpStream::connect(addr).await?;
+    // The server may answer and close before everything is written; that is fine.
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, s.read_to_end(&mut out)).await;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn host_port(base: &str) -> String {
+    base.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_and_headers_are_refused_cleanly() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
+
+    // Token endpoint: 64 KiB cap.
+    let big = format!(
+        "grant_type=client_credentials&pad={}",
+        "a".repeat(70 * 1024)
+    );
+    let r = app
+        .token_raw(
+            Some((&fx.oauth_client_id, &fx.oauth_client_secret)),
+            big.clone(),
+            &[],
+        )
+        .await?;
+    assert_eq!(r.status.as_u16(), 413, "{r:?}");
+    assert_4xx_json(&r, "token body over 64 KiB");
+    // Introspection: the same cap.
+    let r = app
+        .oauth_raw("/oauth/introspect", fx.collection_basic(), &big)
+        .await?;
+    assert_eq!(r.status.as_u16(), 413, "{r:?}");
+    assert_4xx_json(&r, "introspection body over 64 KiB");
+    // Admin API: 1 MiB cap.
+    let huge = format!("{{\"name\":\"{}\"}}", "a".repeat(1100 * 1024));
+    let r = app
+        .admin_bytes(
+            Method::POST,
+            "/clients",
+            "application/json",
+            huge.into_bytes(),
+        )
+        .await?;
+    assert_eq!(r.status.as_u16(), 413, "{r:?}");
+    assert_4xx_json(&r, "admin body over 1 MiB");
+
+    // A request head far past the 64 KiB read buffer: hyper answers 431 and closes. (The
+    // buffer grows in steps, so heads up to about 128 KiB still pass; 256 KiB never does.)
+    let addr = host_port(&app.public);
+    let head = format!(
+        "GET /oauth/jwks HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(256 * 1024)
+    );
+    let got = raw_exchange(&addr, head.as_bytes(), Duration::from_secs(10)).await?;
+    assert!(got.starts_with("HTTP/1.1 431"), "huge header: {got:.200}");
+    // Very many small headers.
+    let mut many = String::from("GET /oauth/jwks HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..500 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let got = raw_exchange(&addr, many.as_bytes(), Duration::from_secs(10)).await?;
+    assert!(
+        got.starts_with("HTTP/1.1 431") || got.starts_with("HTTP/1.1 400"),
+        "500 headers: {got:.200}"
+    );
+    still_serving(&app, &fx).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_dribbling_its_headers_is_cut_off() -> anyhow::Result<()> {
+    let app = spawn_app_with(|c| c.header_read_timeout = Duration::from_secs(1)).await?;
+    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
+    let addr = host_port(&app.public);
+    let mut s = TcpStream::connect(&addr).await?;
+    s.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n")
+        .await?;
+    let started = Instant::now();
+    // One byte every 200 ms: never a complete head.
+    let dribble = async {
+        for b in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .iter()
+            .cycle()
+        {
+            if s.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    // Meanwhile other clients are served.
+    let others = async {
+        for _ in 0..3 {
+            still_serving(&app, &fx).await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        anyhow::Ok(())
+    };
+    let (cut, served) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(10), dribble),
+        others
+    );
+    served?;
+    assert!(cut.is_ok(), "the slow connection was never closed");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "closed after {elapsed:?}, header-read timeout 1 s"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_admin_bodies_get_json_errors() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
+    let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "deeply nested arrays",
+            "application/json",
+            "[".repeat(100_000).into_bytes(),
+        ),
+        (
+            "deeply nested objects",
+            "application/json",
+            "{\"a\":".repeat(50_000).into_bytes(),
+        ),
+        (
+            "invalid UTF-8",
+            "application/json",
+            b"{\"name\":\"\xff\xfe\"}".to_vec(),
+        ),
+        (
+            "NUL in a name",
+            "application/json",
+            b"{\"name\":\"a\\u0000b\"}".to_vec(),
+        ),
+        ("not JSON", "application/json", b"name=acme".to_vec()),
+        (
+            "wrong content type",
+            "text/plain",
+            b"{\"name\":\"acme\"}".to_vec(),
+        ),
+        ("a JSON array", "application/json", b"[]".to_vec()),
+        (
+            "a 600 KB name",
+            "application/json",
+            format!("{{\"name\":\"{}\"}}", "n".repeat(600_000)).into_bytes(),
+        ),
+        (
+            "numbers for strings",
+            "application/json",
+            b"{\"name\":1e999}".to_vec(),
+        ),
+    ];
+    for (what, ct, body) in cases {
+        let r = app.admin_bytes(Method::POST, "/clients", ct, body).await?;
+        assert_4xx_json(&r, what);
+    }
+    still_serving(&app, &fx).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metacharacters_in_names_are_stored_verbatim() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    for name in [
+        "'; DROP TABLE clients; --",
+        "<script>alert(1)</script>",
+        "Robert\"); DELETE FROM access_profiles; --",
+        "名前 🚀 \\ % _ ' \"",
+    ] {
+        let created = app.create_client(name).await?;
+        assert_eq!(created["name"], name, "{created}");
+        let id = str_field(&created, "id")?;
+        let got = app
+            .admin_get(&format!("/clients/{id}"))
+            .await?
+            .expect_status(200);
+        assert_eq!(got.json()["name"], name);
+        assert!(
+            got.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "{got:?}"
+        );
+    }
+    // The tables are all still there.
+    let list = app
+        .admin_get("/clients?limit=100")
+        .await?
+        .expect_status(200);
+    assert!(
+        list.json()["items"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 4)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_encodings_and_repeated_parameters() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
+    let basic = Some((fx.oauth_client_id.as_str(), fx.oauth_client_secret.as_str()));
+
+    // RFC 6749 §3.2: parameters MUST NOT be included more than once.
+    for body in [
+        "grant_type=client_credentials&grant_type=client_credentials",
+        "grant_type=client_credentials&scope=orders:read&scope=orders:read",
+    ] {
+        let r = app.token_raw(basic, body.to_owned(), &[]).await?;
+        r.expect_error(400, "invalid_request");
+    }
+    // Values that are not what they claim: an undecodable or NUL-carrying grant type, a stray
+    // `%` or a truncated UTF-8 sequence in the scope (form decoding keeps a lone `%` as is).
+    for body in [
+        "grant_type=%FF%FE",
+        "grant_type=client_credentials%00",
+        "grant_type=client_credentials&scope=%",
+        "grant_type=client_credentials&scope=%E2%82",
+    ] {
+        let r = app.token_raw(basic, body.to_owned(), &[]).await?;
+        assert_eq!(r.status.as_u16(), 400, "{body}: {r:?}");
+        assert!(
+            matches!(
+                r.error_code().as_str(),
+                "invalid_request" | "unsupported_grant_type" | "invalid_scope"
+            ),
+            "{body}: {r:?}"
+        );
+    }
+    // Raw invalid UTF-8 bytes in the body.
+    let r = Reply::read(
+        app.http
+            .post(app.public_url("/oauth/token"))
+            .basic_auth(&fx.oauth_client_id, Some(&fx.oauth_client_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(b"grant_type=client_credentials&scope=\xff\xfe".to_vec())
+            .send()
+            .await?,
+    )
+    .await?;
+    // Decoded lossily, the scope names nothing the profile grants.
+    assert_eq!(r.status.as_u16(), 400, "{r:?}");
+    assert!(
+        matches!(r.error_code().as_str(), "invalid_request" | "invalid_scope"),
+        "{r:?}"
+    );
+    // Out of order and unknown parameters are fine.
+    app.token_raw(
+        basic,
+        "foo=bar&scope=orders:read&grant_type=client_credentials&zzz=1".to_owned(),
+        &[],
+    )
+    .await?
+    .expect_status(200);
+    // A Basic header that is not base64, or whose parts are not UTF-8.
+    for auth in ["Basic !!!", "Basic /w==", "Basic", "Bearer", "Basic Og=="] {
+        let r = app
+            .token_raw(
+                None,
+                "grant_type=client_credentials".to_owned(),
+                &[("authorization", auth)],
+            )
+            .await?;
+        assert_4xx_json(&r, auth);
+    }
+    // Introspection and revocation: a malformed request is a 400 (RFC 7662 §2.3) and a bad
+    // token is 200 inactive / 200 (RFC 7009 §2.2).
+    for body in ["token=%FF%FE", "token=a&token=b", "token=%"] {
+        let r = app
+            .oauth_raw("/oauth/introspect", fx.collection_basic(), body)
+            .await?;
+        assert!(
+            r.status.as_u16() == 400 || (r.status.as_u16() == 200 && r.json()["active"] == false),
+            "{body}: {r:?}"
+        );
+        if r.status.as_u16() == 400 {
+            assert_4xx_json(&r, body);
+        }
+    }
+    still_serving(&app, &fx).await
+}
+
+/// Compact JWS from a header and claims, with the given signature bytes.
+fn jws(header: &serde_json::Value, claims: &serde_json::Value, sig: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(sig)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_jwts_are_inactive_everywhere() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
+    let token = app
+        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
+    let (header, claims) = decode_jwt_unverified(&token)?;
+    let sig = token.rsplit('.').next().unwrap_or_default().to_owned();
+    let real_sig = URL_SAFE_NO_PAD.decode(&sig)?;
+    let kid = header["kid"].as_str().unwrap_or_default().to_owned();
+    let now = chrono_now();
+
+    let mut bad: Vec<(String, String)> = Vec::new();
+    let mut with_header = |what: &str, h: serde_json::Value| {
+        bad.push((what.to_owned(), jws(&h, &claims, &real_sig)));
+    };
+    with_header(
+        "crit",
+        json!({"alg": "ES256", "kid": kid, "typ": "at+jwt", "crit": ["exp"]}),
+    );
+    with_header("typ JWT", json!({"alg": "ES256", "kid": kid, "typ": "JWT"}));
+    with_header("no typ", json!({"alg": "ES256", "kid": kid}));
+    with_header(
+        "nested JWT",
+        json!({"alg": "ES256", "kid": kid, "typ": "at+jwt", "cty": "JWT"}),
+    );
+    for odd_kid in [
+        "../../../../etc/passwd".to_owned(),
+        "' OR 1=1 --".to_owned(),
+        "k\u{0}id".to_owned(),
+        "🔑".repeat(500),
+        "k".repeat(20_000),
+    ] {
+        with_header(
+            "odd kid",
+            json!({"alg": "ES256", "kid": odd_kid, "typ": "at+jwt"}),
+        );
+    }
+    with_header(
+        "kid as an array",
+        json!({"alg": "ES256", "kid": [kid, "x"], "typ": "at+jwt"}),
+    );
+    with_header(
+        "jku/x5u/jwk to elsewhere",
+        json!({"alg": "ES256", "kid": "attacker", "typ": "at+jwt",
+               "jku": "http://127.0.0.1:1/jwks", "x5u": "http://127.0.0.1:1/c",
+               "jwk": {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}}),
+    );
+    with_header("alg none", json!({"alg": "none", "typ": "at+jwt"}));
+    with_header(
+        "alg HS256",
+        json!({"alg": "HS256", "kid": kid, "typ": "at+jwt"}),
+    );
+    with_header(
+        "alg RS256",
+        json!({"alg": "RS256", "kid": kid, "typ": "at+jwt"}),
+    );
+    with_header(
+        "alg ES512",
+        json!({"alg": "ES512", "kid": kid, "typ": "at+jwt"}),
+    );
+
+    // Claims the server would refuse even with a valid signature: expired, not yet valid,
+    // another audience or issuer (the signature no longer matches either way).
+    for (what, patch) in [
+        ("expired", json!({"exp": now - 3600, "iat": now - 7200})),
+        ("not yet valid", json!({"nbf": now + 3600})),
+        ("wrong aud", json!({"aud": "https://elsewhere.example"})),
+        ("wrong iss", json!({"iss": "https://evil.example"})),
+    ] {
+        let mut c = claims.clone();
+        for (k, v) in patch.as_object().into_iter().flatten() {
+            c[k] = v.clone();
+        }
+        bad.push((what.to_owned(), jws(&header, &c, &real_sig)));
+    }
+    // A JWE (five parts) where a JWS is expected, a huge JWT, and junk shapes.
+    bad.push((
+        "JWE".to_owned(),
+        "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.AAAA.BBBB.CCCC.DDDD".to_owned(),
+    ));
+    let mut fat = claims.clone();
+    fat["pad"] = json!("x".repeat(40_000));
+    bad.push(("40 KB JWT".to_owned(), jws(&header, &fat, &real_sig)));
+    bad.push(("many dots".to_owned(), ".".repeat(5000)));
+    bad.push(("base64 junk".to_owned(), format!("{sig}.{sig}.{sig}")));
+
+    for (what, t) in &bad {
+        let r = app.introspect_token(fx.collection_basic(), t).await?;
+        assert_eq!(r.status.as_u16(), 200, "{what}: {r:?}");
+        assert_inactive(&r);
+        let r = app.revoke_token(fx.client_basic(), t).await?;
+        assert_eq!(r.status.as_u16(), 200, "revoke {what}: {r:?}");
+        // As a private_key_jwt client assertion (RFC 7523): a 4xx JSON error.
+        let body = format!(
+            "grant_type=client_credentials&client_id={}&client_assertion_type={}&client_assertion={}",
+            fx.oauth_client_id,
+            "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer",
+            t
+        );
+        let r = app.token_raw(None, body, &[]).await?;
+        assert_4xx_json(&r, what);
+    }
+    // The genuine token still works, and no bad one was mistaken for it.
+    let r = app.introspect_token(fx.collection_basic(), &token).await?;
+    assert_eq!(r.json()["active"], true, "{r:?}");
+    let r = app.introspect_token(Auth::None, &token).await?;
+    assert_4xx_json(&r, "introspection without credentials");
+    still_serving(&app, &fx).await
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -104,8 +104,16 @@ async fn secret_refresh_with_grace_keeps_both_secrets_valid() -> anyhow::Result<
 }
 
 /// True when `haystack` contains `secret` as text or as (lower-case) hex.
+/// Whether `secret` shows in `haystack` in clear or in a common encoding (hex, base64 with
+/// and without padding, base64url, percent-encoding).
 fn leaks(haystack: &str, secret: &str) -> bool {
-    haystack.contains(secret) || haystack.to_ascii_lowercase().contains(&hex_lower(secret))
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let percent: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    haystack.contains(secret)
+        || haystack.to_ascii_lowercase().contains(&hex_lower(secret))
+        || haystack.contains(&STANDARD_NO_PAD.encode(secret))
+        || haystack.contains(&URL_SAFE_NO_PAD.encode(secret))
+        || (percent != secret && haystack.contains(&percent))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -149,13 +157,43 @@ async fn secrets_never_appear_in_reads_logs_or_the_database() -> anyhow::Result<
         )
         .await?
         .expect_success();
-    app.record_secret(str_field(&col_rot.json(), "introspection_client_secret")?);
+    let col_secret = str_field(&col_rot.json(), "introspection_client_secret")?.to_owned();
+    app.record_secret(&col_secret);
+    let col_id = str_field(&fx.collection, "introspection_client_id")?.to_owned();
     // Failed attempts log something too; the attempted secret must not be logged either.
     let attempted = format!("attempted{}", random_base62(32));
     app.record_secret(&attempted);
     app.token_basic(&fx.oauth_client_id, &attempted, &[])
         .await?
         .expect_error(401, "invalid_client");
+    // API keys: one on a `token` profile's creation and one more, both used.
+    let key_profile = app
+        .create_profile(
+            fx.client_id(),
+            &json!({"name": "keys", "auth_type": "token", "collections": [fx.collection_id()]}),
+        )
+        .await?;
+    let first_key = str_field(&key_profile, "auth_token")?.to_owned();
+    app.record_secret(&first_key);
+    let second = app
+        .admin_post(
+            &format!(
+                "/access-profiles/{}/api-keys",
+                str_field(&key_profile, "id")?
+            ),
+            &json!({"name": "second"}),
+        )
+        .await?
+        .expect_status(201)
+        .json();
+    let second_key = str_field(&second, "auth_token")?.to_owned();
+    app.record_secret(&second_key);
+    for key in [&first_key, &second_key] {
+        let r = app
+            .introspect_token(gatehouse_tests::Auth::Basic(&col_id, &col_secret), key)
+            .await?;
+        assert_eq!(r.json()["active"], true, "{r:?}");
+    }
 
     let secrets = app.seen_secrets();
     assert!(
@@ -218,6 +256,10 @@ async fn secrets_never_appear_in_reads_logs_or_the_database() -> anyhow::Result<
     assert!(
         logs.contains("gatehouse"),
         "log capture works: the servers' own log lines are in the buffer"
+    );
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "the capture runs below INFO, where request details would show"
     );
     for s in &secrets {
         assert!(!leaks(&logs, s), "secret {s:.6}… appears in the logs");

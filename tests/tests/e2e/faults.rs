@@ -308,6 +308,24 @@ impl Child {
         Ok(r["access_token"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// Create the `Orders` collection (asserts 201); its id.
+    async fn create_collection(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+    ) -> anyhow::Result<String> {
+        let (status, collection) = post_json(
+            http,
+            format!("{}/admin/v1/collections", self.admin),
+            token,
+            json!({"name": "Orders", "audience": "https://orders.example/api",
+                   "scopes": [{"name": "orders:read"}]}),
+        )
+        .await?;
+        assert_eq!(status, 201, "{collection}");
+        Ok(collection["id"].as_str().unwrap_or_default().to_owned())
+    }
+
     fn signal(&self, sig: &str) -> anyhow::Result<()> {
         let ok = Command::new("kill")
             .args([sig, &self.proc.id().to_string()])
@@ -345,16 +363,7 @@ async fn kill_9_during_admin_writes_loses_no_acknowledged_write() -> anyhow::Res
     let child = Child::start(&bin, dir.path()).await?;
     let http = reqwest::Client::new();
     let token = child.admin_token(&http).await?;
-    let (status, collection) = post_json(
-        &http,
-        format!("{}/admin/v1/collections", child.admin),
-        &token,
-        json!({"name": "Orders", "audience": "https://orders.example/api",
-               "scopes": [{"name": "orders:read"}]}),
-    )
-    .await?;
-    assert_eq!(status, 201, "{collection}");
-    let col = collection["id"].as_str().unwrap_or_default().to_owned();
+    let col = child.create_collection(&http, &token).await?;
 
     // Writers: a client, then a profile with a secret under it, as fast as acknowledged.
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String, String)>::new()));
@@ -459,15 +468,7 @@ async fn sigterm_lets_in_flight_requests_finish() -> anyhow::Result<()> {
     let mut child = Child::start(&bin, dir.path()).await?;
     let http = reqwest::Client::new();
     let token = child.admin_token(&http).await?;
-    let (_, collection) = post_json(
-        &http,
-        format!("{}/admin/v1/collections", child.admin),
-        &token,
-        json!({"name": "Orders", "audience": "https://orders.example/api",
-               "scopes": [{"name": "orders:read"}]}),
-    )
-    .await?;
-    let col = collection["id"].as_str().unwrap_or_default().to_owned();
+    let col = child.create_collection(&http, &token).await?;
     let (_, client) = post_json(
         &http,
         format!("{}/admin/v1/clients", child.admin),

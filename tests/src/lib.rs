@@ -24,6 +24,8 @@ use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
+pub mod fuzzing;
+
 pub use reqwest::StatusCode;
 pub use serde_json::{Value, json};
 

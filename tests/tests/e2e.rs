@@ -16,6 +16,8 @@ mod audit;
 mod discovery;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/fuzz_corpora.rs"]
+mod fuzz_corpora;
 #[path = "e2e/guard.rs"]
 mod guard;
 #[path = "e2e/headers.rs"]

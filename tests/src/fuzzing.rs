@@ -245,6 +245,8 @@ pub struct ServerHarness {
     hmac: Box<dyn JwsSigner>,
     rsa_id: String,
     rsa: Box<dyn JwsSigner>,
+    idp_url: String,
+    idp: Box<dyn JwsSigner>,
     next_ip: AtomicU32,
     reached: Reached,
 }
@@ -262,6 +264,8 @@ struct Parts {
     hmac: Box<dyn JwsSigner>,
     rsa_id: String,
     rsa: Box<dyn JwsSigner>,
+    idp_url: String,
+    idp: Box<dyn JwsSigner>,
     next_ip: AtomicU32,
     reached: Reached,
 }
@@ -280,8 +284,45 @@ pub struct Reached {
     pub admin_refusals: AtomicU32,
 }
 
-/// The audience the `jwt` profiles accept for consumer-signed tokens.
+/// The audience the `jwt` and `oidc` profiles accept for consumer-signed tokens.
 const JWT_AUD: &str = "https://consumer-api.example.com";
+/// The `sub` the `oidc` profile expects from its identity provider.
+const IDP_SUBJECT: &str = "consumer-1";
+/// The key id of the identity provider's one signing key.
+const IDP_KID: &str = "idp-1";
+
+/// A consumer's OpenID provider on a loopback port: a discovery document and a JWKS with one
+/// RSA key. Returns its issuer URL and the key pair.
+async fn spawn_idp() -> anyhow::Result<(String, josekit::jwk::alg::rsa::RsaKeyPair)> {
+    use axum::routing::get;
+    let pair = josekit::jwk::alg::rsa::RsaKeyPair::generate(2048)?;
+    let mut jwk = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
+    jwk.set_key_id(IDP_KID);
+    jwk.set_algorithm("RS256");
+    jwk.set_key_use("sig");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let discovery = json!({
+        "issuer": url,
+        "authorization_endpoint": format!("{url}/authorize"),
+        "token_endpoint": format!("{url}/token"),
+        "jwks_uri": format!("{url}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let jwks = json!({"keys": [serde_json::to_value(jwk.as_ref())?]});
+    let router = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(discovery) }),
+        )
+        .route("/jwks", get(move || async move { axum::Json(jwks) }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok((url, pair))
+}
 
 impl ServerHarness {
     /// Start the server (SQLite, or PostgreSQL under `GATEHOUSE_TEST_DATABASE_URL`) and create
@@ -307,6 +348,8 @@ impl ServerHarness {
             hmac: parts.hmac,
             rsa_id: parts.rsa_id,
             rsa: parts.rsa,
+            idp_url: parts.idp_url,
+            idp: parts.idp,
             next_ip: parts.next_ip,
             reached: parts.reached,
         })
@@ -351,6 +394,13 @@ impl ServerHarness {
             "allowed_audiences": [JWT_AUD]}),
         )
         .await?;
+        let (idp_url, idp_pair) = spawn_idp().await?;
+        profile(
+            json!({"name": "idp", "auth_type": "oidc", "oidc_issuer": idp_url,
+            "jwt_claim_value": IDP_SUBJECT, "collections": [collection["id"]],
+            "allowed_audiences": [JWT_AUD]}),
+        )
+        .await?;
         let hmac_secret = str_field(&hmac, "jwt_secret")?;
         let hmac_signer = josekit::jws::HS256.signer_from_bytes(hmac_secret.as_bytes())?;
         let rsa_signer = josekit::jws::RS256.signer_from_pem(pair.to_pem_private_key())?;
@@ -365,6 +415,8 @@ impl ServerHarness {
             hmac: Box::new(hmac_signer),
             rsa_id: str_field(&rsa, "oauth_client_id")?.to_owned(),
             rsa: Box::new(rsa_signer),
+            idp_url,
+            idp: Box::new(josekit::jws::RS256.signer_from_pem(idp_pair.to_pem_private_key())?),
             app: Some(app),
             next_ip: AtomicU32::new(1),
             reached: Reached::default(),
@@ -412,6 +464,8 @@ impl ServerHarness {
             .replace("{hmac}", &self.hmac_id)
             .replace("{rsa}", &self.rsa_id)
             .replace("{oauth}", &self.oauth_id)
+            .replace("{idp}", &self.idp_url)
+            .replace("{idp_sub}", IDP_SUBJECT)
             .replace("{jti}", &jti)
             .into_bytes()
     }
@@ -435,7 +489,9 @@ impl ServerHarness {
     ///   introspected token, a client assertion and a JWT-bearer grant;
     /// - 4: `header \0 payload \0 signature` with the raw signature bytes, tried the same ways;
     /// - 5: a raw introspection body from the collection;
-    /// - 6: a raw revocation body from the oauth2 client.
+    /// - 6: a raw revocation body from the oauth2 client;
+    /// - 7: `header \0 payload` signed by the `oidc` profile's identity provider (key id
+    ///   `idp-1`), tried the same ways as 2.
     ///
     /// Properties: no 5xx; every refusal is a JSON object with an RFC error code (RFC 6749
     /// §5.2); introspection answers 200 with a boolean `active` or 400 `invalid_request`;
@@ -445,7 +501,7 @@ impl ServerHarness {
             return;
         };
         let result = self.rt.block_on(async {
-            match mode % 7 {
+            match mode % 8 {
                 0 => {
                     let reply = self.token_raw(self.fill(rest), None).await?;
                     check_oauth_reply("token", &reply);
@@ -456,7 +512,7 @@ impl ServerHarness {
                 1 => self.introspect(rest).await?,
                 2 | 3 => {
                     let (header, payload) = split(rest, 0);
-                    let signer = if mode % 7 == 2 {
+                    let signer = if mode % 8 == 2 {
                         self.hmac.as_ref()
                     } else {
                         self.rsa.as_ref()
@@ -484,6 +540,11 @@ impl ServerHarness {
                     if check_introspection(&reply) {
                         self.reached.active.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+                7 => {
+                    let (header, payload) = split(rest, 0);
+                    let token = self.jwt(header, payload, Some(self.idp.as_ref()));
+                    self.every_jwt_use(&token).await?;
                 }
                 _ => {
                     let body = String::from_utf8_lossy(&self.fill(rest)).into_owned();

@@ -44,12 +44,41 @@ impl From<sea_orm::DbErr> for RegistryError {
                 message: "a resource with this value already exists".to_owned(),
             };
         }
+        if is_unstorable_text(&err) {
+            // Text PostgreSQL cannot hold (NUL in `text`, `\u0000` in `jsonb`) names nothing
+            // stored and cannot be stored: the caller's input is at fault, not the database.
+            return RegistryError::invalid(
+                "body",
+                "invalid_characters",
+                "text must not contain NUL characters",
+            );
+        }
         match err {
             DbErr::Conn(e) => RegistryError::Unavailable(e.to_string()),
             DbErr::ConnectionAcquire(e) => RegistryError::Unavailable(e.to_string()),
             other => RegistryError::Internal(other.to_string()),
         }
     }
+}
+
+/// PostgreSQL's SQLSTATE 22021 (`character_not_in_repertoire`: a NUL byte in text) or 22P05
+/// (`untranslatable_character`: `\u0000` in jsonb).
+fn is_unstorable_text(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let (DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "22021" || code == "22P05")
+}
+
+/// Whether `key` could be stored at all. PostgreSQL text cannot hold NUL, so a lookup by a
+/// key containing one has a known answer (nothing) and must not reach the database, where it
+/// would be an error rather than a miss.
+pub(crate) fn storable(key: &str) -> bool {
+    !key.contains('\0')
 }
 
 fn unique_field(detail: &str) -> &'static str {

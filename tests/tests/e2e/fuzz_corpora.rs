@@ -1,5 +1,5 @@
-//! Replays the committed fuzz corpora (`fuzz/corpus/<target>/`) and every minimised crash
-//! (`fuzz/regressions/<target>/`) through the very bodies `cargo fuzz` runs
+//! Replays the hand-written seeds (`fuzz/seeds/<target>/`), the committed fuzz corpora
+//! (`fuzz/corpus/<target>/`) and every minimised crash (`fuzz/regressions/<target>/`) through the very bodies `cargo fuzz` runs
 //! (`gatehouse_tests::fuzzing`), so each finding stays fixed and the corpora stay meaningful
 //! on every `cargo test`, without a fuzzer installed.
 
@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 
 use gatehouse_tests::fuzzing::{self, ServerHarness};
 
-/// Every input stored for `target`, corpus first, then regressions.
+/// Every input stored for `target`: seeds, corpus, regressions.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut out = Vec::new();
-    for dir in ["corpus", "regressions"] {
+    for dir in ["seeds", "corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
             continue;
         };
@@ -25,7 +25,7 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     }
     assert!(
         out.len() >= 10,
-        "fuzz/corpus/{target} holds {} inputs; the corpus is committed with the code",
+        "fuzz/seeds and fuzz/corpus hold {} inputs for {target}; they are committed with the code",
         out.len()
     );
     out

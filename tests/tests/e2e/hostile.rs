@@ -456,3 +456,88 @@ fn chrono_now() -> i64 {
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// Found by replaying the fuzz corpus on PostgreSQL: a NUL byte in a client id reached the
+/// database, whose `text` cannot hold it, and the token endpoint answered 503. A NUL can name
+/// nothing stored, so each of these is now the ordinary refusal — on SQLite and PostgreSQL
+/// alike — and an assertion `jti` with a NUL is still remembered (a replay is refused).
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_bytes_in_identifiers_are_ordinary_refusals() -> anyhow::Result<()> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let app = spawn_app().await?;
+    let fx = app.oauth_fixture(&["n:read"], json!({})).await?;
+
+    // Token endpoint: the id in the form and in Basic.
+    let r = app
+        .token_raw(
+            None,
+            "grant_type=client_credentials&client_id=gco_a%00b&client_secret=x".to_owned(),
+            &[],
+        )
+        .await?;
+    r.expect_error(401, "invalid_client");
+    let r = app.token_basic("gco_a\0b", "secret", &[]).await?;
+    r.expect_error(401, "invalid_client");
+    // Introspection and revocation callers.
+    let r = app
+        .introspect_token(Auth::Basic("col\0x", "secret"), "t")
+        .await?;
+    r.expect_error(401, "invalid_client");
+    let r = app
+        .revoke_token(Auth::Basic("gco\0x", "secret"), "t")
+        .await?;
+    r.expect_error(401, "invalid_client");
+    // Admin paths.
+    for path in [
+        "/clients/cli_%00",
+        "/policies/pol_%00",
+        "/access-profiles/prf_%00",
+    ] {
+        let r = app.admin_get(path).await?;
+        assert_4xx_json(&r, path);
+    }
+
+    // A jwt profile: a consumer token whose `sub` has a NUL is inactive; a client assertion
+    // whose `jti` has one works once and is refused as a replay.
+    let client = app.create_client("Nul Inc").await?;
+    let profile = app
+        .create_profile(
+            str_field(&client, "id")?,
+            &json!({"name": "nul", "auth_type": "jwt", "jwt_method": "hmac",
+                "collections": [fx.collection["id"]],
+                "allowed_audiences": ["https://consumer.example"]}),
+        )
+        .await?;
+    let id = str_field(&profile, "oauth_client_id")?.to_owned();
+    let key = EncodingKey::from_secret(str_field(&profile, "jwt_secret")?.as_bytes());
+    let now = chrono_now();
+    let consumer = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": format!("{id}\0"), "aud": "https://consumer.example", "exp": now + 60}),
+        &key,
+    )?;
+    let (cid, csecret) = gatehouse_tests::collection_credentials(&fx.collection)?;
+    assert_inactive(
+        &app.introspect_token(Auth::Basic(cid, csecret), &consumer)
+            .await?,
+    );
+    let assertion = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"iss": id, "sub": id, "aud": app.public_url("/oauth/token"), "exp": now + 60,
+            "jti": "a\0b"}),
+        &key,
+    )?;
+    let form = [
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion.as_str()),
+    ];
+    app.token_form(None, &form, &[]).await?.expect_status(200);
+    app.token_form(None, &form, &[])
+        .await?
+        .expect_error(401, "invalid_client");
+    still_serving(&app, &fx).await
+}

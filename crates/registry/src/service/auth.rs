@@ -146,6 +146,9 @@ impl Registry {
         &self,
         oauth_client_id: &str,
     ) -> Result<Option<Arc<ProfileSnapshot>>> {
+        if !crate::error::storable(oauth_client_id) {
+            return Ok(None);
+        }
         self.inner
             .snapshots
             .get_or_load(oauth_client_id, || async {
@@ -339,6 +342,9 @@ impl Registry {
         &self,
         introspection_client_id: &str,
     ) -> Result<Option<Arc<CollectionSnapshot>>> {
+        if !crate::error::storable(introspection_client_id) {
+            return Ok(None);
+        }
         self.inner
             .collections
             .get_or_load(introspection_client_id, || {
@@ -387,6 +393,9 @@ impl Registry {
 
     /// Whether an access token's `jti` was revoked (cached; one lookup per new `jti`).
     pub async fn is_revoked(&self, jti: &str) -> Result<bool> {
+        if !crate::error::storable(jti) {
+            return Ok(false);
+        }
         self.inner
             .revocations
             .get_or_load(jti, || async {

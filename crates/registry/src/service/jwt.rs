@@ -460,7 +460,7 @@ impl Registry {
         values: &[&str],
     ) -> Result<Vec<Arc<super::ProfileSnapshot>>> {
         let mut out = Vec::new();
-        for value in values.iter().take(64) {
+        for value in values.iter().filter(|v| crate::error::storable(v)).take(64) {
             let ids = self
                 .inner
                 .match_values
@@ -491,7 +491,8 @@ impl Registry {
 
 impl Registry {
     /// Remember a client assertion's `jti` until `expires_at`; `false` if it was seen before
-    /// (RFC 7523 §3 item 7: a replay).
+    /// (RFC 7523 §3 item 7: a replay). A `jti` that PostgreSQL text cannot hold (it has a NUL)
+    /// is remembered by its SHA-256 instead.
     pub async fn remember_assertion(
         &self,
         profile_id: &str,
@@ -499,8 +500,19 @@ impl Registry {
         expires_at: DateTime<Utc>,
     ) -> Result<bool> {
         use sea_orm::{ActiveModelTrait, Set};
+        let id = if crate::error::storable(jti) {
+            format!("{profile_id}:{jti}")
+        } else {
+            use base64::Engine;
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(jti.as_bytes());
+            format!(
+                "{profile_id}:#sha256:{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+            )
+        };
         let row = crate::entity::used_assertion::ActiveModel {
-            id: Set(format!("{profile_id}:{jti}")),
+            id: Set(id),
             expires_at: Set(expires_at),
         };
         match row.insert(&self.inner.db).await {

@@ -7,6 +7,9 @@
 #   cargo install cargo-fuzz --locked     # once (about 3 minutes)
 #   fuzz/run.sh [SECONDS] [TARGET ...]
 #
+# With GATEHOUSE_TEST_DATABASE_URL set (a PostgreSQL server URL), the server targets run on
+# PostgreSQL instead of SQLite.
+#
 # Logs go to fuzz/logs/, new inputs to fuzz/corpus-raw/ (both ignored by git); a crash leaves
 # its input in fuzz/artifacts/<target>/ — minimise it (`cargo fuzz tmin`), fix the bug, and
 # commit the input under fuzz/regressions/<target>/ so the replay test keeps it fixed.

@@ -230,29 +230,17 @@ pub fn api_key(data: &[u8]) {
     assert!(shown.chars().count() <= api_key_format::DISPLAY_PREFIX_LEN);
 }
 
-/// A running server with one collection, an oauth2 profile, an HMAC `jwt` profile and an RSA
-/// `jwt` profile, driven from a runtime of its own (fuzz targets are synchronous).
+/// A running server with one collection, a client with an oauth2, a token, an HMAC `jwt`, an
+/// RSA `jwt` and an `oidc` profile (its identity provider served by the harness), driven from
+/// a runtime of its own (fuzz targets are synchronous).
 pub struct ServerHarness {
     rt: tokio::runtime::Runtime,
-    app: Option<TestApp>,
-    collection: Value,
-    client_id: String,
-    oauth_profile_id: String,
-    token_profile_id: String,
-    oauth_id: String,
-    oauth_secret: String,
-    hmac_id: String,
-    hmac: Box<dyn JwsSigner>,
-    rsa_id: String,
-    rsa: Box<dyn JwsSigner>,
-    idp_url: String,
-    idp: Box<dyn JwsSigner>,
-    next_ip: AtomicU32,
-    reached: Reached,
+    fx: Fixtures,
 }
 
-/// [`ServerHarness`] without its runtime, as built inside that runtime.
-struct Parts {
+/// The server and what the harness made on it; built on, and used from, [`ServerHarness`]'s
+/// runtime.
+struct Fixtures {
     app: Option<TestApp>,
     collection: Value,
     client_id: String,
@@ -334,29 +322,69 @@ impl ServerHarness {
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let parts = rt.block_on(Self::setup())?;
-        Ok(Self {
-            rt,
-            app: parts.app,
-            collection: parts.collection,
-            client_id: parts.client_id,
-            oauth_profile_id: parts.oauth_profile_id,
-            token_profile_id: parts.token_profile_id,
-            oauth_id: parts.oauth_id,
-            oauth_secret: parts.oauth_secret,
-            hmac_id: parts.hmac_id,
-            hmac: parts.hmac,
-            rsa_id: parts.rsa_id,
-            rsa: parts.rsa,
-            idp_url: parts.idp_url,
-            idp: parts.idp,
-            next_ip: parts.next_ip,
-            reached: parts.reached,
-        })
+        let fx = rt.block_on(Fixtures::setup())?;
+        Ok(Self { rt, fx })
     }
 
-    /// Everything but the runtime, which must be the one the server was started on.
-    async fn setup() -> anyhow::Result<Parts> {
+    /// How far the inputs so far got.
+    pub fn reached(&self) -> &Reached {
+        &self.fx.reached
+    }
+
+    /// One fuzz input against the OAuth endpoints (see [`Fixtures::oauth`] for its layout and
+    /// the properties checked).
+    pub fn oauth(&self, data: &[u8]) {
+        if let Some((&mode, rest)) = data.split_first() {
+            harness_ok(self.rt.block_on(self.fx.oauth(mode, rest)));
+        }
+    }
+
+    /// One fuzz input against the admin API (see [`Fixtures::admin`]).
+    pub fn admin(&self, data: &[u8]) {
+        if let Some((&route, body)) = data.split_first() {
+            harness_ok(self.rt.block_on(self.fx.admin(route, body)));
+        }
+    }
+
+    /// Shut the server down and drop its database.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        if let Some(mut app) = self.fx.app.take() {
+            self.rt.block_on(app.shutdown()).context("shutdown")?;
+            drop(app);
+        }
+        Ok(())
+    }
+}
+
+/// The one harness of a fuzzing process, which libFuzzer calls once per input for as long as
+/// it runs: started on first use, with logging switched off (the test harness's log capture
+/// would keep every line in memory). If the server cannot start, the process exits with
+/// status 2 rather than report every input as a crash.
+pub fn shared_harness() -> &'static ServerHarness {
+    static HARNESS: std::sync::OnceLock<ServerHarness> = std::sync::OnceLock::new();
+    HARNESS.get_or_init(|| {
+        let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new());
+        match ServerHarness::start() {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("cannot start the server: {e:#}");
+                std::process::exit(2)
+            }
+        }
+    })
+}
+
+/// A failure of the harness itself (the server would not answer at all, say) is not a
+/// finding about the input, but it must not pass silently either.
+fn harness_ok(result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        panic!("the harness itself failed (not a finding about the input): {e:#}");
+    }
+}
+
+impl Fixtures {
+    /// Start the server and create the fixtures (on the runtime that will drive them).
+    async fn setup() -> anyhow::Result<Self> {
         let app = crate::spawn_app_with(|c| {
             c.trusted_proxies = vec!["127.0.0.0/8".parse().expect("a CIDR range")];
         })
@@ -404,7 +432,7 @@ impl ServerHarness {
         let hmac_secret = str_field(&hmac, "jwt_secret")?;
         let hmac_signer = josekit::jws::HS256.signer_from_bytes(hmac_secret.as_bytes())?;
         let rsa_signer = josekit::jws::RS256.signer_from_pem(pair.to_pem_private_key())?;
-        Ok(Parts {
+        Ok(Self {
             collection,
             client_id,
             oauth_profile_id: str_field(&oauth, "id")?.to_owned(),
@@ -421,11 +449,6 @@ impl ServerHarness {
             next_ip: AtomicU32::new(1),
             reached: Reached::default(),
         })
-    }
-
-    /// How far the inputs so far got.
-    pub fn reached(&self) -> &Reached {
-        &self.reached
     }
 
     fn app(&self) -> &TestApp {
@@ -496,75 +519,67 @@ impl ServerHarness {
     /// Properties: no 5xx; every refusal is a JSON object with an RFC error code (RFC 6749
     /// §5.2); introspection answers 200 with a boolean `active` or 400 `invalid_request`;
     /// a 429 carries `Retry-After`; an active introspection names one of our profiles.
-    pub fn oauth(&self, data: &[u8]) {
-        let Some((&mode, rest)) = data.split_first() else {
-            return;
-        };
-        let result = self.rt.block_on(async {
-            match mode % 8 {
-                0 => {
-                    let reply = self.token_raw(self.fill(rest), None).await?;
-                    check_oauth_reply("token", &reply);
-                    if reply.status == 200 {
-                        self.reached.tokens.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                1 => self.introspect(rest).await?,
-                2 | 3 => {
-                    let (header, payload) = split(rest, 0);
-                    let signer = if mode % 8 == 2 {
-                        self.hmac.as_ref()
-                    } else {
-                        self.rsa.as_ref()
-                    };
-                    let token = self.jwt(header, payload, Some(signer));
-                    self.every_jwt_use(&token).await?;
-                }
-                4 => {
-                    let (header, rest) = split(rest, 0);
-                    let (payload, signature) = split(rest, 0);
-                    let token = format!(
-                        "{}.{}",
-                        self.jwt(header, payload, None).trim_end_matches('.'),
-                        URL_SAFE_NO_PAD.encode(signature)
-                    );
-                    self.every_jwt_use(&token).await?;
-                }
-                5 => {
-                    let (id, secret) = collection_credentials(&self.collection)?;
-                    let body = String::from_utf8_lossy(&self.fill(rest)).into_owned();
-                    let reply = self
-                        .app()
-                        .oauth_raw("/oauth/introspect", Auth::Basic(id, secret), &body)
-                        .await?;
-                    if check_introspection(&reply) {
-                        self.reached.active.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                7 => {
-                    let (header, payload) = split(rest, 0);
-                    let token = self.jwt(header, payload, Some(self.idp.as_ref()));
-                    self.every_jwt_use(&token).await?;
-                }
-                _ => {
-                    let body = String::from_utf8_lossy(&self.fill(rest)).into_owned();
-                    let reply = self
-                        .app()
-                        .oauth_raw(
-                            "/oauth/revoke",
-                            Auth::Basic(&self.oauth_id, &self.oauth_secret),
-                            &body,
-                        )
-                        .await?;
-                    // RFC 7009 §2.2: 200 for any token, valid or not; errors per RFC 6749 §5.2.
-                    check_oauth_reply("revocation", &reply);
+    async fn oauth(&self, mode: u8, rest: &[u8]) -> anyhow::Result<()> {
+        match mode % 8 {
+            0 => {
+                let reply = self.token_raw(self.fill(rest), None).await?;
+                check_oauth_reply("token", &reply);
+                if reply.status == 200 {
+                    self.reached.tokens.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            anyhow::Ok(())
-        });
-        if let Err(e) = result {
-            panic!("the harness itself failed (not a finding about the input): {e:#}");
+            1 => self.introspect(rest).await?,
+            2 | 3 => {
+                let (header, payload) = split(rest, 0);
+                let signer = if mode % 8 == 2 {
+                    self.hmac.as_ref()
+                } else {
+                    self.rsa.as_ref()
+                };
+                let token = self.jwt(header, payload, Some(signer));
+                self.every_jwt_use(&token).await?;
+            }
+            4 => {
+                let (header, rest) = split(rest, 0);
+                let (payload, signature) = split(rest, 0);
+                let token = format!(
+                    "{}.{}",
+                    self.jwt(header, payload, None).trim_end_matches('.'),
+                    URL_SAFE_NO_PAD.encode(signature)
+                );
+                self.every_jwt_use(&token).await?;
+            }
+            5 => {
+                let (id, secret) = collection_credentials(&self.collection)?;
+                let body = String::from_utf8_lossy(&self.fill(rest)).into_owned();
+                let reply = self
+                    .app()
+                    .oauth_raw("/oauth/introspect", Auth::Basic(id, secret), &body)
+                    .await?;
+                if check_introspection(&reply) {
+                    self.reached.active.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            7 => {
+                let (header, payload) = split(rest, 0);
+                let token = self.jwt(header, payload, Some(self.idp.as_ref()));
+                self.every_jwt_use(&token).await?;
+            }
+            _ => {
+                let body = String::from_utf8_lossy(&self.fill(rest)).into_owned();
+                let reply = self
+                    .app()
+                    .oauth_raw(
+                        "/oauth/revoke",
+                        Auth::Basic(&self.oauth_id, &self.oauth_secret),
+                        &body,
+                    )
+                    .await?;
+                // RFC 7009 §2.2: 200 for any token, valid or not; errors per RFC 6749 §5.2.
+                check_oauth_reply("revocation", &reply);
+            }
         }
+        Ok(())
     }
 
     async fn token_raw(&self, body: Vec<u8>, basic: Option<(&str, &str)>) -> anyhow::Result<Reply> {
@@ -632,78 +647,60 @@ impl ServerHarness {
 
     /// One fuzz input against the admin API: byte 0 picks the route (create or update of a
     /// collection, client, profile, policy or API key), the rest is the JSON body.
-    /// Properties: no 5xx; every refusal is a JSON object with an `error`; a success is a JSON
-    /// object with an `id` (or, for deletes and updates, what the contract says).
-    pub fn admin(&self, data: &[u8]) {
-        let Some((&route, body)) = data.split_first() else {
-            return;
-        };
+    /// Properties: no 5xx; every answer is JSON; every refusal carries an `error`.
+    async fn admin(&self, route: u8, body: &[u8]) -> anyhow::Result<()> {
         let body = self.fill(body);
-        let result = self.rt.block_on(async {
-            let app = self.app();
-            let c = &self.client_id;
-            let (method, path) = match route % 8 {
-                0 => (Method::POST, "/collections".to_owned()),
-                1 => (Method::POST, "/clients".to_owned()),
-                2 => (Method::PATCH, format!("/clients/{c}")),
-                3 => (Method::POST, format!("/clients/{c}/access-profiles")),
-                4 => (Method::POST, "/policies".to_owned()),
-                5 => (
-                    Method::PATCH,
-                    format!(
-                        "/collections/{}",
-                        self.collection["id"].as_str().unwrap_or("")
-                    ),
+        let app = self.app();
+        let c = &self.client_id;
+        let (method, path) = match route % 8 {
+            0 => (Method::POST, "/collections".to_owned()),
+            1 => (Method::POST, "/clients".to_owned()),
+            2 => (Method::PATCH, format!("/clients/{c}")),
+            3 => (Method::POST, format!("/clients/{c}/access-profiles")),
+            4 => (Method::POST, "/policies".to_owned()),
+            5 => (
+                Method::PATCH,
+                format!(
+                    "/collections/{}",
+                    self.collection["id"].as_str().unwrap_or("")
                 ),
-                6 => (
-                    Method::PATCH,
-                    format!("/access-profiles/{}", self.oauth_profile_id),
-                ),
-                _ => (
-                    Method::POST,
-                    format!("/access-profiles/{}/api-keys", self.token_profile_id),
-                ),
-            };
-            let token = app.admin_token().await?;
-            let resp = app
-                .http
-                .request(method.clone(), app.api_url(&path))
-                .header(AUTHORIZATION, format!("Bearer {token}"))
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone())
-                .send()
-                .await?;
-            let reply = Reply::read(resp).await?;
-            assert!(
-                reply.status.as_u16() < 500,
-                "{method} {path} answered {}: {}",
-                reply.status,
-                reply.text()
-            );
-            let value: Value = serde_json::from_slice(&reply.bytes)
-                .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {}", reply.text()));
-            if reply.status.is_success() {
-                self.reached.admin_writes.fetch_add(1, Ordering::Relaxed);
-            }
-            if reply.status.is_client_error() {
-                self.reached.admin_refusals.fetch_add(1, Ordering::Relaxed);
-                assert!(
-                    value.get("error").is_some(),
-                    "{method} {path}: a refusal without an error: {value}"
-                );
-            }
-            anyhow::Ok(())
-        });
-        if let Err(e) = result {
-            panic!("the harness itself failed (not a finding about the input): {e:#}");
+            ),
+            6 => (
+                Method::PATCH,
+                format!("/access-profiles/{}", self.oauth_profile_id),
+            ),
+            _ => (
+                Method::POST,
+                format!("/access-profiles/{}/api-keys", self.token_profile_id),
+            ),
+        };
+        let token = app.admin_token().await?;
+        let resp = app
+            .http
+            .request(method.clone(), app.api_url(&path))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        let reply = Reply::read(resp).await?;
+        assert!(
+            reply.status.as_u16() < 500,
+            "{method} {path} answered {}: {}",
+            reply.status,
+            reply.text()
+        );
+        let value: Value = serde_json::from_slice(&reply.bytes)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {}", reply.text()));
+        if reply.status.is_success() {
+            self.reached.admin_writes.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// Shut the server down and drop its database.
-    pub fn finish(mut self) -> anyhow::Result<()> {
-        if let Some(mut app) = self.app.take() {
-            self.rt.block_on(app.shutdown()).context("shutdown")?;
-            drop(app);
+        if reply.status.is_client_error() {
+            self.reached.admin_refusals.fetch_add(1, Ordering::Relaxed);
+            assert!(
+                value.get("error").is_some(),
+                "{method} {path}: a refusal without an error: {value}"
+            );
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! with their layers, and serve them with header-read timeouts, a connection cap and
 //! graceful shutdown.
 
+use crate::body_guard::BodyGuard;
 use crate::config::{Config, CorsOrigins, is_loopback_host, validate_issuer};
 use anyhow::{Context, Result, bail};
 use axum::Router;
@@ -31,6 +32,11 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+/// The largest request body on the public listener (token, introspection, revocation).
+const PUBLIC_BODY_LIMIT: usize = 64 * 1024;
+/// The largest request body on the admin listener (logos are the largest legitimate bodies).
+const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Advisory lock key for start-up work shared by instances ("gatehous" in ASCII).
 const STARTUP_LOCK: i64 = 0x6761_7465_686f_7573;
@@ -322,10 +328,11 @@ pub async fn start(config: Config) -> Result<Server> {
             with_common_layers(
                 http_metrics.track("public", public_router),
                 &config,
-                64 * 1024,
+                PUBLIC_BODY_LIMIT,
             ),
             shutdown.subscribe(),
             config.clone(),
+            BodyGuard::new(PUBLIC_BODY_LIMIT),
             "public",
         )),
         tokio::spawn(serve(
@@ -333,10 +340,11 @@ pub async fn start(config: Config) -> Result<Server> {
             with_common_layers(
                 http_metrics.track("admin", admin_router),
                 &config,
-                1024 * 1024,
+                ADMIN_BODY_LIMIT,
             ),
             shutdown.subscribe(),
             config.clone(),
+            BodyGuard::new(ADMIN_BODY_LIMIT),
             "admin",
         )),
     ];
@@ -691,6 +699,7 @@ async fn serve(
     router: Router,
     mut shutdown: watch::Receiver<bool>,
     config: Config,
+    body_guard: BodyGuard,
     name: &'static str,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -715,7 +724,8 @@ async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request.map(axum::body::Body::new))
+            let router = router.clone();
+            async move { router.oneshot(body_guard.admit(request).await).await }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

@@ -2,7 +2,7 @@
 //! with their layers, and serve them with header-read timeouts, a connection cap and
 //! graceful shutdown.
 
-use crate::body_guard::BodyGuard;
+use crate::body_guard::{Admission, BodyGuard};
 use crate::config::{Config, CorsOrigins, is_loopback_host, validate_issuer};
 use anyhow::{Context, Result, bail};
 use axum::Router;
@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::future::Either;
 use gatehouse_jwks::{DiscoveryDocuments, Endpoints, KeyManager, MasterKey};
 use gatehouse_registry::clock::SystemClock;
 use gatehouse_registry::secret::{PasswordHasher, SecretString};
@@ -725,7 +726,13 @@ async fn serve(
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
-            async move { router.oneshot(body_guard.admit(request).await).await }
+            match body_guard.check(request) {
+                Admission::Pass(request) => Either::Left(router.oneshot(request)),
+                // Rare (chunked or oversized bodies): boxed, to keep the common future small.
+                Admission::Hold(request) => Either::Right(Box::pin(async move {
+                    router.oneshot(body_guard.admit(request).await).await
+                })),
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

@@ -11,8 +11,9 @@
 //! metrics like any other answer. Bodies larger than the drain cap are not read: they are
 //! refused at once and the connection closes (the reset risk then falls on an abusive client).
 //!
-//! Bodies within the limit pass through untouched: with a `Content-Length` hyper already holds
-//! the body to exactly that length, so the hot path costs one header lookup.
+//! Bodies within their declared limit pass through untouched, decided synchronously: with a
+//! `Content-Length` hyper already holds the body to exactly that length, so the hot path costs
+//! one header lookup and no extra future.
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Request, header};
@@ -41,11 +42,25 @@ impl BodyGuard {
         }
     }
 
-    /// Let the request through, having drained its body first if it is over the limit.
+    /// Decide without waiting: a body with a declared length within the limit (hyper holds
+    /// it to exactly that length) or no body at all passes at once; anything else must be
+    /// looked at with [`BodyGuard::admit`] first.
+    pub(crate) fn check(self, request: Request<Incoming>) -> Admission {
+        let passes = match declared_length(request.headers()) {
+            Some(n) => n <= self.limit as u64,
+            None => hyper::body::Body::is_end_stream(request.body()),
+        };
+        if passes {
+            Admission::Pass(request.map(Body::new))
+        } else {
+            Admission::Hold(request)
+        }
+    }
+
+    /// Let a held request through, having drained its body first if it is over the limit.
     pub(crate) async fn admit(self, request: Request<Incoming>) -> Request<Body> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         match declared_length(&parts.headers) {
-            // hyper delivers exactly the declared length: nothing more to check here.
             Some(n) if n <= self.limit as u64 => Request::from_parts(parts, Body::new(body)),
             // Over the limit by its own declaration. With `Expect: 100-continue` the client
             // waits for our answer before sending, so there is nothing to drain (and reading
@@ -57,26 +72,20 @@ impl BodyGuard {
                 }
                 Request::from_parts(parts, Body::empty())
             }
-            // No length: chunked, or no body at all (hyper reports an empty body as ended).
-            None => {
-                if body_is_empty(&body) {
-                    return Request::from_parts(parts, Body::new(body));
+            // No length: a chunked body.
+            None => match self.buffer(body).await {
+                Buffered::Within(body) => Request::from_parts(parts, body),
+                // Describe the refused body by the length seen so far, so the body limit
+                // layer answers 413 exactly as it does for a declared length (the handlers
+                // would otherwise each word their own refusal).
+                Buffered::Over(seen) => {
+                    parts.headers.remove(header::TRANSFER_ENCODING);
+                    parts
+                        .headers
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(seen));
+                    Request::from_parts(parts, Body::empty())
                 }
-                let mut parts = parts;
-                match self.buffer(body).await {
-                    Buffered::Within(body) => Request::from_parts(parts, body),
-                    // Describe the refused body by the length seen so far, so the body limit
-                    // layer answers 413 exactly as it does for a declared length (the
-                    // handlers would otherwise each word their own refusal).
-                    Buffered::Over(seen) => {
-                        parts.headers.remove(header::TRANSFER_ENCODING);
-                        parts
-                            .headers
-                            .insert(header::CONTENT_LENGTH, HeaderValue::from(seen));
-                        Request::from_parts(parts, Body::empty())
-                    }
-                }
-            }
+            },
         }
     }
 
@@ -141,6 +150,14 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// What [`BodyGuard::check`] decided.
+pub(crate) enum Admission {
+    /// Route it now.
+    Pass(Request<Body>),
+    /// Its body must be read first ([`BodyGuard::admit`]).
+    Hold(Request<Incoming>),
+}
+
 /// A body of unknown length, read.
 enum Buffered {
     /// Within the limit: the body to hand on.
@@ -154,10 +171,6 @@ fn expects_continue(headers: &HeaderMap) -> bool {
     headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-}
-
-fn body_is_empty(body: &Incoming) -> bool {
-    hyper::body::Body::is_end_stream(body)
 }
 
 /// A body that yields one error: what a broken chunked body becomes after buffering, so the

@@ -7,9 +7,10 @@
 //! one answer in six in our tests. nginx and Apache avoid it with a "lingering close"; this
 //! module does the equivalent before routing: a body declared or found to be over the limit is
 //! read and discarded — up to `drain_cap` bytes and for at most `drain_time` — and the request
-//! then goes down the normal stack, where the body limit layer answers 413 in JSON, with request id, trace and
-//! metrics like any other answer. Bodies larger than the drain cap are not read: they are
-//! refused at once and the connection closes (the reset risk then falls on an abusive client).
+//! then goes down the normal stack, where the body limit layer answers 413 in JSON, with
+//! request id, trace and metrics like any other answer. Bodies larger than the drain cap are
+//! not read: they are refused at once and the connection closes (the reset risk then falls on
+//! an abusive client).
 //!
 //! Bodies within their declared limit pass through untouched, decided synchronously: with a
 //! `Content-Length` hyper already holds the body to exactly that length, so the hot path costs

@@ -13,6 +13,7 @@ mod m0003_api_keys;
 mod m0004_jwt_match;
 mod m0005_used_assertions;
 mod m0006_policies;
+mod m0007_jwt_match_claim;
 
 /// The ordered list of Gatehouse migrations.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_jwt_match::Migration),
             Box::new(m0005_used_assertions::Migration),
             Box::new(m0006_policies::Migration),
+            Box::new(m0007_jwt_match_claim::Migration),
         ]
     }
 }

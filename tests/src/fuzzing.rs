@@ -149,6 +149,7 @@ pub fn token_request(data: &[u8]) {
                 "no client authentication outside the JWT-bearer grant"
             );
         }
+        ClientAuth::Bearer(_) => panic!("a Bearer token accepted as client authentication"),
     }
 }
 

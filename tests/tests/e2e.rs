@@ -58,5 +58,7 @@ mod throttling;
 mod token;
 #[path = "e2e/token_errors.rs"]
 mod token_errors;
+#[path = "e2e/trust.rs"]
+mod trust;
 #[path = "e2e/usage.rs"]
 mod usage;

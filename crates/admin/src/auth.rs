@@ -8,12 +8,9 @@ use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_registry::Actor;
-use gatehouse_registry::types::{ADMIN_SCOPE, admin_rights};
-use serde_json::Value;
+use gatehouse_registry::decision::AdminRights;
+use gatehouse_registry::types::ADMIN_SCOPE;
 use std::sync::Arc;
-
-/// Clock skew tolerated on token times.
-const LEEWAY_SECS: i64 = 60;
 
 /// Check the bearer token and put the caller's [`Actor`] into the request.
 pub async fn require_admin(
@@ -42,56 +39,35 @@ async fn authorize(
         .ok_or(ApiError::Unauthenticated {
             invalid_token: false,
         })?;
-    let invalid = ApiError::Unauthenticated {
+    let invalid = || ApiError::Unauthenticated {
         invalid_token: true,
     };
-    let text = header.to_str().map_err(|_| ApiError::Unauthenticated {
-        invalid_token: true,
-    })?;
-    let (scheme, token) = text.split_once(' ').ok_or(ApiError::Unauthenticated {
-        invalid_token: true,
-    })?;
+    let text = header.to_str().map_err(|_| invalid())?;
+    let (scheme, token) = text.split_once(' ').ok_or_else(invalid)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::Unauthenticated {
             invalid_token: false,
         });
     }
-    let now = state.registry.clock().now().timestamp();
-    let verified = state
-        .keys
-        .current()
-        .verify_access_token(token.trim(), now, LEEWAY_SECS)
-        .map_err(|e| {
-            tracing::debug!(reason = %e, "admin token rejected");
-            ApiError::Unauthenticated {
-                invalid_token: true,
-            }
-        })?;
-    let claims = verified.claims;
-    let rights = admin_rights(&claims, &state.admin_audience).ok_or(ApiError::Forbidden {
-        needed: ADMIN_SCOPE,
-    })?;
-    let sub = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .ok_or(ApiError::Unauthenticated {
-            invalid_token: true,
-        })?;
-    // A revoked token, or one whose admin profile was deactivated or deleted, stops at once.
-    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
-    if state.registry.is_revoked(jti).await? {
-        return Err(invalid);
-    }
-    match state.registry.profile_by_client_id(sub).await {
-        Ok(Some(p)) if p.is_active() => {}
-        Ok(_) => return Err(invalid),
-        Err(e) => return Err(e.into()),
-    }
+    // The rights are the admin profile's CURRENT grant (the contract): a token whose profile
+    // lost the admin collection, or was switched off, stops here at once; one for another
+    // audience is `invalid_token` (RFC 6750 §3.1), not 403.
+    let now = state.registry.clock().now();
+    let (profile, rights) = state
+        .registry
+        .admin_by_bearer(
+            &state.keys.current(),
+            token.trim(),
+            &state.admin_audience,
+            now,
+        )
+        .await?
+        .ok_or_else(invalid)?;
     let read_only = matches!(*method, Method::GET | Method::HEAD);
-    if !rights.write && !read_only {
+    if rights != AdminRights::Write && !read_only {
         return Err(ApiError::Forbidden {
             needed: ADMIN_SCOPE,
         });
     }
-    Ok(Actor(sub.to_owned()))
+    Ok(Actor(profile.oauth_client_id.clone()))
 }

@@ -51,7 +51,15 @@ impl From<gatehouse_jwks::JwksError> for ApiError {
     fn from(e: gatehouse_jwks::JwksError) -> Self {
         use gatehouse_jwks::JwksError;
         match e {
-            JwksError::Registry(r) => ApiError::Registry(r),
+            JwksError::Store(gatehouse_jwks::StoreError::Conflict) => {
+                ApiError::Registry(RegistryError::Conflict {
+                    field: "kid".to_owned(),
+                    message: "the keys were rotated meanwhile".to_owned(),
+                })
+            }
+            JwksError::Store(gatehouse_jwks::StoreError::Unavailable(why)) => {
+                ApiError::Registry(RegistryError::Unavailable(why))
+            }
             JwksError::TooSoon { .. } => ApiError::Registry(RegistryError::Conflict {
                 field: "force".to_owned(),
                 message: format!(

@@ -307,6 +307,7 @@ pub async fn seed(opts: &SeedOptions) -> Result<SeedReport> {
                     custom_claims: Set("{}".to_owned()),
                     settings: Set("{}".to_owned()),
                     match_value: Set(None),
+                    match_claim: Set(None),
                     created_at: Set(now),
                     updated_at: Set(now),
                 })

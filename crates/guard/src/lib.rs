@@ -16,8 +16,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use gatehouse_jwks::remote::{KeySource, RemoteKeys, RemoteVerdict};
+use gatehouse_jwks::jws::{self, Alg, Rules};
+use gatehouse_jwks::remote::{KeySource, RemoteKeys};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
@@ -329,56 +329,51 @@ impl Guard {
         credential: &str,
     ) -> Option<(Result<Arc<Principal>, Rejection>, Duration)> {
         let (local, keys) = (self.inner.config.local.as_ref()?, self.inner.keys.as_ref()?);
-        let (signed, sig) = credential.rsplit_once('.')?;
-        let (h, p) = signed.split_once('.')?;
-        let header = decode_json(h)?;
-        let claims = decode_json(p)?;
-        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        if text(&claims, "iss").as_deref() != Some(local.issuer.as_str()) {
+        let decoded = match jws::decode(credential) {
+            Ok(decoded) => decoded,
+            // Not a JWS at all (an API key, an opaque token): introspection decides.
+            Err(jws::Rejection::Malformed | jws::Rejection::TooLong) => return None,
+            // A JWS no verifier accepts (`alg: none`, `crit`, an unknown alg): refused here.
+            Err(_) => {
+                return Some((
+                    Err(Rejection::InvalidToken),
+                    self.inner.config.negative_cache_ttl,
+                ));
+            }
+        };
+        if decoded
+            .unverified_claims()
+            .get("iss")
+            .and_then(Value::as_str)
+            != Some(local.issuer.as_str())
+        {
             return None;
         }
         let invalid = Some((
             Err(Rejection::InvalidToken),
             self.inner.config.negative_cache_ttl,
         ));
-        // RFC 9068 §4: typ at+jwt; RFC 8725 §3.1: only the algorithms Gatehouse signs with,
-        // and never `none` or HS.
-        let alg = text(&header, "alg").unwrap_or_default();
-        if text(&header, "typ").is_none_or(|t| !t.eq_ignore_ascii_case("at+jwt"))
-            || !matches!(alg.as_str(), "ES256" | "RS256" | "EdDSA")
-            || header.get("crit").is_some()
-        {
-            return invalid;
-        }
-        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(sig)
-            .ok()?;
+        // Through the one verifier: only the algorithms Gatehouse signs with (RFC 8725 §3.1),
+        // each key with its own `alg`; then RFC 9068's rules (`typ` `at+jwt` or
+        // `application/at+jwt`, the issuer, this collection's audience) with the leeway of a
+        // clock that is not Gatehouse's.
         let source = KeySource::JwksUri(local.jwks_uri.clone());
-        let kid = text(&header, "kid");
-        match keys
-            .verify(&source, kid.as_deref(), &alg, signed.as_bytes(), &signature)
+        let signed = match keys
+            .verify(&source, decoded, &[Alg::Es256, Alg::Rs256, Alg::EdDsa])
             .await
         {
-            RemoteVerdict::Verified { .. } => {}
-            RemoteVerdict::Rejected => return invalid,
-            RemoteVerdict::Unavailable => return None,
-        }
-        let now = unix_now();
-        let exp = claims.get("exp").and_then(Value::as_i64)?;
-        let nbf_ok = ["nbf", "iat"].iter().all(|k| {
-            claims
-                .get(*k)
-                .and_then(Value::as_i64)
-                .is_none_or(|t| t - LOCAL_LEEWAY_SECS <= now)
-        });
-        let aud_ok = match claims.get("aud") {
-            Some(Value::String(a)) => *a == local.audience,
-            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&local.audience)),
-            _ => false,
+            Ok(signed) => signed,
+            Err(jws::Rejection::Unavailable) => return None,
+            Err(_) => return invalid,
         };
-        if exp + LOCAL_LEEWAY_SECS <= now || !nbf_ok || !aud_ok {
+        let now = unix_now();
+        let rules = Rules::access_token_elsewhere(&local.issuer, &local.audience);
+        let Ok(verified) = signed.validate(&rules, now) else {
             return invalid;
-        }
+        };
+        let exp = verified.exp;
+        let claims = Value::Object(verified.claims);
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         let ttl = Duration::from_secs(u64::try_from(exp - now).unwrap_or(0))
             .min(self.inner.config.max_cache_ttl);
         let principal = Principal {
@@ -467,18 +462,6 @@ impl Guard {
         };
         (Ok(Arc::new(principal)), ttl)
     }
-}
-
-/// Clock skew tolerated on `exp`, `nbf` and `iat` in local mode (as Gatehouse's own).
-const LOCAL_LEEWAY_SECS: i64 = 60;
-
-fn decode_json(part: &str) -> Option<Value> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .ok()?;
-    serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .filter(Value::is_object)
 }
 
 /// The credential a request carries: `Authorization: Bearer` or `X-API-Key`.

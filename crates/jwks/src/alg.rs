@@ -2,7 +2,7 @@
 
 use josekit::jwk::KeyPair;
 use josekit::jwk::alg::ed::EdCurve;
-use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, RS256};
+use josekit::jws::{ES256, EdDSA, JwsSigner, RS256};
 
 use crate::error::JwksError;
 
@@ -18,7 +18,6 @@ pub enum SigningAlg {
     EdDsa,
 }
 
-#[cfg_attr(not(feature = "server"), allow(dead_code))]
 impl SigningAlg {
     /// The JWA name.
     pub fn as_str(self) -> &'static str {
@@ -62,17 +61,6 @@ impl SigningAlg {
             SigningAlg::Es256 => Box::new(ES256.signer_from_pem(private_pem)?),
             SigningAlg::Rs256 => Box::new(RS256.signer_from_pem(private_pem)?),
             SigningAlg::EdDsa => Box::new(EdDSA.signer_from_pem(private_pem)?),
-        })
-    }
-
-    pub(crate) fn verifier(
-        self,
-        jwk: &josekit::jwk::Jwk,
-    ) -> Result<Box<dyn JwsVerifier>, JwksError> {
-        Ok(match self {
-            SigningAlg::Es256 => Box::new(ES256.verifier_from_jwk(jwk)?),
-            SigningAlg::Rs256 => Box::new(RS256.verifier_from_jwk(jwk)?),
-            SigningAlg::EdDsa => Box::new(EdDSA.verifier_from_jwk(jwk)?),
         })
     }
 }

@@ -98,7 +98,18 @@ pub struct DiscoveryDocuments {
     /// `/.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`
     /// (RFC 8414 §3 allows one document for both).
     pub json: bytes::Bytes,
+    /// The issuer's path (`/tenants/acme`), when it has one: RFC 8414 §3.1 inserts it after
+    /// the well-known segment, so the documents are also served there.
+    pub issuer_path: Option<String>,
 }
+
+/// How clients authenticate at the token, introspection and revocation endpoints.
+const CLIENT_AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "client_secret_jwt",
+];
 
 fn url_err(e: impl std::fmt::Display) -> JwksError {
     JwksError::Config(format!("bad endpoint URL: {e}"))
@@ -112,21 +123,15 @@ impl DiscoveryDocuments {
     ) -> Result<Self, JwksError> {
         let extra = GatehouseMetadata {
             introspection_endpoint: endpoints.introspection.clone(),
-            introspection_endpoint_auth_methods_supported: endpoints.introspection.as_ref().map(
-                |_| {
-                    vec![
-                        "client_secret_basic".to_owned(),
-                        "client_secret_post".to_owned(),
-                    ]
-                },
-            ),
+            introspection_endpoint_auth_methods_supported: endpoints
+                .introspection
+                .as_ref()
+                .map(|_| CLIENT_AUTH_METHODS.map(str::to_owned).to_vec()),
             revocation_endpoint: endpoints.revocation.clone(),
-            revocation_endpoint_auth_methods_supported: endpoints.revocation.as_ref().map(|_| {
-                vec![
-                    "client_secret_basic".to_owned(),
-                    "client_secret_post".to_owned(),
-                ]
-            }),
+            revocation_endpoint_auth_methods_supported: endpoints
+                .revocation
+                .as_ref()
+                .map(|_| CLIENT_AUTH_METHODS.map(str::to_owned).to_vec()),
         };
         let _ = signing_algs;
         let metadata = GatehouseProviderMetadata::new(
@@ -172,8 +177,18 @@ impl DiscoveryDocuments {
                 .map_err(url_err)?,
         );
         let json = serde_json::to_vec(&metadata).map_err(|e| JwksError::Config(e.to_string()))?;
+        let issuer_path = url::Url::parse(&endpoints.issuer)
+            .ok()
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            // Only plain path characters become a route (axum treats `{`, `:`, `*` specially).
+            .filter(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/-._~%".contains(&b))
+            });
         Ok(Self {
             json: bytes::Bytes::from(json),
+            issuer_path,
         })
     }
 }

@@ -18,10 +18,9 @@ pub enum JwksError {
     /// A JOSE operation failed.
     #[error("crypto error: {0}")]
     Crypto(String),
-    /// The registry (database) failed.
-    #[cfg(feature = "server")]
+    /// The key store (database) failed.
     #[error(transparent)]
-    Registry(#[from] gatehouse_registry::RegistryError),
+    Store(#[from] crate::store::StoreError),
     /// A token failed verification; the reason is for logs only.
     #[error("token rejected: {0}")]
     Rejected(&'static str),

@@ -24,19 +24,33 @@ struct DocsState {
 pub fn router(keys: Arc<KeyManager>, discovery: DiscoveryDocuments) -> Router {
     let cache_control = HeaderValue::from_str(&format!("public, max-age={MAX_AGE_SECONDS}"))
         .unwrap_or(HeaderValue::from_static("public, max-age=300"));
+    let issuer_path = discovery.issuer_path.clone();
     let state = DocsState {
         keys,
         discovery,
         cache_control,
     };
-    Router::new()
+    let mut router = Router::new()
         .route("/oauth/jwks", get(jwks))
         .route("/.well-known/openid-configuration", get(discovery_doc))
         .route(
             "/.well-known/oauth-authorization-server",
             get(discovery_doc),
-        )
-        .with_state(state)
+        );
+    if let Some(path) = issuer_path {
+        // RFC 8414 §3.1: for an issuer with a path, the well-known segment goes between the
+        // host and the path; clients that follow RFC 8414 §5's note do the same for OpenID.
+        router = router
+            .route(
+                &format!("/.well-known/oauth-authorization-server{path}"),
+                get(discovery_doc),
+            )
+            .route(
+                &format!("/.well-known/openid-configuration{path}"),
+                get(discovery_doc),
+            );
+    }
+    router.with_state(state)
 }
 
 fn json(bytes: bytes::Bytes, content_type: &'static str, cache_control: &HeaderValue) -> Response {

@@ -39,7 +39,7 @@ impl MasterKey {
     }
 
     /// Encrypt `plaintext` bound to `kid`.
-    pub(crate) fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<String, JwksError> {
+    pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<String, JwksError> {
         let mut header = JweHeader::new();
         header.set_content_encryption("A256GCM");
         header.set_claim("gh_kid", Some(serde_json::Value::String(kid.to_owned())))?;
@@ -50,7 +50,7 @@ impl MasterKey {
     }
 
     /// Decrypt a value sealed for `kid`.
-    pub(crate) fn open(&self, kid: &str, jwe: &str) -> Result<Vec<u8>, JwksError> {
+    pub fn open(&self, kid: &str, jwe: &str) -> Result<Vec<u8>, JwksError> {
         let decrypter = Dir.decrypter_from_bytes(self.0)?;
         let (plain, header) = josekit::jwe::deserialize_compact(jwe, &decrypter).map_err(|_| {
             JwksError::StoredKey {
@@ -66,29 +66,6 @@ impl MasterKey {
             });
         }
         Ok(plain)
-    }
-}
-
-impl gatehouse_registry::vault::Vault for MasterKey {
-    fn seal(&self, label: &str, plaintext: &[u8]) -> Result<String, String> {
-        MasterKey::seal(self, label, plaintext).map_err(|e| e.to_string())
-    }
-
-    fn open(&self, label: &str, sealed: &str) -> Result<Vec<u8>, String> {
-        MasterKey::open(self, label, sealed).map_err(|e| e.to_string())
-    }
-
-    fn check_rsa_public_key(&self, pem: &str) -> Result<(), String> {
-        let key = openssl::pkey::PKey::public_key_from_pem(pem.trim().as_bytes())
-            .map_err(|_| "not a PEM public key (-----BEGIN PUBLIC KEY-----)".to_owned())?;
-        let rsa = key.rsa().map_err(|_| "not an RSA key".to_owned())?;
-        let bits = rsa.size() * 8;
-        if bits < 2048 {
-            return Err(format!(
-                "RSA keys need at least 2048 bits; this one has {bits}"
-            ));
-        }
-        Ok(())
     }
 }
 

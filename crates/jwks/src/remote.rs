@@ -18,10 +18,8 @@
 //!   document would be the HS-with-public-key confusion of RFC 8725 §2.1), each only with the
 //!   algorithms its type and `crv` fit, and RSA moduli under 2048 bits are ignored.
 
+use crate::jws::{Alg, Jws, Rejection, Signed, VerifyKey};
 use josekit::jwk::Jwk;
-use josekit::jws::{
-    ES256, ES384, ES512, EdDSA, JwsVerifier, PS256, PS384, PS512, RS256, RS384, RS512,
-};
 use openidconnect::core::{CoreJsonWebKeySet, CoreProviderMetadata};
 use openidconnect::{HttpRequest, HttpResponse, IssuerUrl, JsonWebKeySetUrl};
 use serde_json::Value;
@@ -161,18 +159,13 @@ impl KeySource {
     }
 }
 
-/// One usable key: its `kid` and a verifier per algorithm it fits.
-struct RemoteKey {
-    kid: Option<String>,
-    verifiers: Vec<(&'static str, Box<dyn JwsVerifier>)>,
-}
-
 /// A fetched key set.
 #[derive(Default)]
 struct Fetched {
     /// The issuer discovery returned (issuer sources only).
     issuer: Option<String>,
-    keys: Vec<RemoteKey>,
+    /// One key per (JWK, algorithm it may verify).
+    keys: Vec<VerifyKey>,
     /// When it was fetched; `None` until the first success.
     at: Option<Instant>,
 }
@@ -211,21 +204,6 @@ impl Entry {
         *last = Some(Instant::now());
         true
     }
-}
-
-/// The result of checking a signature against a remote key set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteVerdict {
-    /// A key of the set verified the signature; carries the discovered issuer (issuer
-    /// sources only), which the token's `iss` must equal.
-    Verified {
-        /// The issuer discovery returned.
-        issuer: Option<String>,
-    },
-    /// No key of the set verifies it (unknown `kid`, wrong algorithm, bad signature).
-    Rejected,
-    /// The key set was never fetched and the source cannot be reached now.
-    Unavailable,
 }
 
 /// A bounded cache of remote key sets, shared by every request.
@@ -276,16 +254,21 @@ impl RemoteKeys {
         e
     }
 
-    /// Verify `signature` over `signed` with the key named `kid` (or, without a `kid`, any
-    /// key) of `source`'s set, for algorithm `alg`.
+    /// Check `jws`'s signature with `source`'s key set through the one verifier: the key
+    /// named by `kid` (or, without one, any key) for the header's algorithm, which must be one
+    /// of `pinned`. A JWK that declares its `alg` verifies only with it; one that does not is
+    /// used only when exactly one algorithm is pinned (RFC 8725 §3.1: one key, one
+    /// algorithm). For a discovery source, `iss` must equal the discovered issuer (OpenID
+    /// Connect Discovery 1.0 §4.3). An unknown `kid` refreshes the set (rate-limited) once.
     pub async fn verify(
         self: &Arc<Self>,
         source: &KeySource,
-        kid: Option<&str>,
-        alg: &str,
-        signed: &[u8],
-        signature: &[u8],
-    ) -> RemoteVerdict {
+        jws: Jws<'_>,
+        pinned: &[Alg],
+    ) -> Result<Signed, Rejection> {
+        if !pinned.contains(&jws.header().alg) {
+            return Err(Rejection::AlgMismatch);
+        }
         let entry = self.entry(source);
         let mut snap = entry.snapshot();
         match snap.at {
@@ -294,17 +277,33 @@ impl RemoteKeys {
             Some(_) => {}
         }
         if snap.at.is_none() {
-            return RemoteVerdict::Unavailable;
+            return Err(Rejection::Unavailable);
         }
-        if let Some(verdict) = check(&snap, kid, alg, signed, signature) {
-            return verdict;
+        let usable = |set: &Arc<Fetched>| {
+            let keys: Vec<&VerifyKey> = set
+                .keys
+                .iter()
+                .filter(|k| k.declared() || pinned.len() == 1)
+                .collect();
+            jws.signature_matches(keys)
+        };
+        let mut outcome = usable(&snap);
+        if outcome == Err(Rejection::UnknownKey) {
+            // The provider may have rotated: refresh (rate-limited) and retry once.
+            let fresh = self.refresh(&entry, source).await;
+            if !Arc::ptr_eq(&fresh, &snap) {
+                outcome = usable(&fresh);
+                snap = fresh;
+            }
         }
-        // An unknown kid: the provider may have rotated. Refresh (rate-limited) and retry.
-        let fresh = self.refresh(&entry, source).await;
-        if Arc::ptr_eq(&fresh, &snap) {
-            return RemoteVerdict::Rejected;
+        outcome?;
+        let signed = jws.into_signed();
+        if let Some(issuer) = &snap.issuer
+            && signed.claims().get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+        {
+            return Err(Rejection::Issuer);
         }
-        check(&fresh, kid, alg, signed, signature).unwrap_or(RemoteVerdict::Rejected)
+        Ok(signed)
     }
 
     /// Fetch now unless another fetch ran within `min_refresh`; answers the newest set.
@@ -335,32 +334,6 @@ impl RemoteKeys {
             this.refresh(&entry, &source).await;
         });
     }
-}
-
-/// `Some(verdict)` when a key with this `kid` (or, without one, any key) exists for `alg`.
-fn check(
-    set: &Fetched,
-    kid: Option<&str>,
-    alg: &str,
-    signed: &[u8],
-    signature: &[u8],
-) -> Option<RemoteVerdict> {
-    let mut candidates = set
-        .keys
-        .iter()
-        .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
-        .flat_map(|k| k.verifiers.iter())
-        .filter(|(a, _)| *a == alg)
-        .peekable();
-    candidates.peek()?;
-    let ok = candidates.any(|(_, v)| v.verify(signed, signature).is_ok());
-    Some(if ok {
-        RemoteVerdict::Verified {
-            issuer: set.issuer.clone(),
-        }
-    } else {
-        RemoteVerdict::Rejected
-    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -414,73 +387,54 @@ async fn fetch(fetcher: &Fetcher, source: &KeySource) -> Result<Fetched, SourceE
     })
 }
 
-/// The asymmetric signing keys of a JWKS document, each with the algorithms it fits.
-fn usable_keys(jwks: &Value) -> Vec<RemoteKey> {
+/// The asymmetric signing keys of a JWKS document: one [`VerifyKey`] for the algorithm a JWK
+/// declares, or (no `alg`) one per algorithm its type fits, marked as not declared. `oct` keys
+/// never (RFC 8725 §2.1), RSA moduli under 2048 bits never.
+fn usable_keys(jwks: &Value) -> Vec<VerifyKey> {
     let Some(list) = jwks.get("keys").and_then(Value::as_array) else {
         return Vec::new();
     };
-    list.iter()
-        .take(MAX_KEYS)
-        .filter_map(|k| {
-            let map = k.as_object()?.clone();
-            let jwk = Jwk::from_map(map).ok()?;
-            let verifiers = verifiers_for(&jwk);
-            (!verifiers.is_empty()).then(|| RemoteKey {
-                kid: jwk.key_id().map(str::to_owned),
-                verifiers,
-            })
-        })
-        .collect()
-}
-
-fn verifiers_for(jwk: &Jwk) -> Vec<(&'static str, Box<dyn JwsVerifier>)> {
-    let mut out: Vec<(&'static str, Box<dyn JwsVerifier>)> = Vec::new();
-    match jwk.key_type() {
-        "RSA" => {
-            let bits = jwk
-                .parameter("n")
-                .and_then(Value::as_str)
-                .map_or(0, |n| n.trim_end_matches('=').len() * 6);
-            if bits < 2040 {
-                return out;
+    let mut out = Vec::new();
+    for k in list.iter().take(MAX_KEYS) {
+        let Some(jwk) = k.as_object().and_then(|m| Jwk::from_map(m.clone()).ok()) else {
+            continue;
+        };
+        let candidates: &[Alg] = match jwk.key_type() {
+            "RSA" => {
+                let bits = jwk
+                    .parameter("n")
+                    .and_then(Value::as_str)
+                    .map_or(0, |n| n.trim_end_matches('=').len() * 6);
+                if bits < 2040 {
+                    continue;
+                }
+                &[
+                    Alg::Rs256,
+                    Alg::Rs384,
+                    Alg::Rs512,
+                    Alg::Ps256,
+                    Alg::Ps384,
+                    Alg::Ps512,
+                ]
             }
-            if let Ok(v) = RS256.verifier_from_jwk(jwk) {
-                out.push(("RS256", Box::new(v)));
+            "EC" => &[Alg::Es256, Alg::Es384, Alg::Es512],
+            "OKP" => &[Alg::EdDsa],
+            _ => continue,
+        };
+        match jwk.algorithm() {
+            Some(declared) => {
+                if let Some(alg) = Alg::parse(declared).filter(|a| candidates.contains(a))
+                    && let Ok(key) = VerifyKey::public_jwk(alg, &jwk, true)
+                {
+                    out.push(key);
+                }
             }
-            if let Ok(v) = RS384.verifier_from_jwk(jwk) {
-                out.push(("RS384", Box::new(v)));
-            }
-            if let Ok(v) = RS512.verifier_from_jwk(jwk) {
-                out.push(("RS512", Box::new(v)));
-            }
-            if let Ok(v) = PS256.verifier_from_jwk(jwk) {
-                out.push(("PS256", Box::new(v)));
-            }
-            if let Ok(v) = PS384.verifier_from_jwk(jwk) {
-                out.push(("PS384", Box::new(v)));
-            }
-            if let Ok(v) = PS512.verifier_from_jwk(jwk) {
-                out.push(("PS512", Box::new(v)));
-            }
+            None => out.extend(
+                candidates
+                    .iter()
+                    .filter_map(|alg| VerifyKey::public_jwk(*alg, &jwk, false).ok()),
+            ),
         }
-        "EC" => {
-            if let Ok(v) = ES256.verifier_from_jwk(jwk) {
-                out.push(("ES256", Box::new(v)));
-            }
-            if let Ok(v) = ES384.verifier_from_jwk(jwk) {
-                out.push(("ES384", Box::new(v)));
-            }
-            if let Ok(v) = ES512.verifier_from_jwk(jwk) {
-                out.push(("ES512", Box::new(v)));
-            }
-        }
-        "OKP" => {
-            if let Ok(v) = EdDSA.verifier_from_jwk(jwk) {
-                out.push(("EdDSA", Box::new(v)));
-            }
-        }
-        // `oct` and anything else: never (RFC 8725 §2.1, §3.1).
-        _ => {}
     }
     out
 }
@@ -528,16 +482,34 @@ mod tests {
             serde_json::to_value(enc.as_ref()).unwrap(),
         ]});
         let keys = usable_keys(&doc);
-        let algs: Vec<Vec<&str>> = keys
+        let algs: Vec<(&str, bool)> = keys
             .iter()
-            .map(|k| k.verifiers.iter().map(|(a, _)| *a).collect())
+            .map(|k| (k.alg().as_str(), k.declared()))
             .collect();
         assert_eq!(
             algs,
             vec![
-                vec!["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
-                vec!["ES256"],
+                ("RS256", false),
+                ("RS384", false),
+                ("RS512", false),
+                ("PS256", false),
+                ("PS384", false),
+                ("PS512", false),
+                ("ES256", false),
             ]
+        );
+        let mut declared = RsaKeyPair::generate(2048).unwrap().to_jwk_public_key();
+        declared.set_algorithm("PS256");
+        let keys =
+            usable_keys(&json!({"keys": [serde_json::to_value(declared.as_ref()).unwrap()]}));
+        let algs: Vec<(&str, bool)> = keys
+            .iter()
+            .map(|k| (k.alg().as_str(), k.declared()))
+            .collect();
+        assert_eq!(
+            algs,
+            vec![("PS256", true)],
+            "a declared alg is the key's only one"
         );
     }
 }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod api_key_format;
 pub mod clock;
+pub mod decision;
 pub mod entity;
 pub mod error;
 pub mod ids;

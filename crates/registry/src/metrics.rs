@@ -64,76 +64,7 @@ impl CacheCounters {
     }
 }
 
-/// Why a credential was refused, as the contract names the reasons (usage and metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    /// Past `exp` (+ leeway).
-    Expired,
-    /// Before `nbf`/`iat` (− leeway).
-    NotYetValid,
-    /// Revoked.
-    Revoked,
-    /// Profile, client or key switched off, expired or gone.
-    Inactive,
-    /// The address breaks the IP rules.
-    Ip,
-    /// IP rules apply and no address was given.
-    IpUnknown,
-    /// The caller's collection is not in the audience.
-    Audience,
-    /// Signature, format or issuer did not verify.
-    BadSignature,
-    /// Not a credential Gatehouse knows.
-    Unknown,
-    /// Over the policy's rate limit.
-    RateLimited,
-    /// Over the policy's quota.
-    QuotaExceeded,
-}
-
-impl Reason {
-    /// Every reason, in a fixed order (index = position).
-    pub const ALL: [Reason; 11] = [
-        Reason::Expired,
-        Reason::NotYetValid,
-        Reason::Revoked,
-        Reason::Inactive,
-        Reason::Ip,
-        Reason::IpUnknown,
-        Reason::Audience,
-        Reason::BadSignature,
-        Reason::Unknown,
-        Reason::RateLimited,
-        Reason::QuotaExceeded,
-    ];
-
-    /// The contract's code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Reason::Expired => "expired",
-            Reason::NotYetValid => "not_yet_valid",
-            Reason::Revoked => "revoked",
-            Reason::Inactive => "inactive",
-            Reason::Ip => "ip",
-            Reason::IpUnknown => "ip_unknown",
-            Reason::Audience => "audience",
-            Reason::BadSignature => "bad_signature",
-            Reason::Unknown => "unknown",
-            Reason::RateLimited => "rate_limited",
-            Reason::QuotaExceeded => "quota_exceeded",
-        }
-    }
-
-    /// Parse a code.
-    pub fn parse(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.code() == code)
-    }
-
-    /// Position in [`Reason::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use crate::decision::Reason;
 
 /// The process's counters.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! The registry's access to cryptography it must not own: sealing secrets that have to be
-//! read back (HMAC secrets of `jwt` profiles) and checking consumers' public keys. The jwks
-//! crate implements it with the master key (GATEHOUSE_SECRET_KEY).
+//! read back (HMAC secrets of `jwt` profiles) and checking consumers' public keys. The master
+//! key of the jwks crate (GATEHOUSE_SECRET_KEY) implements it.
 
 /// Seal and open secrets; check public keys.
 pub trait Vault: Send + Sync + std::fmt::Debug + 'static {
@@ -10,4 +10,19 @@ pub trait Vault: Send + Sync + std::fmt::Debug + 'static {
     fn open(&self, label: &str, sealed: &str) -> Result<Vec<u8>, String>;
     /// Check a PEM public key: RSA of at least 2048 bits.
     fn check_rsa_public_key(&self, pem: &str) -> Result<(), String>;
+}
+
+/// The master key (GATEHOUSE_SECRET_KEY) seals what must be read back.
+impl Vault for gatehouse_jwks::MasterKey {
+    fn seal(&self, label: &str, plaintext: &[u8]) -> Result<String, String> {
+        gatehouse_jwks::MasterKey::seal(self, label, plaintext).map_err(|e| e.to_string())
+    }
+
+    fn open(&self, label: &str, sealed: &str) -> Result<Vec<u8>, String> {
+        gatehouse_jwks::MasterKey::open(self, label, sealed).map_err(|e| e.to_string())
+    }
+
+    fn check_rsa_public_key(&self, pem: &str) -> Result<(), String> {
+        gatehouse_jwks::jws::check_rsa_public_pem(pem)
+    }
 }

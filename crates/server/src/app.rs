@@ -183,9 +183,14 @@ pub async fn keys_command(
         settings,
         master.clone(),
     );
-    let keys = KeyManager::load_or_create(registry.clone(), master, config.signing_alg, &issuer)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = KeyManager::load_or_create(
+        Arc::new(registry.clone()),
+        master,
+        config.signing_alg,
+        &issuer,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let out = match command {
         KeysCommand::List => {
             let list = keys.list().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -193,11 +198,7 @@ pub async fn keys_command(
         }
         KeysCommand::Rotate { force } => {
             let rotation = keys
-                .rotate(
-                    &gatehouse_registry::Actor("cli".to_owned()),
-                    config.key_publish_ahead,
-                    *force,
-                )
+                .rotate("cli", config.key_publish_ahead, *force)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             serde_json::json!(rotation)
@@ -545,9 +546,14 @@ async fn prepare(
         settings,
         master.clone(),
     );
-    let keys = KeyManager::load_or_create(registry.clone(), master, config.signing_alg, issuer)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = KeyManager::load_or_create(
+        Arc::new(registry.clone()),
+        master,
+        config.signing_alg,
+        issuer,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let supplied = match (&config.bootstrap_client_id, &config.bootstrap_client_secret) {
         (Some(id), Some(secret)) => Some(BootstrapCredentials {
             client_id: id.clone(),

@@ -11,12 +11,15 @@ pub enum TokenError {
     /// Missing, repeated or malformed parameter; more than one client authentication method.
     #[error("invalid_request: {0}")]
     InvalidRequest(&'static str),
-    /// Client authentication failed, for whatever reason (never said which).
+    /// Client authentication failed, for whatever reason (never said which). Always 401
+    /// with `WWW-Authenticate: Basic realm="gatehouse"` (RFC 9110 §15.5.2: every 401 carries a
+    /// challenge; RFC 6749 §5.2).
     #[error("invalid_client")]
-    InvalidClient {
-        /// The client tried HTTP Basic, so the answer carries `WWW-Authenticate: Basic`.
-        basic: bool,
-    },
+    InvalidClient,
+    /// A Bearer token presented as the caller's credential (introspection, revocation) is not
+    /// an admin token of ours: RFC 6750 §3.1 `invalid_token` with its Bearer challenge.
+    #[error("invalid_token")]
+    InvalidToken,
     /// The authorization grant (an RFC 7523 assertion) is invalid, expired or replayed.
     #[error("invalid_grant")]
     InvalidGrant,
@@ -55,7 +58,8 @@ impl TokenError {
     pub fn code(&self) -> &'static str {
         match self {
             TokenError::InvalidRequest(_) => "invalid_request",
-            TokenError::InvalidClient { .. } => "invalid_client",
+            TokenError::InvalidClient => "invalid_client",
+            TokenError::InvalidToken => "invalid_token",
             TokenError::InvalidGrant => "invalid_grant",
             TokenError::UnauthorizedClient => "unauthorized_client",
             TokenError::InvalidScope => "invalid_scope",
@@ -71,7 +75,7 @@ impl TokenError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            TokenError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            TokenError::InvalidClient | TokenError::InvalidToken => StatusCode::UNAUTHORIZED,
             TokenError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             TokenError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             TokenError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -82,7 +86,10 @@ impl TokenError {
     fn description(&self) -> &'static str {
         match self {
             TokenError::InvalidRequest(why) => why,
-            TokenError::InvalidClient { .. } => "client authentication failed",
+            TokenError::InvalidClient => "client authentication failed",
+            TokenError::InvalidToken => {
+                "the bearer token is not an admin token of this server, or no longer valid"
+            }
             TokenError::InvalidGrant => {
                 "the assertion is invalid, expired, replayed or not for this server"
             }
@@ -150,11 +157,20 @@ impl IntoResponse for TokenError {
             serde_json::json!({"error": self.code(), "error_description": self.description()});
         let mut response = (self.status(), axum::Json(body)).into_response();
         no_store(&mut response);
-        if let TokenError::InvalidClient { basic: true } = self {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
-            );
+        match self {
+            TokenError::InvalidClient => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
+                );
+            }
+            TokenError::InvalidToken => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"gatehouse\", error=\"invalid_token\""),
+                );
+            }
+            _ => {}
         }
         if matches!(self, TokenError::TemporarilyUnavailable) {
             response
@@ -182,11 +198,20 @@ mod tests {
 
     #[test]
     fn statuses_and_headers() {
-        let r = TokenError::InvalidClient { basic: true }.into_response();
+        let challenge = |r: &Response| {
+            r.headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let r = TokenError::InvalidToken.into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_some());
-        let r = TokenError::InvalidClient { basic: false }.into_response();
-        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+        assert!(challenge(&r).starts_with("Bearer "));
+        assert!(challenge(&r).contains("error=\"invalid_token\""));
+        let r = TokenError::InvalidClient.into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(challenge(&r).starts_with("Basic realm=\"gatehouse\""));
         assert_eq!(
             r.headers().get(header::CACHE_CONTROL).map(|v| v.as_bytes()),
             Some(&b"no-store"[..])

@@ -1,202 +1,187 @@
-//! The client-credentials grant run through oxide-auth-async's `ClientCredentialsFlow`, with
-//! our own Registrar (the registry), Issuer (josekit JWTs with per-profile TTL) and a small
-//! request/response adapter. What oxide-auth cannot express (`invalid_scope` from
-//! negotiation, `invalid_target`, `temporarily_unavailable`) is carried beside the flow in
-//! [`Ctx`] and wins over the flow's generic answer.
+//! The grants of the token endpoint and their ONE issuance path: authenticate (or verify the
+//! grant's assertion) → negotiate → admit → claims → sign.
+//!
+//! The client-credentials grant runs through oxide-auth-async's client-credentials state
+//! machine (`code_grant::client_credentials`), which checks the protocol (the grant type, that
+//! the client authenticated, that it is bound and its scope negotiated) against a per-request
+//! [`Engine`] holding what our own code already decided — the client authenticated by
+//! [`crate::client`] and the scopes [`negotiate`]d — immutably: no side channel, no
+//! re-encoded `Authorization` header, no matching on error strings. Issuance is ours (RFC 9068
+//! JWTs), shared with the JWT-bearer grant (RFC 7523 §2.1), which oxide-auth does not know.
 
 use crate::error::TokenError;
-use crate::request::{ClientAuth, TokenRequest};
+use crate::request::{ClientAuth, GrantType, TokenRequest};
 use crate::service::{Negotiated, claims, negotiate};
 use crate::state::TokenState;
 use async_trait::async_trait;
-use base64::Engine;
+use gatehouse_registry::ProfileSnapshot;
 use gatehouse_registry::types::AuthType;
-use gatehouse_registry::{AuthFailure, ProfileSnapshot};
-use oxide_auth::endpoint::{
-    NormalizedParameter, OAuthError, OwnerConsent, QueryParameter, ResponseStatus, Scope, Scopes,
-    Solicitation, Template, WebRequest, WebResponse,
-};
+use oxide_auth::code_grant::client_credentials::{Error as FlowError, Request as FlowRequest};
+use oxide_auth::endpoint::{PreGrant, Scope};
 use oxide_auth::primitives::grant::Grant;
-use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
-use oxide_auth::primitives::registrar::{
-    BoundClient, ClientUrl, PreGrant, RegisteredUrl, RegistrarError,
-};
-use oxide_auth_async::endpoint::client_credentials::ClientCredentialsFlow;
-use oxide_auth_async::endpoint::{Endpoint, OwnerSolicitor};
+use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken};
+use oxide_auth::primitives::registrar::{BoundClient, ClientUrl, RegisteredUrl, RegistrarError};
+use oxide_auth_async::code_grant::client_credentials::{Endpoint, Extension, client_credentials};
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
+use serde::Serialize;
 use std::borrow::Cow;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-/// What we learn while the flow runs.
-#[derive(Default)]
-struct Ctx {
-    snapshot: Option<Arc<ProfileSnapshot>>,
-    negotiated: Option<Negotiated>,
-    failure: Option<TokenError>,
-    /// The policy's figures for the `RateLimit` header fields.
-    rate: Option<gatehouse_registry::limits::RateInfo>,
+/// A successful token answer: the JSON body, and the policy's figures for the `RateLimit`
+/// header fields when a policy applies.
+#[derive(Debug)]
+pub struct IssuedBody(pub String, pub Option<gatehouse_registry::limits::RateInfo>);
+
+/// RFC 6749 §5.1's successful response.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    /// Omitted when the token has no scope.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
 }
 
-#[derive(Clone)]
-struct Shared {
+/// Run the grant of a parsed request from `peer`.
+pub async fn grant(
     state: Arc<TokenState>,
-    ctx: Arc<Mutex<Ctx>>,
+    request: TokenRequest,
     peer: IpAddr,
-    basic: bool,
-    requested: Option<Arc<[String]>>,
-    resources: Arc<[String]>,
-}
-
-impl Shared {
-    fn ctx(&self) -> MutexGuard<'_, Ctx> {
-        match self.ctx.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
+) -> Result<IssuedBody, TokenError> {
+    let profile = match request.grant_type {
+        GrantType::ClientCredentials => client_credentials_client(&state, &request, peer).await?,
+        GrantType::JwtBearer => {
+            let Some(assertion) = &request.assertion else {
+                return Err(TokenError::InvalidRequest("assertion is missing"));
+            };
+            crate::assertion::jwt_bearer_grant(
+                &state,
+                &request.auth,
+                assertion.expose_secret(),
+                peer,
+            )
+            .await?
         }
+    };
+    let negotiated = negotiate(&profile, request.scope.as_deref(), &request.resources)?;
+    if request.grant_type == GrantType::ClientCredentials {
+        run_engine(&profile, &negotiated, &request).await?;
+    }
+    issue(&state, &profile, &negotiated).await
+}
+
+/// The client of a client-credentials request: authenticated, and allowed this grant with
+/// this authentication method (secrets for `oauth2` profiles, assertions for `jwt` ones).
+async fn client_credentials_client(
+    state: &TokenState,
+    request: &TokenRequest,
+    peer: IpAddr,
+) -> Result<Arc<ProfileSnapshot>, TokenError> {
+    let profile = crate::client::authenticate(state, &request.auth, Some(peer), false).await?;
+    let fits = match request.auth {
+        ClientAuth::Assertion { .. } => profile.auth_type == AuthType::Jwt,
+        _ => profile.auth_type == AuthType::OAuth2,
+    };
+    if !fits {
+        // Told only after the client proved who it is.
+        return Err(TokenError::UnauthorizedClient);
+    }
+    Ok(profile)
+}
+
+/// The one issuance path: count the token under the profile's policy, build the RFC 9068
+/// claims, sign, answer.
+async fn issue(
+    state: &TokenState,
+    profile: &ProfileSnapshot,
+    negotiated: &Negotiated,
+) -> Result<IssuedBody, TokenError> {
+    let rate = crate::service::admit(state, profile).await?;
+    let now = state.registry.clock().now().timestamp();
+    let token_claims = claims(&state.issuer, profile, negotiated, now, state.max_token_ttl);
+    let expires_in = token_claims.exp - now;
+    let access_token = state
+        .keys
+        .current()
+        .sign_access_token(&token_claims)
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            TokenError::ServerError
+        })?;
+    let body = serde_json::to_string(&TokenResponse {
+        access_token: &access_token,
+        token_type: "Bearer",
+        expires_in,
+        scope: &token_claims.scope,
+    })
+    .map_err(|_| TokenError::ServerError)?;
+    crate::service::issued(state, profile);
+    Ok(IssuedBody(body, rate))
+}
+
+/// The request as oxide-auth's state machine reads it: the grant type, the requested scope
+/// and the credentials our client authentication already checked.
+struct EngineRequest<'a> {
+    client_id: &'a str,
+    scope: Option<String>,
+}
+
+impl FlowRequest for EngineRequest<'_> {
+    fn valid(&self) -> bool {
+        true
     }
 
-    fn fail(&self, e: TokenError) {
-        self.ctx().failure = Some(e);
+    fn authorization(&self) -> Option<(Cow<'_, str>, Cow<'_, [u8]>)> {
+        // The secret was verified by `crate::client` (argon2 once, then the cache); the engine
+        // only sees which client it was.
+        Some((Cow::Borrowed(self.client_id), Cow::Borrowed(&[])))
+    }
+
+    fn scope(&self) -> Option<Cow<'_, str>> {
+        self.scope.as_deref().map(Cow::Borrowed)
+    }
+
+    fn grant_type(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed("client_credentials"))
+    }
+
+    fn extension(&self, _: &str) -> Option<Cow<'_, str>> {
+        None
     }
 }
 
-struct GhRegistrar(Shared);
+/// oxide-auth's view of the registry for one request: exactly the authenticated client and
+/// its negotiated grant.
+struct Engine {
+    client_id: String,
+    scope: Scope,
+    redirect: url::Url,
+    authorizer: Unused,
+    issuer: Unused,
+    extension: (),
+}
+
+/// The authorizer and issuer the engine's trait demands; the client-credentials state machine
+/// calls neither (issuance is [`issue`]).
+struct Unused;
 
 #[async_trait]
-impl Registrar for GhRegistrar {
-    async fn bound_redirect<'a>(
-        &self,
-        bound: ClientUrl<'a>,
-    ) -> Result<BoundClient<'a>, RegistrarError> {
-        // Client credentials has no redirect; oxide-auth's grant still wants a URL.
-        Ok(BoundClient {
-            client_id: bound.client_id,
-            redirect_uri: Cow::Owned(RegisteredUrl::Semantic(
-                self.0.state.placeholder_redirect.clone(),
-            )),
-        })
+impl Authorizer for Unused {
+    async fn authorize(&mut self, _: Grant) -> Result<String, ()> {
+        Err(())
     }
 
-    async fn negotiate<'a>(
-        &self,
-        client: BoundClient<'a>,
-        _scope: Option<Scope>,
-    ) -> Result<PreGrant, RegistrarError> {
-        let Some(snapshot) = self.0.ctx().snapshot.clone() else {
-            return Err(RegistrarError::PrimitiveError);
-        };
-        match negotiate(&snapshot, self.0.requested.as_deref(), &self.0.resources) {
-            Ok(n) => {
-                let scope = n.scopes.join(" ").parse::<Scope>().map_err(|_| {
-                    self.0.fail(TokenError::InvalidScope);
-                    RegistrarError::Unspecified
-                })?;
-                self.0.ctx().negotiated = Some(n);
-                Ok(PreGrant {
-                    client_id: client.client_id.into_owned(),
-                    redirect_uri: client.redirect_uri.into_owned(),
-                    scope,
-                })
-            }
-            Err(e) => {
-                self.0.fail(e);
-                Err(RegistrarError::Unspecified)
-            }
-        }
-    }
-
-    async fn check(
-        &self,
-        client_id: &str,
-        passphrase: Option<&[u8]>,
-    ) -> Result<(), RegistrarError> {
-        let invalid = TokenError::InvalidClient {
-            basic: self.0.basic,
-        };
-        let Some(secret) = passphrase.and_then(|p| std::str::from_utf8(p).ok()) else {
-            self.0.fail(invalid);
-            return Err(RegistrarError::Unspecified);
-        };
-        match self
-            .0
-            .state
-            .registry
-            .authenticate_secret(client_id, secret, Some(self.0.peer))
-            .await
-        {
-            Ok(snapshot) => {
-                // Contract: inactive and IP-denied look exactly like a wrong secret.
-                if !snapshot.is_active() || !snapshot.allows_ip(self.0.peer) {
-                    self.0.fail(invalid);
-                    return Err(RegistrarError::Unspecified);
-                }
-                if snapshot.auth_type != AuthType::OAuth2 {
-                    self.0.fail(TokenError::UnauthorizedClient);
-                    return Err(RegistrarError::Unspecified);
-                }
-                self.0.ctx().snapshot = Some(snapshot);
-                Ok(())
-            }
-            Err(AuthFailure::Unavailable) => {
-                self.0.fail(TokenError::TemporarilyUnavailable);
-                Err(RegistrarError::PrimitiveError)
-            }
-            Err(e) => {
-                self.0.fail(crate::caller::auth_error(e, self.0.basic));
-                Err(RegistrarError::Unspecified)
-            }
-        }
+    async fn extract(&mut self, _: &str) -> Result<Option<Grant>, ()> {
+        Ok(None)
     }
 }
 
-struct GhIssuer(Shared);
-
 #[async_trait]
-impl Issuer for GhIssuer {
-    async fn issue(&mut self, _grant: Grant) -> Result<IssuedToken, ()> {
-        let (snapshot, negotiated) = {
-            let ctx = self.0.ctx();
-            (ctx.snapshot.clone(), ctx.negotiated.clone())
-        };
-        let (Some(snapshot), Some(negotiated)) = (snapshot, negotiated) else {
-            return Err(());
-        };
-        let state = &self.0.state;
-        match crate::service::admit(state, &snapshot).await {
-            Ok(info) => self.0.ctx().rate = info,
-            Err(e) => {
-                self.0.fail(e);
-                return Err(());
-            }
-        }
-        let now = state.registry.clock().now();
-        let claims = claims(
-            &state.issuer,
-            &snapshot,
-            &negotiated,
-            now.timestamp(),
-            state.max_token_ttl,
-        );
-        let exp = claims.exp;
-        let token = state
-            .keys
-            .current()
-            .sign_access_token(&claims)
-            .map_err(|e| {
-                tracing::error!(error = %e, "signing failed");
-            })?;
-        crate::service::issued(state, &snapshot);
-        Ok(IssuedToken {
-            token,
-            refresh: None,
-            // oxide-auth derives `expires_in` from `until - now`, truncating; half a second of
-            // slack makes it report the profile's TTL exactly.
-            until: now
-                + chrono::Duration::seconds(exp - now.timestamp())
-                + chrono::Duration::milliseconds(500),
-            token_type: TokenType::Bearer,
-        })
+impl Issuer for Unused {
+    async fn issue(&mut self, _: Grant) -> Result<IssuedToken, ()> {
+        Err(())
     }
 
     async fn refresh(&mut self, _: &str, _: Grant) -> Result<RefreshedToken, ()> {
@@ -212,210 +197,93 @@ impl Issuer for GhIssuer {
     }
 }
 
-/// No resource owner in client credentials: the client acts for itself.
-struct SelfConsent;
-
 #[async_trait]
-impl OwnerSolicitor<OAuthRequest> for SelfConsent {
-    async fn check_consent(
-        &mut self,
-        _: &mut OAuthRequest,
-        solicitation: Solicitation<'_>,
-    ) -> OwnerConsent<OAuthResponse> {
-        OwnerConsent::Authorized(solicitation.pre_grant().client_id.clone())
-    }
-}
-
-/// The request as oxide-auth sees it: the already-validated form and a canonical Basic
-/// header carrying the form-decoded credentials.
-struct OAuthRequest {
-    body: NormalizedParameter,
-    auth: Option<String>,
-}
-
-/// The flow never fails at the web layer.
-#[derive(Debug)]
-struct Infallible;
-
-impl WebRequest for OAuthRequest {
-    type Error = Infallible;
-    type Response = OAuthResponse;
-
-    fn query(&mut self) -> Result<Cow<'_, dyn QueryParameter + 'static>, Infallible> {
-        Ok(Cow::Owned(NormalizedParameter::new()))
-    }
-
-    fn urlbody(&mut self) -> Result<Cow<'_, dyn QueryParameter + 'static>, Infallible> {
-        Ok(Cow::Borrowed(&self.body))
-    }
-
-    fn authheader(&mut self) -> Result<Option<Cow<'_, str>>, Infallible> {
-        Ok(self.auth.as_deref().map(Cow::Borrowed))
-    }
-}
-
-/// What the flow answered.
-#[derive(Default)]
-struct OAuthResponse {
-    status: u16,
-    body: Option<String>,
-}
-
-impl WebResponse for OAuthResponse {
-    type Error = Infallible;
-
-    fn ok(&mut self) -> Result<(), Infallible> {
-        self.status = 200;
-        Ok(())
-    }
-
-    fn redirect(&mut self, _: url::Url) -> Result<(), Infallible> {
-        self.status = 400;
-        Ok(())
-    }
-
-    fn client_error(&mut self) -> Result<(), Infallible> {
-        self.status = 400;
-        Ok(())
-    }
-
-    fn unauthorized(&mut self, _: &str) -> Result<(), Infallible> {
-        self.status = 401;
-        Ok(())
-    }
-
-    fn body_text(&mut self, text: &str) -> Result<(), Infallible> {
-        self.body = Some(text.to_owned());
-        Ok(())
-    }
-
-    fn body_json(&mut self, data: &str) -> Result<(), Infallible> {
-        self.body = Some(data.to_owned());
-        Ok(())
-    }
-}
-
-struct GhEndpoint {
-    shared: Shared,
-    registrar: GhRegistrar,
-    issuer: GhIssuer,
-    solicitor: SelfConsent,
-}
-
-impl Endpoint<OAuthRequest> for GhEndpoint {
-    type Error = TokenError;
-
-    fn registrar(&self) -> Option<&(dyn Registrar + Sync)> {
-        Some(&self.registrar)
-    }
-
-    fn authorizer_mut(&mut self) -> Option<&mut (dyn Authorizer + Send)> {
-        None
-    }
-
-    fn issuer_mut(&mut self) -> Option<&mut (dyn Issuer + Send)> {
-        Some(&mut self.issuer)
-    }
-
-    fn owner_solicitor(&mut self) -> Option<&mut (dyn OwnerSolicitor<OAuthRequest> + Send)> {
-        Some(&mut self.solicitor)
-    }
-
-    fn scopes(&mut self) -> Option<&mut dyn Scopes<OAuthRequest>> {
-        None
-    }
-
-    fn response(
-        &mut self,
-        _: &mut OAuthRequest,
-        kind: Template,
-    ) -> Result<OAuthResponse, TokenError> {
-        let status = match kind.status() {
-            ResponseStatus::Ok => 200,
-            ResponseStatus::Unauthorized => 401,
-            ResponseStatus::BadRequest | ResponseStatus::Redirect => 400,
-        };
-        Ok(OAuthResponse { status, body: None })
-    }
-
-    fn error(&mut self, err: OAuthError) -> TokenError {
-        self.shared.ctx().failure.take().unwrap_or(match err {
-            OAuthError::PrimitiveError => TokenError::ServerError,
-            _ => TokenError::InvalidRequest("the request was refused"),
+impl Registrar for Engine {
+    async fn bound_redirect<'a>(
+        &self,
+        bound: ClientUrl<'a>,
+    ) -> Result<BoundClient<'a>, RegistrarError> {
+        // Client credentials has no redirect; oxide-auth's grant still wants a URL.
+        Ok(BoundClient {
+            client_id: bound.client_id,
+            redirect_uri: Cow::Owned(RegisteredUrl::Semantic(self.redirect.clone())),
         })
     }
 
-    fn web_error(&mut self, _: Infallible) -> TokenError {
-        TokenError::ServerError
+    async fn negotiate<'a>(
+        &self,
+        client: BoundClient<'a>,
+        _: Option<Scope>,
+    ) -> Result<PreGrant, RegistrarError> {
+        Ok(PreGrant {
+            client_id: client.client_id.into_owned(),
+            redirect_uri: client.redirect_uri.into_owned(),
+            scope: self.scope.clone(),
+        })
+    }
+
+    async fn check(&self, client_id: &str, _: Option<&[u8]>) -> Result<(), RegistrarError> {
+        if client_id == self.client_id {
+            Ok(())
+        } else {
+            Err(RegistrarError::Unspecified)
+        }
     }
 }
 
-/// A successful token answer: the JSON body, and the policy's figures for the `RateLimit`
-/// header fields when a policy applies.
-#[derive(Debug)]
-pub struct IssuedBody(pub String, pub Option<gatehouse_registry::limits::RateInfo>);
+impl Endpoint for Engine {
+    fn registrar(&self) -> &(dyn Registrar + Sync) {
+        self
+    }
 
-/// Run the client-credentials grant for a parsed request from `peer`.
-pub async fn client_credentials(
-    state: Arc<TokenState>,
-    request: TokenRequest,
-    peer: IpAddr,
-) -> Result<IssuedBody, TokenError> {
-    if matches!(request.auth, ClientAuth::Assertion { .. }) {
-        return crate::assertion::client_credentials(state, request, peer).await;
+    fn authorizer(&mut self) -> &mut (dyn Authorizer + Send) {
+        &mut self.authorizer
     }
-    let basic = request.auth.is_basic();
-    let shared = Shared {
-        state,
-        ctx: Arc::new(Mutex::new(Ctx::default())),
-        peer,
-        basic,
-        requested: request.scope.map(Arc::from),
-        resources: Arc::from(request.resources),
-    };
-    let mut body: NormalizedParameter = NormalizedParameter::new();
-    body.insert_or_poison(
-        Cow::Borrowed("grant_type"),
-        Cow::Borrowed("client_credentials"),
-    );
-    let auth = match &request.auth {
-        ClientAuth::Basic { client_id, secret } => {
-            let raw = format!("{client_id}:{}", secret.expose_secret());
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            ))
-        }
-        ClientAuth::Post { client_id, secret } => {
-            body.insert_or_poison(Cow::Borrowed("client_id"), Cow::Owned(client_id.clone()));
-            body.insert_or_poison(
-                Cow::Borrowed("client_secret"),
-                Cow::Owned(secret.expose_secret().to_owned()),
-            );
-            None
-        }
-        ClientAuth::Assertion { .. } => return Err(TokenError::ServerError),
-        ClientAuth::None => return Err(TokenError::InvalidClient { basic: false }),
-    };
-    let endpoint = GhEndpoint {
-        registrar: GhRegistrar(shared.clone()),
-        issuer: GhIssuer(shared.clone()),
-        solicitor: SelfConsent,
-        shared: shared.clone(),
-    };
-    let mut flow = ClientCredentialsFlow::prepare(endpoint)?;
-    flow.allow_credentials_in_body(!basic);
-    let response = flow.execute(OAuthRequest { body, auth }).await?;
-    if let Some(failure) = shared.ctx().failure.take() {
-        return Err(failure);
+
+    fn issuer(&mut self) -> &mut (dyn Issuer + Send) {
+        &mut self.issuer
     }
-    match (response.status, response.body) {
-        (200, Some(body)) => Ok(IssuedBody(body, shared.ctx().rate.take())),
-        (401, _) => Err(TokenError::InvalidClient { basic }),
-        (400, Some(body)) if body.contains("unsupported_grant_type") => {
-            Err(TokenError::UnsupportedGrantType)
-        }
-        (400, _) => Err(TokenError::InvalidRequest("the request was refused")),
-        _ => Err(TokenError::ServerError),
+
+    fn extension(&mut self) -> &mut (dyn Extension + Send) {
+        &mut self.extension
     }
+}
+
+/// Run oxide-auth's client-credentials state machine over what was decided; it must reach a
+/// pending grant for exactly the negotiated scope.
+async fn run_engine(
+    profile: &ProfileSnapshot,
+    negotiated: &Negotiated,
+    request: &TokenRequest,
+) -> Result<(), TokenError> {
+    let scope = negotiated
+        .scopes
+        .join(" ")
+        .parse::<Scope>()
+        .map_err(|_| TokenError::InvalidScope)?;
+    let redirect = url::Url::parse("urn:ietf:params:oauth:client-credentials")
+        .map_err(|_| TokenError::ServerError)?;
+    let mut engine = Engine {
+        client_id: profile.oauth_client_id.clone(),
+        scope: scope.clone(),
+        redirect,
+        authorizer: Unused,
+        issuer: Unused,
+        extension: (),
+    };
+    let flow_request = EngineRequest {
+        client_id: &profile.oauth_client_id,
+        scope: request.scope.as_ref().map(|s| s.join(" ")),
+    };
+    let pending = client_credentials(&mut engine, &flow_request)
+        .await
+        .map_err(|e| match e {
+            FlowError::Invalid(_) => TokenError::InvalidRequest("the request was refused"),
+            FlowError::Unauthorized(..) => TokenError::InvalidClient,
+            _ => TokenError::ServerError,
+        })?;
+    if pending.as_solicitation().pre_grant().scope != scope {
+        return Err(TokenError::ServerError);
+    }
+    Ok(())
 }

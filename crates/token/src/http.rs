@@ -2,8 +2,7 @@
 
 use crate::client_ip;
 use crate::error::{TokenError, no_store};
-use crate::flow::client_credentials;
-use crate::request::{GrantType, parse};
+use crate::request::parse;
 use crate::state::TokenState;
 use axum::Router;
 use axum::body::Body;
@@ -66,11 +65,7 @@ async fn token(State(state): State<Arc<TokenState>>, request: Request) -> Respon
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let result = match request.grant_type {
-        GrantType::ClientCredentials => client_credentials(state, request, client_ip).await,
-        GrantType::JwtBearer => crate::assertion::jwt_bearer(state, request, client_ip).await,
-    };
-    match result {
+    match crate::flow::grant(state, request, client_ip).await {
         Ok(issued) => {
             let mut response = Response::new(Body::from(issued.0));
             response.headers_mut().insert(

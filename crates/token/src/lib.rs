@@ -6,11 +6,12 @@
 //! material (that is the jwks crate's).
 
 mod assertion;
-pub mod caller;
+mod client;
 pub mod client_ip;
+mod consumer;
+mod credential;
 pub mod error;
 pub mod flow;
-mod foreign;
 mod http;
 pub mod introspect;
 pub mod request;

@@ -50,6 +50,8 @@ pub enum ClientAuth {
     },
     /// No client authentication (allowed only with the JWT-bearer grant, RFC 7523 §3.1).
     None,
+    /// `Authorization: Bearer` (an admin token, at introspection and revocation only).
+    Bearer(SecretString),
     /// `private_key_jwt` / `client_secret_jwt` (RFC 7523 §2.2).
     Assertion {
         /// The `client_id` parameter, if sent (must equal the assertion's `iss`).
@@ -68,7 +70,7 @@ impl ClientAuth {
         match self {
             ClientAuth::Basic { client_id, .. } | ClientAuth::Post { client_id, .. } => client_id,
             ClientAuth::Assertion { client_id, .. } => client_id.as_deref().unwrap_or(""),
-            ClientAuth::None => "",
+            ClientAuth::None | ClientAuth::Bearer(_) => "",
         }
     }
 
@@ -76,7 +78,9 @@ impl ClientAuth {
     pub fn secret(&self) -> Option<&SecretString> {
         match self {
             ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => Some(secret),
-            ClientAuth::Assertion { assertion, .. } => Some(assertion),
+            ClientAuth::Assertion { assertion, .. } | ClientAuth::Bearer(assertion) => {
+                Some(assertion)
+            }
             ClientAuth::None => None,
         }
     }
@@ -147,33 +151,19 @@ pub fn parse(
     let mut grant_type = None;
     let mut scope = None;
     let mut resources = Vec::new();
-    let mut body_id = None;
-    let mut body_secret = None;
-    let mut assertion = false;
-    let mut assertion_type = None;
-    let mut assertion_value = None;
     let mut grant_assertion = None;
-    for (key, value) in params {
+    for (key, value) in &params {
         match key.as_str() {
-            "grant_type" => grant_type = Some(value),
-            "scope" => scope = Some(value),
-            "resource" => resources.push(value),
-            "client_id" => body_id = Some(value),
-            "client_secret" => body_secret = Some(SecretString::new(value)),
-            "client_assertion_type" => {
-                assertion = true;
-                assertion_type = Some(value);
-            }
-            "assertion" => grant_assertion = Some(SecretString::new(value)),
-            "client_assertion" => {
-                assertion = true;
-                assertion_value = Some(SecretString::new(value));
-            }
+            "grant_type" => grant_type = Some(value.as_str()),
+            "scope" => scope = Some(value.as_str()),
+            "resource" => resources.push(value.clone()),
+            "assertion" => grant_assertion = Some(SecretString::new(value.clone())),
             _ => {}
         }
     }
     let grant_type =
-        GrantType::parse(&grant_type.ok_or(TokenError::InvalidRequest("grant_type is missing"))?)?;
+        GrantType::parse(grant_type.ok_or(TokenError::InvalidRequest("grant_type is missing"))?)?;
+    let auth = client_auth(authorization, &params)?;
 
     let scope = match scope {
         None => None,
@@ -196,50 +186,12 @@ pub fn parse(
         }
     }
 
-    let auth = match authorization {
-        Some(header) => {
-            if body_secret.is_some() || assertion {
-                return Err(TokenError::InvalidRequest(
-                    "more than one client authentication method",
-                ));
-            }
-            let (client_id, secret) = parse_basic(header)?;
-            if body_id.as_deref().is_some_and(|id| id != client_id) {
-                return Err(TokenError::InvalidRequest(
-                    "client_id does not match the Authorization header",
-                ));
-            }
-            ClientAuth::Basic { client_id, secret }
+    let auth = match auth {
+        ClientAuth::Bearer(_) => return Err(TokenError::InvalidClient),
+        ClientAuth::None if grant_type != GrantType::JwtBearer => {
+            return Err(TokenError::InvalidClient);
         }
-        None => match (body_id, body_secret) {
-            (Some(client_id), Some(secret)) if !assertion => ClientAuth::Post { client_id, secret },
-            (_, Some(_)) if assertion => {
-                return Err(TokenError::InvalidRequest(
-                    "more than one client authentication method",
-                ));
-            }
-            (client_id, None) if assertion => match (assertion_type.as_deref(), assertion_value) {
-                (Some(JWT_BEARER_ASSERTION), Some(assertion)) => ClientAuth::Assertion {
-                    client_id,
-                    assertion,
-                },
-                (Some(JWT_BEARER_ASSERTION), None) => {
-                    return Err(TokenError::InvalidRequest("client_assertion is missing"));
-                }
-                (None, _) => {
-                    return Err(TokenError::InvalidRequest(
-                        "client_assertion_type is missing",
-                    ));
-                }
-                (Some(_), _) => {
-                    return Err(TokenError::InvalidRequest(
-                        "unsupported client_assertion_type",
-                    ));
-                }
-            },
-            _ if grant_type == GrantType::JwtBearer => ClientAuth::None,
-            _ => return Err(TokenError::InvalidClient { basic: false }),
-        },
+        auth => auth,
     };
     if grant_type == GrantType::JwtBearer && grant_assertion.is_none() {
         return Err(TokenError::InvalidRequest("assertion is missing"));
@@ -253,9 +205,85 @@ pub fn parse(
     })
 }
 
+/// The client authentication of a request to the token, introspection or revocation
+/// endpoint, from its `Authorization` header and form parameters: exactly one method
+/// (RFC 6749 §2.3), or none.
+pub fn client_auth(
+    authorization: Option<&HeaderValue>,
+    params: &[(String, String)],
+) -> Result<ClientAuth, TokenError> {
+    let form = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let body_id = form("client_id");
+    let body_secret = form("client_secret");
+    let assertion_type = form("client_assertion_type");
+    let assertion_value = form("client_assertion");
+    let assertion = assertion_type.is_some() || assertion_value.is_some();
+    if let Some(header) = authorization {
+        if body_secret.is_some() || assertion {
+            return Err(TokenError::InvalidRequest(
+                "more than one client authentication method",
+            ));
+        }
+        let text = header.to_str().map_err(|_| TokenError::InvalidClient)?;
+        if let Some(token) = text
+            .get(..7)
+            .filter(|s| s.eq_ignore_ascii_case("bearer "))
+            .and_then(|_| text.get(7..))
+        {
+            return Ok(ClientAuth::Bearer(SecretString::new(
+                token.trim().to_owned(),
+            )));
+        }
+        let (client_id, secret) = parse_basic(header)?;
+        if body_id.is_some_and(|id| id != client_id) {
+            return Err(TokenError::InvalidRequest(
+                "client_id does not match the Authorization header",
+            ));
+        }
+        return Ok(ClientAuth::Basic { client_id, secret });
+    }
+    Ok(match (body_id, body_secret) {
+        (_, Some(_)) if assertion => {
+            return Err(TokenError::InvalidRequest(
+                "more than one client authentication method",
+            ));
+        }
+        (Some(client_id), Some(secret)) => ClientAuth::Post {
+            client_id: client_id.to_owned(),
+            secret: SecretString::new(secret.to_owned()),
+        },
+        (None, Some(_)) => return Err(TokenError::InvalidClient),
+        (client_id, None) if assertion => match (assertion_type, assertion_value) {
+            (Some(JWT_BEARER_ASSERTION), Some(assertion)) => ClientAuth::Assertion {
+                client_id: client_id.map(str::to_owned),
+                assertion: SecretString::new(assertion.to_owned()),
+            },
+            (Some(JWT_BEARER_ASSERTION), None) => {
+                return Err(TokenError::InvalidRequest("client_assertion is missing"));
+            }
+            (None, _) => {
+                return Err(TokenError::InvalidRequest(
+                    "client_assertion_type is missing",
+                ));
+            }
+            (Some(_), _) => {
+                return Err(TokenError::InvalidRequest(
+                    "unsupported client_assertion_type",
+                ));
+            }
+        },
+        _ => ClientAuth::None,
+    })
+}
+
 /// `Authorization: Basic` with RFC 6749 §2.3.1's form-encoding of id and secret.
 pub(crate) fn parse_basic(header: &HeaderValue) -> Result<(String, SecretString), TokenError> {
-    let bad = TokenError::InvalidClient { basic: true };
+    let bad = TokenError::InvalidClient;
     let text = header.to_str().map_err(|_| bad.clone())?;
     let (scheme, rest) = text.split_once(' ').ok_or_else(|| bad.clone())?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -341,7 +369,7 @@ mod tests {
         );
         assert_eq!(
             e(b"grant_type=client_credentials", None),
-            Some(TokenError::InvalidClient { basic: false })
+            Some(TokenError::InvalidClient)
         );
         assert_eq!(
             e(

@@ -6,6 +6,9 @@ use gatehouse_registry::Registry;
 use ipnet::IpNet;
 use std::sync::Arc;
 
+/// Verified claims, shared between the cache and the decision.
+pub(crate) type VerifiedClaims = Arc<serde_json::Map<String, serde_json::Value>>;
+
 /// State of the token endpoint router.
 #[derive(Debug)]
 pub struct TokenState {
@@ -21,13 +24,11 @@ pub struct TokenState {
     pub trusted_proxies: Vec<IpNet>,
     /// Audience of admin tokens (the built-in admin collection's).
     pub admin_audience: String,
-    pub(crate) placeholder_redirect: url::Url,
-    /// Verified access tokens by SHA-256 of the token; an entry is used only before `exp`.
-    pub(crate) verified_tokens:
-        quick_cache::sync::Cache<[u8; 32], Arc<gatehouse_jwks::VerifiedToken>>,
-    /// Verifiers for consumers' RSA keys, by SHA-256 of (profile, algorithm, PEM): parsed once.
-    pub(crate) foreign_verifiers:
-        quick_cache::sync::Cache<[u8; 32], Arc<dyn josekit::jws::JwsVerifier>>,
+    /// Our access tokens already verified, by SHA-256 of the token: their claims and `exp`;
+    /// an entry is used only before `exp`.
+    pub(crate) verified_tokens: quick_cache::sync::Cache<[u8; 32], (VerifiedClaims, i64)>,
+    /// `{issuer}/oauth/token`: with the issuer, what an assertion's `aud` may be.
+    pub token_endpoint: String,
     /// Key sets of consumers' identity providers and JWKS URLs (`oidc`, `jwt`/rsa).
     pub remote_keys: Arc<RemoteKeys>,
 }
@@ -43,17 +44,17 @@ impl TokenState {
         admin_audience: String,
         remote_keys: Arc<RemoteKeys>,
     ) -> Result<Self, url::ParseError> {
-        let placeholder_redirect = url::Url::parse(&issuer)?;
+        // The issuer must be a URL (the server validated it more strictly at start).
+        url::Url::parse(&issuer)?;
         Ok(Self {
+            token_endpoint: format!("{}/oauth/token", issuer.trim_end_matches('/')),
             registry,
             keys,
             issuer,
             max_token_ttl,
             trusted_proxies,
             admin_audience,
-            placeholder_redirect,
             verified_tokens: quick_cache::sync::Cache::new(20_000),
-            foreign_verifiers: quick_cache::sync::Cache::new(10_000),
             remote_keys,
         })
     }

@@ -39,16 +39,16 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 /// Asserts a 401 `invalid_client` with `Cache-Control: no-store`; when `basic` is set, an
 /// RFC 6749 §5.2 `WWW-Authenticate: Basic` challenge too.
 #[track_caller]
-fn assert_invalid_client(reply: &Reply, basic: bool) {
+/// 401 `invalid_client`, with the Basic challenge every 401 carries (RFC 9110 §15.5.2),
+/// whichever way the client tried to authenticate.
+fn assert_invalid_client(reply: &Reply) {
     reply.expect_error(401, "invalid_client");
     assert_no_store(reply);
-    if basic {
-        let www = reply.header("www-authenticate").unwrap_or_default();
-        assert!(
-            www.to_ascii_lowercase().starts_with("basic"),
-            "Basic was used: WWW-Authenticate: Basic expected: {reply:?}"
-        );
-    }
+    let www = reply.header("www-authenticate").unwrap_or_default();
+    assert!(
+        www.starts_with("Basic realm=\"gatehouse\""),
+        "WWW-Authenticate: Basic expected: {reply:?}"
+    );
 }
 
 /// A client resource with an oauth2 profile granted exactly these collections.
@@ -218,7 +218,7 @@ async fn anyone_else_is_invalid_client() -> anyhow::Result<()> {
     parts[2] = parts[2].chars().rev().collect();
     let forged = parts.join(".");
 
-    assert_invalid_client(&app.introspect_token(Auth::None, &token).await?, false);
+    assert_invalid_client(&app.introspect_token(Auth::None, &token).await?);
     // Basic.
     for (id, secret) in [
         (col_id, wrong),
@@ -232,24 +232,29 @@ async fn anyone_else_is_invalid_client() -> anyhow::Result<()> {
         let reply = app
             .introspect_token(Auth::Basic(id, secret), &token)
             .await?;
-        assert_invalid_client(&reply, true);
+        assert_invalid_client(&reply);
         assert!(reply.json().get("active").is_none(), "{reply:?}");
     }
     // Form parameters.
     for (id, secret) in [(col_id, wrong), (unknown_grs.as_str(), col_secret)] {
         let reply = app.introspect_token(Auth::Post(id, secret), &token).await?;
-        assert_invalid_client(&reply, false);
+        assert_invalid_client(&reply);
     }
     // An id without a secret is no authentication.
     let reply = app
         .introspect(Auth::None, &[("client_id", col_id), ("token", &token)])
         .await?;
-    assert_invalid_client(&reply, false);
+    assert_invalid_client(&reply);
     // Bearer tokens that are not admin tokens: an ordinary access token (even the one being
-    // introspected), garbage, a forged admin token.
+    // introspected), garbage, a forged admin token — RFC 6750 §3.1 `invalid_token`.
     for bearer in [token.as_str(), "not-a-token", forged.as_str()] {
         let reply = app.introspect_token(Auth::Bearer(bearer), &token).await?;
-        assert_invalid_client(&reply, false);
+        reply.expect_error(401, "invalid_token");
+        let www = reply.header("www-authenticate").unwrap_or_default();
+        assert!(
+            www.starts_with("Bearer ") && www.contains("error=\"invalid_token\""),
+            "{reply:?}"
+        );
     }
     // The same token with real credentials is active: the refusals were about the caller.
     assert_active(&app.introspect_token(fx.collection_basic(), &token).await?);
@@ -373,28 +378,43 @@ async fn audience_isolation_between_two_collections() -> anyhow::Result<()> {
             .await?,
     );
 
-    // Granted both: a token for both audiences is active for each, and lists both.
+    // Granted both: a token for both audiences is active for each, and each collection sees
+    // only its own part of it (contract: `aud`, `scope` and `collections` narrowed).
     let (id, secret, _) = profile_on(&app, &[&a, &b], json!({})).await?;
     let both = app.access_token(&id, &secret, &[]).await?;
-    for (cid, csecret) in [(a_id, a_secret), (b_id, b_secret)] {
+    for (cid, csecret, collection, audience) in [
+        (a_id, a_secret, &a, "https://orders.example.com/api"),
+        (b_id, b_secret, &b, "https://billing.example.com/api"),
+    ] {
         let body = assert_active(
             &app.introspect_token(Auth::Basic(cid, csecret), &both)
                 .await?,
         );
         assert_eq!(
             strings(&body["collections"]),
-            set(&[str_field(&a, "id")?, str_field(&b, "id")?]),
+            set(&[str_field(collection, "id")?]),
             "{body}"
         );
-        assert_eq!(
-            strings(&body["aud"]),
-            set(&[
-                "https://orders.example.com/api",
-                "https://billing.example.com/api"
-            ]),
-            "{body}"
-        );
+        assert_eq!(body["aud"], audience, "{body}");
     }
+    // An admin sees the whole token.
+    let body = assert_active(
+        &app.introspect_token(Auth::Bearer(&app.admin_token().await?), &both)
+            .await?,
+    );
+    assert_eq!(
+        strings(&body["collections"]),
+        set(&[str_field(&a, "id")?, str_field(&b, "id")?]),
+        "{body}"
+    );
+    assert_eq!(
+        strings(&body["aud"]),
+        set(&[
+            "https://orders.example.com/api",
+            "https://billing.example.com/api"
+        ]),
+        "{body}"
+    );
     // The same profile narrowed to A's scope: only A's audience, only A sees it.
     let narrowed = app
         .access_token(&id, &secret, &[("scope", "orders:read")])

@@ -190,15 +190,25 @@ async fn rsa_profile_tokens_introspect_and_algorithm_confusion_fails() -> anyhow
     let pair = josekit::jws::RS256.generate_key_pair(2048)?;
     let private_pem = pair.to_pem_private_key();
     let public_pem = String::from_utf8(pair.to_pem_public_key())?;
-    let s = setup(json!({"jwt_method": "rsa", "jwt_public_key": public_pem, "jwt_algorithms": ["RS256", "PS256"],
-        "jwt_claim": "client", "jwt_claim_value": "consumer-42"}))
+    // RFC 8725 §3.1: a PEM key verifies with exactly one algorithm.
+    let two = setup(json!({"jwt_method": "rsa", "jwt_public_key": public_pem,
+        "jwt_algorithms": ["RS256", "PS256"], "jwt_claim": "client", "jwt_claim_value": "c-2"}))
+    .await;
+    let Err(refused) = two else {
+        anyhow::bail!("a PEM key pinned to two algorithms was accepted");
+    };
+    assert!(refused.to_string().contains("422"), "{refused}");
+    let s = setup(
+        json!({"jwt_method": "rsa", "jwt_public_key": public_pem, "jwt_algorithms": ["PS256"],
+        "jwt_claim": "client", "jwt_claim_value": "consumer-42"}),
+    )
     .await?;
     assert!(s.profile.get("jwt_secret").is_none());
     let key = EncodingKey::from_rsa_pem(&private_pem)?;
     let c = claims("whoever", json!({"client": "consumer-42"}));
-    assert_active(&introspect(&s, &encode(&Header::new(Algorithm::RS256), &c, &key)?).await?);
     assert_active(&introspect(&s, &encode(&Header::new(Algorithm::PS256), &c, &key)?).await?);
-    // RS512 is not pinned.
+    // RS256 and RS512, with the same key, are not its algorithm.
+    assert_inactive(&introspect(&s, &encode(&Header::new(Algorithm::RS256), &c, &key)?).await?);
     assert_inactive(&introspect(&s, &encode(&Header::new(Algorithm::RS512), &c, &key)?).await?);
     // HS256 "signed" with the public key as the HMAC secret: the classic confusion.
     let confused = encode(
@@ -210,13 +220,13 @@ async fn rsa_profile_tokens_introspect_and_algorithm_confusion_fails() -> anyhow
     // Another RSA key.
     let other = josekit::jws::RS256.generate_key_pair(2048)?;
     let forged = encode(
-        &Header::new(Algorithm::RS256),
+        &Header::new(Algorithm::PS256),
         &c,
         &EncodingKey::from_rsa_pem(&other.to_pem_private_key())?,
     )?;
     assert_inactive(&introspect(&s, &forged).await?);
     // jku/x5u headers are ignored: the key comes only from the profile.
-    let mut h = Header::new(Algorithm::RS256);
+    let mut h = Header::new(Algorithm::PS256);
     h.jku = Some("https://evil.example/jwks".into());
     h.x5u = Some("https://evil.example/cert".into());
     assert_active(&introspect(&s, &encode(&h, &c, &key)?).await?);
@@ -379,7 +389,8 @@ async fn client_assertions_authenticate_jwt_profiles() -> anyhow::Result<()> {
     for bad in [
         json!({"aud": [token_endpoint.clone()]}),
         json!({"aud": "https://elsewhere.example/token"}),
-        json!({"exp": now() + 3600}),
+        // At most an hour ahead, plus the 60 s leeway (authlib signs `iat + 3600`).
+        json!({"exp": now() + 3600 + 120}),
         json!({"exp": now() - 120}),
         json!({"sub": "gco_someone_else"}),
         json!({"jti": ""}),
@@ -403,7 +414,8 @@ async fn client_assertions_authenticate_jwt_profiles() -> anyhow::Result<()> {
         URL_SAFE_NO_PAD.encode(c.to_string())
     );
     reply_is_invalid(&ask(none).await?);
-    // An oauth2 profile cannot use assertions.
+    // An oauth2 profile cannot use assertions, and the answer does not tell that the id
+    // exists: the same `invalid_client` as an unknown client.
     let fx = s.app.oauth_fixture(&["o:r"], json!({})).await?;
     let oauth_assertion = encode(
         &Header::new(Algorithm::HS256),
@@ -412,7 +424,7 @@ async fn client_assertions_authenticate_jwt_profiles() -> anyhow::Result<()> {
     )?;
     ask(oauth_assertion)
         .await?
-        .expect_error(400, "unauthorized_client");
+        .expect_error(401, "invalid_client");
     // Discovery advertises the methods.
     let meta = s
         .app
@@ -496,9 +508,12 @@ async fn the_jwt_bearer_grant_trades_a_consumer_jwt() -> anyhow::Result<()> {
             basic.map(|(a, b)| (a.to_owned(), b.to_owned())),
         )
     };
+    // RFC 7523 §3: the assertion is addressed to Gatehouse (the issuer or the token
+    // endpoint), never to a resource server.
+    let to_us = json!({"aud": s.app.issuer});
     let jwt = encode(
         &Header::new(Algorithm::HS256),
-        &claims(&sub, json!({})),
+        &claims(&sub, to_us.clone()),
         &key,
     )?;
     let reply = grant(&jwt, None).await?;
@@ -512,10 +527,15 @@ async fn the_jwt_bearer_grant_trades_a_consumer_jwt() -> anyhow::Result<()> {
     assert_eq!(verified["scope"], "consumer:read");
     // The same JWT (same jti) cannot be traded twice.
     grant(&jwt, None).await?.expect_error(400, "invalid_grant");
-    // Expired, wrong issuer, wrong audience, wrong key: invalid_grant.
+    // A JWT the consumer sent to its API (aud = the resource server) cannot be forwarded
+    // here; nor can an expired one, one from another issuer, or one for someone else.
     for bad in [
-        claims(&sub, json!({"exp": now() - 120})),
-        claims(&sub, json!({"iss": "https://evil.example"})),
+        claims(&sub, json!({})),
+        claims(&sub, json!({"aud": s.app.issuer, "exp": now() - 120})),
+        claims(
+            &sub,
+            json!({"aud": s.app.issuer, "iss": "https://evil.example"}),
+        ),
         claims(&sub, json!({"aud": "https://someone-else.example"})),
     ] {
         let token = encode(&Header::new(Algorithm::HS256), &bad, &key)?;
@@ -525,21 +545,17 @@ async fn the_jwt_bearer_grant_trades_a_consumer_jwt() -> anyhow::Result<()> {
     }
     let forged = encode(
         &Header::new(Algorithm::HS256),
-        &claims(&sub, json!({})),
+        &claims(&sub, to_us.clone()),
         &EncodingKey::from_secret(b"wrong-secret-wrong-secret-wrong-secret"),
     )?;
     grant(&forged, None)
         .await?
         .expect_error(400, "invalid_grant");
-    // Malformed requests.
-    let fresh = encode(
-        &Header::new(Algorithm::HS256),
-        &claims(&sub, json!({})),
-        &key,
-    )?;
+    // Client authentication is optional; a failed one is `invalid_client`.
+    let fresh = encode(&Header::new(Algorithm::HS256), &claims(&sub, to_us), &key)?;
     grant(&fresh, Some(("gco_x", "y")))
         .await?
-        .expect_error(400, "invalid_request");
+        .expect_error(401, "invalid_client");
     s.app
         .token_form(
             None,

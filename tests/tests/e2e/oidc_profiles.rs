@@ -537,8 +537,31 @@ async fn a_second_gatehouse_is_the_consumers_openid_provider() -> anyhow::Result
     assert_eq!(body["profile_id"], by_uri["id"], "{body}");
     assert_eq!(body["client_id"], by_uri["oauth_client_id"], "{body}");
 
-    // RFC 7523 §2.1: the IdP's token traded for one of the RP's.
-    let assertion = idp_token(&idp, &by_issuer).await?;
+    // RFC 7523 §2.1: the IdP's token traded for one of the RP's. The assertion must be
+    // addressed to the RP itself (§3: `aud` identifies the authorization server), so the
+    // consumer's IdP profile also gets a collection whose audience is the RP's issuer, and the
+    // token is asked for that resource (RFC 8707). A token for the IdP's own API cannot be
+    // forwarded.
+    rp.jwt_bearer(&idp_token(&idp, &by_issuer).await?)
+        .await?
+        .expect_error(400, "invalid_grant");
+    let to_rp = idp
+        .create_collection("The RP", &rp.app.issuer, &["rp:assert"])
+        .await?;
+    let patched = idp
+        .admin_patch(
+            &format!("/access-profiles/{}", by_issuer.profile_id()),
+            &json!({"collections": [by_issuer.collection["id"], to_rp["id"]]}),
+        )
+        .await?;
+    assert!(patched.status.is_success(), "{patched:?}");
+    let assertion = idp
+        .access_token(
+            &by_issuer.oauth_client_id,
+            &by_issuer.oauth_client_secret,
+            &[("resource", rp.app.issuer.as_str())],
+        )
+        .await?;
     let reply = rp.jwt_bearer(&assertion).await?;
     assert_eq!(reply.status, 200, "{reply:?}");
     let access = str_field(&reply.json(), "access_token")?.to_owned();
@@ -755,8 +778,12 @@ async fn an_unreachable_idp_answers_503_until_the_keys_are_fetched() -> anyhow::
     unavailable(&rp.introspect(&token).await?);
     let failed_at = Instant::now();
     assert!(stub.total_hits() >= 1, "the RP asked the IdP");
-    // The token endpoint likewise.
-    let assertion = key.sign(&claims(&stub.url, "consumer-42", json!({})))?;
+    // The token endpoint likewise (an assertion addressed to the RP, RFC 7523 §3).
+    let assertion = key.sign(&claims(
+        &stub.url,
+        "consumer-42",
+        json!({"aud": rp.app.issuer}),
+    ))?;
     unavailable(&rp.jwt_bearer(&assertion).await?);
 
     // The IdP recovers; once the refresh interval has passed, the keys are fetched.

@@ -275,11 +275,17 @@ async fn unauthenticated_revocation_is_invalid_client() -> anyhow::Result<()> {
             .await?
             .expect_error(401, "invalid_client");
     }
-    // A bearer token that is not an admin token (here: the very token to revoke).
+    // A bearer token that is not an admin token (here: the very token to revoke): RFC 6750
+    // `invalid_token` with its Bearer challenge.
     for bearer in [token.as_str(), "not-a-token"] {
-        app.revoke_token(Auth::Bearer(bearer), &token)
-            .await?
-            .expect_error(401, "invalid_client");
+        let reply = app.revoke_token(Auth::Bearer(bearer), &token).await?;
+        reply.expect_error(401, "invalid_token");
+        assert!(
+            reply
+                .header("www-authenticate")
+                .is_some_and(|w| w.starts_with("Bearer ")),
+            "{reply:?}"
+        );
     }
     // Unauthenticated callers get 401 even for unknown tokens.
     app.revoke_token(Auth::None, "not-a-token")

@@ -24,15 +24,13 @@ async fn invalid_client_errors() -> anyhow::Result<()> {
         .await?;
     wrong_basic.expect_error(401, "invalid_client");
     assert_basic_challenge(&wrong_basic);
-    // Wrong secret via post: 401, and no Basic challenge (Basic was not used).
+    // Wrong secret via post: 401, with the Basic challenge too (RFC 9110 §15.5.2: every 401
+    // carries one).
     let wrong_post = app
         .token_post(id, "wrong-secret-wrong-secret-wrong-secret", &[])
         .await?;
     wrong_post.expect_error(401, "invalid_client");
-    assert!(
-        wrong_post.header("www-authenticate").is_none(),
-        "no Basic challenge after client_secret_post: {wrong_post:?}"
-    );
+    assert_basic_challenge(&wrong_post);
     // Unknown client, both ways; same answer as a wrong secret.
     let unknown = app
         .token_basic("gco_doesnotexist0000000000", &fx.oauth_client_secret, &[])

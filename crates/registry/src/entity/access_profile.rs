@@ -27,6 +27,8 @@ pub struct Model {
     pub settings: String,
     /// `jwt`/`oidc`: the `jwt_claim_value` that identifies the profile in a presented token.
     pub match_value: Option<String>,
+    /// `jwt`/`oidc`: the `jwt_claim` whose value is `match_value`.
+    pub match_claim: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -337,6 +337,25 @@ impl Registry {
         }
     }
 
+    /// Seconds this address must wait before another credential check for `id` (or for
+    /// anything), when it has spent its failure budget; checked before any work.
+    pub fn auth_throttled(&self, id: &str, peer: IpAddr) -> Option<u64> {
+        let now_us = self.now().timestamp_micros();
+        let retry = self.inner.limiter.throttle().check(id, peer, now_us);
+        if retry.is_some() {
+            crate::metrics::METRICS.auth_throttled.inc();
+        }
+        retry
+    }
+
+    /// Spend one failure of the (`id`, address) and the per-address budgets: a refused
+    /// assertion, like a wrong secret.
+    pub fn auth_failed(&self, id: &str, peer: IpAddr) {
+        crate::metrics::METRICS.auth_failures.inc();
+        let now_us = self.now().timestamp_micros();
+        self.inner.limiter.throttle().failed(id, peer, now_us);
+    }
+
     /// The snapshot of the collection with this introspection client id.
     pub async fn collection_by_client_id(
         &self,

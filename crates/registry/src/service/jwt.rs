@@ -6,16 +6,17 @@
 //! algorithms and keys (RFC 8725 §3.1).
 
 use super::Registry;
-use crate::api::{JwtMethod, JwtSettingsView, ProfileInput, RequiredClaim};
+use crate::api::{JwtMethod, JwtSettingsView, ProfileInput};
 use crate::entity::access_profile;
 use crate::error::{RegistryError, Result};
 use crate::types::FieldError;
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use gatehouse_jwks::jws::{Alg, ClaimRequirement, VerifyKey};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Algorithms an `hmac` profile may pin.
+/// Algorithms an `hmac` profile may pin (one of).
 pub const HMAC_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
 /// Algorithms an `rsa` profile may pin.
 pub const RSA_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
@@ -87,12 +88,11 @@ pub(crate) struct JwtStored {
 }
 
 /// Where a `jwt`/`oidc` profile's verification keys come from.
-#[derive(Clone)]
 pub enum JwtKeys {
-    /// HMAC: live secrets (current, and the previous one until its grace ends).
-    Hmac(Vec<(Vec<u8>, Option<DateTime<Utc>>)>),
-    /// RSA: the consumer's PEM public key.
-    Pem(String),
+    /// An HMAC secret or a PEM public key, parsed once when the profile is loaded and pinned
+    /// to the profile's one algorithm (RFC 8725 §3.1); an HMAC secret in its refresh grace
+    /// carries the end of its grace.
+    Local(Vec<(VerifyKey, Option<DateTime<Utc>>)>),
     /// An identity provider found by OpenID Connect Discovery; `iss` must equal it.
     Issuer(String),
     /// A JWKS URL.
@@ -100,22 +100,34 @@ pub enum JwtKeys {
 }
 
 /// Verification material and claim rules of a `jwt`/`oidc` profile, in memory.
-#[derive(Clone)]
 pub struct JwtRules {
     /// The keys.
     pub keys: JwtKeys,
-    /// Pinned algorithms.
-    pub algorithms: Vec<String>,
-    /// Identifying claim and its value.
+    /// Pinned algorithms (one for an HMAC secret or a PEM key).
+    pub algorithms: Vec<Alg>,
+    /// Identifying claim.
     pub claim: String,
     /// The value `claim` must have.
     pub claim_value: String,
     /// Required claims.
-    pub required_claims: Vec<RequiredClaim>,
+    pub required_claims: Vec<ClaimRequirement>,
     /// Accepted issuers (empty: any).
     pub allowed_issuers: Vec<String>,
     /// Accepted audiences.
     pub allowed_audiences: Vec<String>,
+}
+
+impl JwtRules {
+    /// The local keys live at `now` (none for remote key sets).
+    pub fn live_keys(&self, now: DateTime<Utc>) -> impl Iterator<Item = &VerifyKey> {
+        let keys = match &self.keys {
+            JwtKeys::Local(keys) => keys.as_slice(),
+            _ => &[],
+        };
+        keys.iter()
+            .filter(move |(_, until)| until.is_none_or(|u| u > now))
+            .map(|(k, _)| k)
+    }
 }
 
 impl std::fmt::Debug for JwtRules {
@@ -125,6 +137,17 @@ impl std::fmt::Debug for JwtRules {
             .field("claim", &self.claim)
             .finish_non_exhaustive()
     }
+}
+
+/// The HMAC secret the server generates for a profile pinned to `alg`: base62, at least as
+/// many bytes as the hash output (RFC 7518 §3.2), about as many bits of entropy.
+pub(crate) fn generated_hmac_secret(alg: Option<&str>) -> String {
+    let len = match alg.and_then(Alg::parse) {
+        Some(Alg::Hs512) => 86,
+        Some(Alg::Hs384) => 64,
+        _ => 43,
+    };
+    crate::ids::base62(len)
 }
 
 const JWT_FIELDS: [&str; 11] = [
@@ -244,6 +267,17 @@ impl Registry {
                 ));
             }
         }
+        // RFC 8725 §3.1: an HMAC secret or a PEM key verifies with exactly one algorithm
+        // (a JWKS's keys carry their own `alg`, so a JWKS source may pin several).
+        let local_key = matches!(method, Some(JwtMethod::Hmac))
+            || (matches!(method, Some(JwtMethod::Rsa)) && input.oidc_jwks_uri.is_none());
+        if local_key && algorithms.len() > 1 {
+            errors.push(FieldError::new(
+                "jwt_algorithms",
+                "one_algorithm",
+                "an HMAC secret or a PEM key verifies with exactly one algorithm (RFC 8725 §3.1)",
+            ));
+        }
         let mut public_key = None;
         match method {
             Some(JwtMethod::Hmac) => {
@@ -261,11 +295,21 @@ impl Registry {
                     }
                 }
                 if let Some(secret) = &input.jwt_secret {
-                    if secret.len() < 32 {
+                    let min = algorithms
+                        .iter()
+                        .filter_map(|a| Alg::parse(a))
+                        .map(Alg::min_secret_len)
+                        .max()
+                        .unwrap_or(32)
+                        .max(32);
+                    if secret.len() < min {
                         errors.push(FieldError::new(
                             "jwt_secret",
                             "too_short",
-                            "an HMAC secret needs at least 32 bytes (256 bits)",
+                            format!(
+                                "an HMAC secret for {} needs at least {min} bytes (RFC 7518 §3.2)",
+                                algorithms.join(", ")
+                            ),
                         ));
                     } else if secret.len() > 512 {
                         errors.push(FieldError::new(
@@ -399,7 +443,9 @@ impl Registry {
             .map_err(RegistryError::Internal)
     }
 
-    /// Build the in-memory rules from stored settings, opening sealed secrets.
+    /// Build the in-memory rules from stored settings: sealed secrets are opened and every
+    /// local key is parsed here, once, and pinned to the profile's algorithm. A profile stored
+    /// before algorithms were limited to one per key verifies with its first one only.
     pub(crate) fn jwt_rules(
         &self,
         profile_id: &str,
@@ -409,83 +455,143 @@ impl Registry {
         let Ok(stored) = serde_json::from_str::<JwtStored>(settings) else {
             return Ok(None);
         };
-        let mut hmac_keys = Vec::new();
-        if let Some(sealed) = &stored.sealed_secret {
-            let key = self
-                .inner
-                .vault
-                .open(profile_id, sealed)
-                .map_err(RegistryError::Internal)?;
-            hmac_keys.push((key, None));
-        }
-        if let (Some(sealed), Some(until)) = (&stored.previous_sealed_secret, stored.previous_until)
-            && until > now
-        {
-            let key = self
-                .inner
-                .vault
-                .open(profile_id, sealed)
-                .map_err(RegistryError::Internal)?;
-            hmac_keys.push((key, Some(until)));
-        }
         let v = stored.view;
+        let algorithms: Vec<Alg> = v
+            .jwt_algorithms
+            .iter()
+            .filter_map(|a| Alg::parse(a))
+            .collect();
+        let pinned = algorithms.first().copied();
+        let mut local = Vec::new();
+        let mut add = |key: std::result::Result<VerifyKey, gatehouse_jwks::jws::KeyError>,
+                       until: Option<DateTime<Utc>>| match key {
+            Ok(k) => local.push((k, until)),
+            // Unusable material verifies nothing; the profile refuses every token.
+            Err(e) => tracing::warn!(profile_id, error = %e, "a jwt profile's key is unusable"),
+        };
         let keys = match (
             v.jwt_method,
             v.jwt_public_key,
             v.oidc_issuer,
             v.oidc_jwks_uri,
         ) {
-            (Some(JwtMethod::Hmac), ..) => JwtKeys::Hmac(hmac_keys),
-            (_, Some(pem), ..) => JwtKeys::Pem(pem),
+            (Some(JwtMethod::Hmac), ..) => {
+                let open = |sealed: &str| {
+                    self.inner
+                        .vault
+                        .open(profile_id, sealed)
+                        .map_err(RegistryError::Internal)
+                };
+                if let (Some(sealed), Some(alg)) = (&stored.sealed_secret, pinned) {
+                    add(VerifyKey::hmac(alg, &open(sealed)?), None);
+                }
+                if let (Some(sealed), Some(until), Some(alg)) = (
+                    &stored.previous_sealed_secret,
+                    stored.previous_until,
+                    pinned,
+                ) && until > now
+                {
+                    add(VerifyKey::hmac(alg, &open(sealed)?), Some(until));
+                }
+                JwtKeys::Local(local)
+            }
+            (_, Some(pem), ..) => {
+                if let Some(alg) = pinned {
+                    add(VerifyKey::public_pem(alg, pem.as_bytes()), None);
+                }
+                JwtKeys::Local(local)
+            }
             (_, None, Some(issuer), _) => JwtKeys::Issuer(issuer),
             (_, None, None, Some(uri)) => JwtKeys::JwksUri(uri),
             // Nothing to verify with: a row that no longer parses denies everything.
-            _ => JwtKeys::Hmac(Vec::new()),
+            _ => JwtKeys::Local(Vec::new()),
         };
         Ok(Some(JwtRules {
             keys,
-            algorithms: v.jwt_algorithms,
+            algorithms,
             claim: v.jwt_claim,
             claim_value: v.jwt_claim_value,
-            required_claims: v.required_claims,
+            required_claims: v
+                .required_claims
+                .into_iter()
+                .map(|c| ClaimRequirement {
+                    name: c.name,
+                    value: c.value,
+                })
+                .collect(),
             allowed_issuers: v.allowed_issuers,
             allowed_audiences: v.allowed_audiences,
         }))
     }
 
-    /// The `jwt`/`oidc` profiles whose `jwt_claim_value` is one of `values` (cached per
-    /// value).
-    pub async fn jwt_profiles_matching(
+    /// The one `jwt`/`oidc` profile a presented JWT names, found from its UNVERIFIED claims
+    /// as the contract says: for each claim name some profile is configured with (an admin's
+    /// choice, so the work is bounded by configuration, never by the token), the string value
+    /// of that claim is looked up (cached per value); a profile matches when its `jwt_claim`
+    /// is that name and its issuer rules admit `iss`. `None` unless exactly one matches.
+    pub async fn jwt_profile_for(
         &self,
-        values: &[&str],
-    ) -> Result<Vec<Arc<super::ProfileSnapshot>>> {
-        let mut out = Vec::new();
-        for value in values.iter().filter(|v| crate::error::storable(v)).take(64) {
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<Arc<super::ProfileSnapshot>>> {
+        let names = self
+            .inner
+            .match_claims
+            .get_or_load(&(), || async {
+                let rows: Vec<Option<String>> = access_profile::Entity::find()
+                    .select_only()
+                    .column(access_profile::Column::MatchClaim)
+                    .distinct()
+                    .filter(access_profile::Column::MatchClaim.is_not_null())
+                    .into_tuple()
+                    .all(&self.inner.db)
+                    .await?;
+                Ok::<Arc<[String]>, RegistryError>(rows.into_iter().flatten().collect())
+            })
+            .await?;
+        let iss = claims.get("iss").and_then(serde_json::Value::as_str);
+        let mut found: Option<Arc<super::ProfileSnapshot>> = None;
+        for name in names.iter() {
+            let Some(value) = claims
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| crate::error::storable(v) && v.len() <= 255)
+            else {
+                continue;
+            };
             let ids = self
                 .inner
                 .match_values
-                .get_or_load(*value, || async {
+                .get_or_load(value, || async {
                     let rows = access_profile::Entity::find()
-                        .filter(access_profile::Column::MatchValue.eq(*value))
+                        .filter(access_profile::Column::MatchValue.eq(value))
                         .filter(access_profile::Column::AuthType.is_in(["jwt", "oidc"]))
                         .all(&self.inner.db)
                         .await?;
-                    Ok::<Arc<[String]>, crate::error::RegistryError>(
+                    Ok::<Arc<[String]>, RegistryError>(
                         rows.into_iter().map(|r| r.oauth_client_id).collect(),
                     )
                 })
                 .await?;
             for id in ids.iter() {
-                if let Some(p) = self.profile_by_client_id(id).await?
-                    && !out
-                        .iter()
-                        .any(|o: &Arc<super::ProfileSnapshot>| o.profile_id == p.profile_id)
-                {
-                    out.push(p);
+                let Some(p) = self.profile_by_client_id(id).await? else {
+                    continue;
+                };
+                let matches = p.jwt.as_ref().is_some_and(|r| {
+                    r.claim == *name
+                        && r.claim_value == value
+                        && (r.allowed_issuers.is_empty()
+                            || iss.is_some_and(|i| r.allowed_issuers.iter().any(|a| a == i)))
+                });
+                if !matches || found.as_ref().is_some_and(|f| f.profile_id == p.profile_id) {
+                    continue;
                 }
+                if found.is_some() {
+                    return Ok(None);
+                }
+                found = Some(p);
             }
         }
-        Ok(out)
+        Ok(found)
     }
 }
 

@@ -9,26 +9,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
-/// A signing key as stored: the private part is a JWE, never clear text.
-#[derive(Debug, Clone)]
-pub struct StoredKey {
-    /// Key id (`kid`).
-    pub kid: String,
-    /// JWS algorithm (`ES256`, `RS256`, `EdDSA`).
-    pub alg: String,
-    /// `next`, `active` or `retired`.
-    pub state: String,
-    /// The private key encrypted under GATEHOUSE_SECRET_KEY (compact JWE).
-    pub private_jwe: String,
-    /// The public JWK (JSON).
-    pub public_jwk: String,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-    /// When it started signing.
-    pub activated_at: Option<DateTime<Utc>>,
-    /// When it stopped signing.
-    pub retired_at: Option<DateTime<Utc>>,
-}
+pub use gatehouse_jwks::StoredKey;
 
 impl From<signing_key::Model> for StoredKey {
     fn from(m: signing_key::Model) -> Self {
@@ -80,7 +61,7 @@ impl Registry {
     /// key (another instance rotated first).
     pub async fn rotate_signing_keys(
         &self,
-        actor: &super::Actor,
+        actor: &str,
         next_kid: &str,
         new_next: &StoredKey,
         now: DateTime<Utc>,
@@ -120,7 +101,7 @@ impl Registry {
         .await?;
         self.audit(
             &txn,
-            actor,
+            &super::Actor(actor.to_owned()),
             "keys.rotate",
             "signing_key",
             next_kid,
@@ -145,5 +126,62 @@ impl Registry {
             self.publish_change(super::Change::Keys);
         }
         Ok(done.rows_affected)
+    }
+}
+
+fn store_error(e: crate::error::RegistryError) -> gatehouse_jwks::StoreError {
+    use crate::error::RegistryError;
+    match e {
+        RegistryError::Conflict { .. } => gatehouse_jwks::StoreError::Conflict,
+        RegistryError::Unavailable(why) => gatehouse_jwks::StoreError::Unavailable(why),
+        other => gatehouse_jwks::StoreError::Failed(other.to_string()),
+    }
+}
+
+/// The registry keeps the signing keys of the jwks crate.
+#[async_trait::async_trait]
+impl gatehouse_jwks::KeyStore for Registry {
+    async fn signing_keys(
+        &self,
+    ) -> std::result::Result<Vec<StoredKey>, gatehouse_jwks::StoreError> {
+        Registry::signing_keys(self).await.map_err(store_error)
+    }
+
+    async fn insert_signing_key(
+        &self,
+        key: &StoredKey,
+    ) -> std::result::Result<(), gatehouse_jwks::StoreError> {
+        Registry::insert_signing_key(self, key)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn rotate_signing_keys(
+        &self,
+        actor: &str,
+        next_kid: &str,
+        new_next: &StoredKey,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<(), gatehouse_jwks::StoreError> {
+        Registry::rotate_signing_keys(self, actor, next_kid, new_next, now)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn expire_signing_keys(
+        &self,
+        before: DateTime<Utc>,
+    ) -> std::result::Result<u64, gatehouse_jwks::StoreError> {
+        Registry::expire_signing_keys(self, before)
+            .await
+            .map_err(store_error)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock().now()
+    }
+
+    fn max_token_ttl(&self) -> i64 {
+        self.settings().max_token_ttl
     }
 }

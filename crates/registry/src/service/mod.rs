@@ -130,6 +130,8 @@ pub(crate) struct Inner {
     pub(crate) key_last_used: quick_cache::sync::Cache<String, i64>,
     pub(crate) key_use_pending: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     pub(crate) match_values: TtlCache<String, Arc<[String]>>,
+    /// The distinct `jwt_claim` names of jwt/oidc profiles (one entry).
+    pub(crate) match_claims: TtlCache<(), Arc<[String]>>,
     pub(crate) vault: Arc<dyn crate::vault::Vault>,
     pub(crate) limiter: crate::limits::Limiter,
     pub(crate) usage: crate::usage::Usage,
@@ -170,6 +172,7 @@ impl Registry {
             .counted(&crate::metrics::METRICS.cache_api_keys);
         let key_last_used = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         let match_values = TtlCache::new(settings.profile_cache_capacity, ttl);
+        let match_claims = TtlCache::new(1, ttl);
         let limiter = crate::limits::Limiter::new(
             db.clone(),
             clock.clone(),
@@ -195,6 +198,7 @@ impl Registry {
                 key_last_used,
                 key_use_pending: Default::default(),
                 match_values,
+                match_claims,
                 vault,
                 limiter,
                 usage: crate::usage::Usage::default(),
@@ -292,6 +296,7 @@ impl Registry {
         self.inner.collections.clear();
         self.inner.api_keys.clear();
         self.inner.match_values.clear();
+        self.inner.match_claims.clear();
         self.publish_change(Change::Registry);
     }
 
@@ -302,6 +307,7 @@ impl Registry {
         self.inner.collections.clear();
         self.inner.api_keys.clear();
         self.inner.match_values.clear();
+        self.inner.match_claims.clear();
         self.inner.revocations.clear();
     }
 

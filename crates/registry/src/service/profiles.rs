@@ -275,10 +275,11 @@ impl Registry {
                     .await?;
                 let (sealed, generated) = match view.jwt_method {
                     Some(crate::api::JwtMethod::Hmac) => {
-                        let secret = j
-                            .supplied_secret
-                            .clone()
-                            .unwrap_or_else(|| crate::ids::base62(43));
+                        let secret = j.supplied_secret.clone().unwrap_or_else(|| {
+                            super::jwt::generated_hmac_secret(
+                                j.view.jwt_algorithms.first().map(String::as_str),
+                            )
+                        });
                         (
                             Some(self.seal(&id, &secret)?),
                             j.supplied_secret.is_none().then_some(secret),
@@ -286,7 +287,7 @@ impl Registry {
                     }
                     _ => (None, None),
                 };
-                let match_value = Some(view.jwt_claim_value.clone());
+                let match_value = Some((view.jwt_claim.clone(), view.jwt_claim_value.clone()));
                 let stored = super::jwt::JwtStored {
                     view,
                     sealed_secret: sealed,
@@ -314,7 +315,8 @@ impl Registry {
             token_ttl_seconds: Set(valid.token_ttl_seconds),
             custom_claims: Set(serde_json::Value::Object(valid.custom_claims.clone()).to_string()),
             settings: Set(settings),
-            match_value: Set(match_value),
+            match_claim: Set(match_value.as_ref().map(|(claim, _)| claim.clone())),
+            match_value: Set(match_value.map(|(_, value)| value)),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -651,12 +653,17 @@ impl Registry {
                 self.check_match_value(&txn, &j.view.jwt_claim_value, Some(id))
                     .await?;
                 stored.view = j.view.clone();
-                Some((json_text(&stored)?, stored.view.jwt_claim_value.clone()))
+                Some((
+                    json_text(&stored)?,
+                    stored.view.jwt_claim.clone(),
+                    stored.view.jwt_claim_value.clone(),
+                ))
             }
         };
         let mut active: access_profile::ActiveModel = row.into();
-        if let Some((settings, match_value)) = jwt_settings {
+        if let Some((settings, match_claim, match_value)) = jwt_settings {
             active.settings = Set(settings);
+            active.match_claim = Set(Some(match_claim));
             active.match_value = Set(Some(match_value));
         }
         active.name = Set(valid.name.as_str().to_owned());
@@ -778,7 +785,9 @@ impl Registry {
                 "rsa profiles have no secret: PATCH jwt_public_key",
             ));
         }
-        let secret = crate::ids::base62(43);
+        let secret = super::jwt::generated_hmac_secret(
+            stored.view.jwt_algorithms.first().map(String::as_str),
+        );
         let now = self.now();
         let until = (grace > 0).then(|| now + chrono::Duration::seconds(grace));
         stored.previous_sealed_secret = until.and(stored.sealed_secret.take());

@@ -1,0 +1,473 @@
+//! THE decision: is this credential good, for this caller, from this address, now — always
+//! against the registry's **current** state (a token carries what was true when it was
+//! issued; the profile, its client, its grants and its IP rules are read again here).
+//!
+//! Introspection, revocation, the admin API's authentication and the token endpoint's caller
+//! checks all come here. The credential has already passed the one JWS verifier (the jwks
+//! crate) or the API-key lookup; this module knows nothing of HTTP or of signatures.
+
+use crate::service::{ApiKeySnapshot, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
+use crate::types::{ADMIN_READ_SCOPE, ADMIN_SCOPE};
+use crate::{Registry, RegistryError};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Longest time a resource server may reuse an active answer (`gatehouse_cache_ttl`).
+pub const MAX_CACHE_TTL_SECS: i64 = 60;
+
+/// Why a credential is inactive, as the contract names the reasons (usage and metrics; never
+/// sent to callers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Past `exp`.
+    Expired,
+    /// Before `nbf`/`iat`.
+    NotYetValid,
+    /// Revoked.
+    Revoked,
+    /// Profile, client or key switched off, expired or gone.
+    Inactive,
+    /// The address breaks the IP rules.
+    Ip,
+    /// IP rules apply and no address was given.
+    IpUnknown,
+    /// Not for the caller: another audience, or a collection the profile no longer holds.
+    Audience,
+    /// Signature, format or issuer did not verify.
+    BadSignature,
+    /// Not a credential Gatehouse knows.
+    Unknown,
+    /// Over the policy's rate limit.
+    RateLimited,
+    /// Over the policy's quota.
+    QuotaExceeded,
+}
+
+impl Reason {
+    /// Every reason, in a fixed order (index = position).
+    pub const ALL: [Reason; 11] = [
+        Reason::Expired,
+        Reason::NotYetValid,
+        Reason::Revoked,
+        Reason::Inactive,
+        Reason::Ip,
+        Reason::IpUnknown,
+        Reason::Audience,
+        Reason::BadSignature,
+        Reason::Unknown,
+        Reason::RateLimited,
+        Reason::QuotaExceeded,
+    ];
+
+    /// The contract's code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::Revoked => "revoked",
+            Reason::Inactive => "inactive",
+            Reason::Ip => "ip",
+            Reason::IpUnknown => "ip_unknown",
+            Reason::Audience => "audience",
+            Reason::BadSignature => "bad_signature",
+            Reason::Unknown => "unknown",
+            Reason::RateLimited => "rate_limited",
+            Reason::QuotaExceeded => "quota_exceeded",
+        }
+    }
+
+    /// Parse a code.
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// Position in [`Reason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A credential that passed its cryptographic or lookup check, awaiting the decision.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// One of our access tokens (RFC 9068), verified with our keys.
+    AccessToken(Arc<Map<String, Value>>),
+    /// An API key, found by its digest.
+    ApiKey(Arc<ApiKeySnapshot>),
+    /// A consumer's JWT, verified with the keys of the profile it names.
+    ConsumerJwt {
+        /// That profile.
+        profile: Arc<ProfileSnapshot>,
+        /// Its verified claims.
+        claims: Arc<Map<String, Value>>,
+    },
+}
+
+/// Who asks about a credential.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A resource server (its collection's introspection credentials): sees a credential only
+    /// while the credential's profile holds this collection, and only this collection's part.
+    Collection(Arc<CollectionSnapshot>),
+    /// An admin (a bearer token whose rights were decided by [`Registry::admin_rights`]).
+    Admin {
+        /// The admin's `oauth_client_id`, for the audit log.
+        sub: String,
+        /// `gatehouse:admin` (not only `:read`) in the admin's current grant.
+        write: bool,
+    },
+    /// An oauth2 or jwt client: sees only its own access tokens.
+    Client(Arc<ProfileSnapshot>),
+}
+
+impl Caller {
+    /// An identifier for the audit log.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Collection(c) => c.id.clone(),
+            Caller::Admin { sub, .. } => sub.clone(),
+            Caller::Client(p) => p.oauth_client_id.clone(),
+        }
+    }
+}
+
+/// The consumer's address, as the caller knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIp {
+    /// Not part of this decision (revocation: the consumer is not calling).
+    NotApplicable,
+    /// The resource server did not say (`client_ip` absent).
+    Unknown,
+    /// Given, but not an address.
+    Malformed,
+    /// The consumer's address.
+    Known(IpAddr),
+}
+
+impl ClientIp {
+    /// From introspection's `client_ip` parameter.
+    pub fn from_param(value: Option<&str>) -> Self {
+        match value {
+            None => ClientIp::Unknown,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_or(ClientIp::Malformed, ClientIp::Known),
+        }
+    }
+
+    fn check(self, applies: bool, allows: impl Fn(IpAddr) -> bool) -> Result<(), Reason> {
+        match self {
+            _ if !applies => Ok(()),
+            ClientIp::NotApplicable => Ok(()),
+            ClientIp::Unknown => Err(Reason::IpUnknown),
+            ClientIp::Malformed => Err(Reason::Ip),
+            ClientIp::Known(ip) if allows(ip) => Ok(()),
+            ClientIp::Known(_) => Err(Reason::Ip),
+        }
+    }
+}
+
+/// What an active credential grants, as the caller may see it.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The credential's profile (current state).
+    pub profile: Arc<ProfileSnapshot>,
+    /// The kind of credential, for `token_type`.
+    pub kind: CredentialKind,
+    /// The profile's collections the caller may see (a collection: only itself).
+    pub collections: Vec<String>,
+    /// The scopes the caller may see: the credential's, within those collections' current
+    /// scopes.
+    pub scopes: Vec<String>,
+    /// The audiences the caller may see.
+    pub audiences: Vec<String>,
+    /// The credential's own claims to echo (`iat`, `exp`, `nbf`, `jti`, `iss`, `sub`), if any.
+    pub claims: Option<Arc<Map<String, Value>>>,
+    /// When the credential stops working, if it ever does.
+    pub expires_at: Option<i64>,
+    /// When it was issued (API keys: created).
+    pub issued_at: Option<i64>,
+    /// Seconds a resource server may reuse this answer (0 whenever IP rules apply).
+    pub cache_ttl: i64,
+}
+
+/// The kind of credential decided about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// One of our access tokens.
+    AccessToken,
+    /// An API key.
+    ApiKey,
+    /// A consumer's JWT.
+    ConsumerJwt,
+}
+
+/// The outcome of [`Registry::decide`].
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Good, with what it grants the caller.
+    Active(Box<Grant>),
+    /// Not good, and why.
+    Inactive {
+        /// Why.
+        reason: Reason,
+        /// The profile it belonged to, when known (usage is counted there).
+        profile: Option<Arc<ProfileSnapshot>>,
+    },
+}
+
+/// An admin's rights from its **current** grant of the built-in admin collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRights {
+    /// `gatehouse:admin`: read and write.
+    Write,
+    /// `gatehouse:admin:read`: read only.
+    Read,
+}
+
+fn scope_list(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
+    claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+}
+
+fn has_audience(claims: &Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    }
+}
+
+fn str_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> &'a str {
+    claims.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+impl Registry {
+    /// Decide about `credential` for `caller` at `now`, from the registry's current state.
+    /// `Err` only when the store cannot answer.
+    pub async fn decide(
+        &self,
+        credential: &Credential,
+        caller: &Caller,
+        client_ip: ClientIp,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, RegistryError> {
+        let inactive = |reason, profile: Option<&Arc<ProfileSnapshot>>| {
+            Ok(Decision::Inactive {
+                reason,
+                profile: profile.cloned(),
+            })
+        };
+        let (profile, kind, claims, key) = match credential {
+            Credential::AccessToken(claims) => {
+                if self.is_revoked(str_claim(claims, "jti")).await? {
+                    return inactive(Reason::Revoked, None);
+                }
+                let profile = self
+                    .profile_by_client_id(str_claim(claims, "client_id"))
+                    .await?
+                    .filter(|p| p.profile_id == str_claim(claims, "profile_id"));
+                let Some(profile) = profile else {
+                    return inactive(Reason::Inactive, None);
+                };
+                (profile, CredentialKind::AccessToken, Some(claims), None)
+            }
+            Credential::ApiKey(key) => {
+                if !key.is_live(now) {
+                    return inactive(Reason::Inactive, None);
+                }
+                let profile = self
+                    .profile_by_client_id(&key.oauth_client_id)
+                    .await?
+                    .filter(|p| p.auth_type == crate::types::AuthType::Token);
+                let Some(profile) = profile else {
+                    return inactive(Reason::Inactive, None);
+                };
+                (profile, CredentialKind::ApiKey, None, Some(key))
+            }
+            Credential::ConsumerJwt { profile, claims } => (
+                profile.clone(),
+                CredentialKind::ConsumerJwt,
+                Some(claims),
+                None,
+            ),
+        };
+        // Which of the profile's current collections the caller may see.
+        let visible: Vec<&GrantedCollection> = match (caller, kind) {
+            (Caller::Collection(c), _) => profile.grants.iter().filter(|g| g.id == c.id).collect(),
+            (Caller::Client(p), CredentialKind::AccessToken) => {
+                if p.profile_id != profile.profile_id {
+                    Vec::new()
+                } else {
+                    Self::token_collections(&profile, claims)
+                }
+            }
+            (Caller::Client(_), _) => Vec::new(),
+            (Caller::Admin { .. }, CredentialKind::AccessToken) => {
+                Self::token_collections(&profile, claims)
+            }
+            (Caller::Admin { .. }, _) => profile.grants.iter().collect(),
+        };
+        let mine = match caller {
+            Caller::Client(p) => p.profile_id == profile.profile_id,
+            Caller::Collection(c) => {
+                // A token is for a collection only while its `aud` names it AND the profile
+                // still holds it; API keys and consumer JWTs have no audience of ours.
+                !visible.is_empty()
+                    && (kind != CredentialKind::AccessToken
+                        || claims.is_some_and(|c2| has_audience(c2, &c.audience)))
+            }
+            Caller::Admin { .. } => true,
+        };
+        if !mine {
+            return inactive(Reason::Audience, Some(&profile));
+        }
+        if !profile.is_active() {
+            return inactive(Reason::Inactive, Some(&profile));
+        }
+        let key_rules = key.is_some_and(|k| k.has_ip_rules());
+        let ip_rules = profile.has_ip_rules() || key_rules;
+        if let Err(reason) = client_ip.check(ip_rules, |ip| {
+            profile.allows_ip(ip) && key.is_none_or(|k| k.allows_ip(ip))
+        }) {
+            return inactive(reason, Some(&profile));
+        }
+        let scopes: Vec<String> = match (kind, claims) {
+            (CredentialKind::AccessToken, Some(claims)) => scope_list(claims)
+                .filter(|s| visible.iter().any(|g| g.scopes.iter().any(|x| x == s)))
+                .map(str::to_owned)
+                .collect(),
+            _ => visible
+                .iter()
+                .flat_map(|g| g.scopes.iter().cloned())
+                .collect(),
+        };
+        // A collection sees only its own audience in our tokens; a consumer's JWT keeps the
+        // audience its issuer gave it (the consumer's, checked against allowed_audiences).
+        let audiences = match (caller, kind, claims) {
+            (Caller::Collection(c), CredentialKind::AccessToken | CredentialKind::ApiKey, _) => {
+                vec![c.audience.clone()]
+            }
+            (_, CredentialKind::AccessToken | CredentialKind::ConsumerJwt, Some(claims)) => {
+                match claims.get("aud") {
+                    Some(Value::String(a)) => vec![a.clone()],
+                    Some(Value::Array(list)) => list
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            }
+            _ => visible.iter().map(|g| g.audience.clone()).collect(),
+        };
+        let numeric = |name: &str| {
+            claims
+                .and_then(|c| c.get(name))
+                .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f.floor() as i64)))
+        };
+        let (expires_at, issued_at) = match key {
+            Some(k) => (
+                k.ends_at().map(|e| e.timestamp()),
+                Some(k.created_at.timestamp()),
+            ),
+            None => (numeric("exp"), numeric("iat")),
+        };
+        let now_s = now.timestamp();
+        let cache_ttl = if ip_rules {
+            0
+        } else {
+            expires_at
+                .map_or(MAX_CACHE_TTL_SECS, |e| e - now_s)
+                .clamp(0, MAX_CACHE_TTL_SECS)
+        };
+        Ok(Decision::Active(Box::new(Grant {
+            collections: visible.iter().map(|g| g.id.clone()).collect(),
+            profile,
+            kind,
+            scopes,
+            audiences,
+            claims: claims.cloned(),
+            expires_at,
+            issued_at,
+            cache_ttl,
+        })))
+    }
+
+    /// The profile's current collections that an access token's `aud` names.
+    fn token_collections<'p>(
+        profile: &'p ProfileSnapshot,
+        claims: Option<&Arc<Map<String, Value>>>,
+    ) -> Vec<&'p GrantedCollection> {
+        profile
+            .grants
+            .iter()
+            .filter(|g| claims.is_some_and(|c| has_audience(c, &g.audience)))
+            .collect()
+    }
+
+    /// Authenticate an admin by a bearer access token: verified with our keys through the one
+    /// verifier, then [`Registry::admin_rights`]. `Ok(None)`: not an admin token (bad,
+    /// expired, another audience, rights removed) — the caller answers `invalid_token`.
+    pub async fn admin_by_bearer(
+        &self,
+        keys: &gatehouse_jwks::KeySet,
+        token: &str,
+        admin_audience: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Arc<ProfileSnapshot>, AdminRights)>, RegistryError> {
+        match keys.verify_access_token(token, now.timestamp()) {
+            Ok(verified) => self.admin_rights(&verified.claims, admin_audience).await,
+            Err(why) => {
+                tracing::debug!(reason = %why, "admin bearer token rejected");
+                Ok(None)
+            }
+        }
+    }
+
+    /// An admin's rights for an access token of ours (already verified) addressed to
+    /// `admin_audience`: the token's scopes, as far as the profile's **current** grant of the
+    /// built-in admin collection still allows them. `Ok(None)`: no rights (not an admin
+    /// token, rights removed, profile or client switched off, or the token revoked).
+    pub async fn admin_rights(
+        &self,
+        claims: &Map<String, Value>,
+        admin_audience: &str,
+    ) -> Result<Option<(Arc<ProfileSnapshot>, AdminRights)>, RegistryError> {
+        if !has_audience(claims, admin_audience) {
+            return Ok(None);
+        }
+        if self.is_revoked(str_claim(claims, "jti")).await? {
+            return Ok(None);
+        }
+        let Some(profile) = self
+            .profile_by_client_id(str_claim(claims, "client_id"))
+            .await?
+            .filter(|p| p.profile_id == str_claim(claims, "profile_id") && p.is_active())
+        else {
+            return Ok(None);
+        };
+        let Some(grant) = profile.grants.iter().find(|g| g.audience == admin_audience) else {
+            return Ok(None);
+        };
+        let held = |s: &str| grant.scopes.iter().any(|x| x == s);
+        let asked = |s: &str| scope_list(claims).any(|x| x == s);
+        let rights = if asked(ADMIN_SCOPE) && held(ADMIN_SCOPE) {
+            Some(AdminRights::Write)
+        } else if (asked(ADMIN_SCOPE) || asked(ADMIN_READ_SCOPE))
+            && (held(ADMIN_SCOPE) || held(ADMIN_READ_SCOPE))
+        {
+            Some(AdminRights::Read)
+        } else {
+            None
+        };
+        Ok(rights.map(|r| (profile, r)))
+    }
+}

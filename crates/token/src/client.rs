@@ -1,0 +1,119 @@
+//! Client authentication, the same at the token, introspection and revocation endpoints:
+//! `client_secret_basic` / `client_secret_post` (argon2id once, then the verified-secret
+//! cache) and `private_key_jwt` / `client_secret_jwt` (RFC 7523 §2.2). Any failure is
+//! `invalid_client` (401 with a Basic challenge), whatever the reason; past the failure
+//! budget 429; 503 when the store is down.
+
+use crate::error::TokenError;
+use crate::request::ClientAuth;
+use crate::state::TokenState;
+use gatehouse_registry::decision::Caller;
+use gatehouse_registry::ids::IdKind;
+use gatehouse_registry::{AuthFailure, ProfileSnapshot};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The answer to a failed secret check: `invalid_client` whatever the reason, 429 past the
+/// failure budget (RFC 6749 §2.3.1), 503 when the store is down.
+pub(crate) fn auth_error(e: AuthFailure) -> TokenError {
+    match e {
+        AuthFailure::Unavailable => TokenError::TemporarilyUnavailable,
+        AuthFailure::Throttled { retry_after } => TokenError::Limited {
+            quota: false,
+            retry_after,
+            info: None,
+        },
+        _ => TokenError::InvalidClient,
+    }
+}
+
+/// Authenticate a profile's client (a collection's credentials are refused here unless
+/// `collections`, see [`caller`]). The profile must be active and its IP rules must admit
+/// `peer`: otherwise the answer is the same `invalid_client` as a wrong secret (contract).
+pub(crate) async fn authenticate(
+    state: &TokenState,
+    auth: &ClientAuth,
+    peer: Option<IpAddr>,
+    collections: bool,
+) -> Result<Arc<ProfileSnapshot>, TokenError> {
+    match authenticate_any(state, auth, peer, collections).await? {
+        Caller::Client(profile) => Ok(profile),
+        _ => Err(TokenError::InvalidClient),
+    }
+}
+
+async fn authenticate_any(
+    state: &TokenState,
+    auth: &ClientAuth,
+    peer: Option<IpAddr>,
+    collections: bool,
+) -> Result<Caller, TokenError> {
+    let (id, secret) = match auth {
+        ClientAuth::Basic { client_id, secret } | ClientAuth::Post { client_id, secret } => {
+            (client_id.as_str(), secret.expose_secret())
+        }
+        ClientAuth::Assertion {
+            client_id,
+            assertion,
+        } => {
+            let profile = crate::assertion::authenticate_client(
+                state,
+                client_id.as_deref(),
+                assertion.expose_secret(),
+                peer,
+            )
+            .await?;
+            return Ok(Caller::Client(profile));
+        }
+        ClientAuth::None | ClientAuth::Bearer(_) => return Err(TokenError::InvalidClient),
+    };
+    if collections && id.starts_with(IdKind::ResourceServer.prefix()) {
+        let collection = state
+            .registry
+            .authenticate_collection(id, secret, peer)
+            .await
+            .map_err(auth_error)?;
+        return Ok(Caller::Collection(collection));
+    }
+    let profile = state
+        .registry
+        .authenticate_secret(id, secret, peer)
+        .await
+        .map_err(auth_error)?;
+    if !profile.is_active() || peer.is_some_and(|ip| !profile.allows_ip(ip)) {
+        return Err(TokenError::InvalidClient);
+    }
+    Ok(Caller::Client(profile))
+}
+
+/// Who calls introspection or revocation: a collection (its introspection credentials), an
+/// admin (a Bearer access token whose rights come from the admin's current grant), or a
+/// client (for its own tokens). A Bearer token that is not an admin token gets RFC 6750's
+/// `invalid_token`; anyone else `invalid_client`.
+pub(crate) async fn caller(
+    state: &TokenState,
+    auth: &ClientAuth,
+    peer: Option<IpAddr>,
+) -> Result<Caller, TokenError> {
+    if let ClientAuth::Bearer(token) = auth {
+        let now = state.registry.clock().now();
+        let admin = state
+            .registry
+            .admin_by_bearer(
+                &state.keys.current(),
+                token.expose_secret(),
+                &state.admin_audience,
+                now,
+            )
+            .await
+            .map_err(|_| TokenError::TemporarilyUnavailable)?;
+        return match admin {
+            Some((profile, rights)) => Ok(Caller::Admin {
+                sub: profile.oauth_client_id.clone(),
+                write: rights == gatehouse_registry::decision::AdminRights::Write,
+            }),
+            None => Err(TokenError::InvalidToken),
+        };
+    }
+    authenticate_any(state, auth, peer, true).await
+}

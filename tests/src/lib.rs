@@ -316,6 +316,9 @@ pub struct TestApp {
     pub bootstrap_secret: String,
     /// The database URL the server uses.
     pub database_url: String,
+    /// The server's clock: move it (`advance`, `set`) instead of sleeping through an expiry
+    /// or a window. It survives restarts.
+    pub clock: Arc<gatehouse_registry::clock::ManualClock>,
     server: Option<Server>,
     data_dir: tempfile::TempDir,
     secret_key: Option<String>,
@@ -361,6 +364,7 @@ pub async fn spawn_app_with(
         bootstrap_id: format!("gco_admin{}", random_base62(20)),
         bootstrap_secret: random_base62(48),
         database_url,
+        clock: Arc::new(gatehouse_registry::clock::ManualClock::new()),
         server: None,
         data_dir,
         secret_key,
@@ -383,6 +387,7 @@ impl TestApp {
             self.database_url.clone(),
             PathBuf::from(self.data_dir.path()),
         );
+        cfg.clock = self.clock.clone();
         cfg.bootstrap_client_id = Some(self.bootstrap_id.clone());
         cfg.bootstrap_client_secret = Some(self.bootstrap_secret.clone());
         if let Some(key) = &self.secret_key {

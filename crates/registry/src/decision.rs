@@ -471,3 +471,345 @@ impl Registry {
         Ok(rights.map(|r| (profile, r)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::secret::PasswordHasher;
+    use crate::{Actor, RegistrySettings};
+    use serde_json::json;
+
+    const ISSUER: &str = "http://127.0.0.1:8080";
+    const ADMIN: &str = "http://127.0.0.1:8081";
+
+    struct World {
+        registry: Registry,
+        clock: Arc<ManualClock>,
+        orders: Arc<CollectionSnapshot>,
+        billing: Arc<CollectionSnapshot>,
+        orders_id: String,
+        billing_id: String,
+        profile: Arc<ProfileSnapshot>,
+    }
+
+    async fn world() -> World {
+        let db = crate::connect("sqlite::memory:").await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let (master, _) = gatehouse_jwks::MasterKey::generate();
+        let registry = Registry::new(
+            db,
+            clock.clone(),
+            PasswordHasher::new(1).unwrap(),
+            RegistrySettings::new(ISSUER, ADMIN),
+            Arc::new(master),
+        );
+        let actor = Actor::system();
+        let mut made = Vec::new();
+        for (name, aud, scope) in [
+            ("orders", "https://orders.example/api", "orders:read"),
+            ("billing", "https://billing.example/api", "billing:read"),
+        ] {
+            let c = registry
+                .create_collection(
+                    &actor,
+                    json!({"name": name, "audience": aud, "scopes": [{"name": scope}]}),
+                )
+                .await
+                .unwrap();
+            let snapshot = registry
+                .authenticate_collection(
+                    &c.collection.introspection_client_id,
+                    &c.introspection_client_secret,
+                    None,
+                )
+                .await
+                .unwrap();
+            made.push((c.collection.id, snapshot));
+        }
+        let client = registry
+            .create_client(&actor, json!({"name": "ACME"}))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = made.iter().map(|(id, _)| id.as_str()).collect();
+        let created = registry
+            .create_profile(
+                &actor,
+                &client.id,
+                json!({"name": "batch", "auth_type": "oauth2", "collections": ids}),
+            )
+            .await
+            .unwrap();
+        let profile = registry
+            .profile_by_client_id(&created.profile.oauth_client_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let (billing_id, billing) = made.pop().unwrap();
+        let (orders_id, orders) = made.pop().unwrap();
+        World {
+            registry,
+            clock,
+            orders,
+            billing,
+            orders_id,
+            billing_id,
+            profile,
+        }
+    }
+
+    fn token(w: &World, aud: Value, scope: &str, jti: &str) -> Credential {
+        let now = w.clock.now().timestamp();
+        let claims = json!({"iss": ISSUER, "sub": w.profile.oauth_client_id,
+            "client_id": w.profile.oauth_client_id, "profile_id": w.profile.profile_id,
+            "aud": aud, "scope": scope, "iat": now, "exp": now + 600, "jti": jti});
+        Credential::AccessToken(Arc::new(claims.as_object().cloned().unwrap()))
+    }
+
+    fn reason(d: &Decision) -> Option<Reason> {
+        match d {
+            Decision::Active(_) => None,
+            Decision::Inactive { reason, .. } => Some(*reason),
+        }
+    }
+
+    /// Every reason the decision itself gives (the others come from verification and
+    /// policies), each from the registry's CURRENT state, table-driven.
+    #[tokio::test]
+    async fn every_reason_of_the_decision() {
+        let w = world().await;
+        let r = &w.registry;
+        let both = json!(["https://orders.example/api", "https://billing.example/api"]);
+        let orders = Caller::Collection(w.orders.clone());
+        let billing = Caller::Collection(w.billing.clone());
+        let client = Caller::Client(w.profile.clone());
+        let admin = Caller::Admin {
+            sub: "gco_admin".into(),
+            write: false,
+        };
+        let ip = |s: &str| ClientIp::Known(s.parse().unwrap());
+        let now = w.clock.now();
+        let cases: Vec<(&str, Credential, &Caller, ClientIp, Option<Reason>)> = vec![
+            (
+                "collection in aud",
+                token(&w, both.clone(), "orders:read billing:read", "a"),
+                &orders,
+                ClientIp::Unknown,
+                None,
+            ),
+            (
+                "collection not in aud",
+                token(
+                    &w,
+                    json!("https://billing.example/api"),
+                    "billing:read",
+                    "b",
+                ),
+                &orders,
+                ClientIp::Unknown,
+                Some(Reason::Audience),
+            ),
+            (
+                "owning client",
+                token(&w, both.clone(), "", "c"),
+                &client,
+                ClientIp::Unknown,
+                None,
+            ),
+            (
+                "admin",
+                token(&w, both.clone(), "", "d"),
+                &admin,
+                ClientIp::Unknown,
+                None,
+            ),
+            (
+                "no IP rules: address irrelevant",
+                token(&w, both.clone(), "", "e"),
+                &billing,
+                ip("203.0.113.9"),
+                None,
+            ),
+        ];
+        for (name, credential, caller, client_ip, want) in cases {
+            let got = r.decide(&credential, caller, client_ip, now).await.unwrap();
+            assert_eq!(reason(&got), want, "{name}");
+        }
+
+        // Narrowed answer for a collection: its own collection, audience and scopes only.
+        let d = r
+            .decide(
+                &token(&w, both.clone(), "orders:read billing:read", "f"),
+                &orders,
+                ClientIp::Unknown,
+                now,
+            )
+            .await
+            .unwrap();
+        let Decision::Active(grant) = d else {
+            panic!("active expected")
+        };
+        assert_eq!(grant.collections, vec![w.orders_id.clone()]);
+        assert_eq!(
+            grant.audiences,
+            vec!["https://orders.example/api".to_owned()]
+        );
+        assert_eq!(grant.scopes, vec!["orders:read".to_owned()]);
+        assert_eq!(grant.cache_ttl, MAX_CACHE_TTL_SECS);
+
+        // Revoked.
+        let revoked = token(&w, both.clone(), "", "g");
+        r.revoke_token(
+            "test",
+            "g",
+            &w.profile.profile_id,
+            now + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+        let d = r
+            .decide(&revoked, &orders, ClientIp::Unknown, now)
+            .await
+            .unwrap();
+        assert_eq!(reason(&d), Some(Reason::Revoked));
+
+        // IP rules: unknown address, denied address, allowed address.
+        let actor = Actor::system();
+        r.update_profile(
+            &actor,
+            &w.profile.profile_id,
+            json!({"ip_rules": {"default_access": "deny", "allow": ["198.51.100.0/24"]}}),
+        )
+        .await
+        .unwrap();
+        let fresh = token(&w, both.clone(), "", "h");
+        for (client_ip, want) in [
+            (ClientIp::Unknown, Some(Reason::IpUnknown)),
+            (ClientIp::Malformed, Some(Reason::Ip)),
+            (ip("203.0.113.9"), Some(Reason::Ip)),
+            (ip("198.51.100.7"), None),
+            (ClientIp::NotApplicable, None),
+        ] {
+            let d = r.decide(&fresh, &orders, client_ip, now).await.unwrap();
+            assert_eq!(reason(&d), want, "{client_ip:?}");
+            if let Decision::Active(g) = d {
+                assert_eq!(g.cache_ttl, 0, "no reuse where IP rules apply");
+            }
+        }
+
+        // The profile loses billing: billing's view ends at once, orders' stays.
+        r.update_profile(&actor, &w.profile.profile_id, json!({"collections": [w.orders_id], "ip_rules": {"default_access": "allow", "allow": [], "deny": []}}))
+            .await
+            .unwrap();
+        let t = token(&w, both.clone(), "", "i");
+        let d = r
+            .decide(&t, &billing, ClientIp::Unknown, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            reason(&d),
+            Some(Reason::Audience),
+            "collection removed from the profile"
+        );
+        let d = r.decide(&t, &orders, ClientIp::Unknown, now).await.unwrap();
+        assert_eq!(reason(&d), None);
+
+        // Switched off: inactive for everyone.
+        r.update_profile(&actor, &w.profile.profile_id, json!({"active": false}))
+            .await
+            .unwrap();
+        let d = r.decide(&t, &admin, ClientIp::Unknown, now).await.unwrap();
+        assert_eq!(reason(&d), Some(Reason::Inactive));
+
+        // A token naming a profile id that is not its client's: inactive.
+        let mut forged =
+            json!({"client_id": w.profile.oauth_client_id, "profile_id": "prf_other", "jti": "j"});
+        forged["aud"] = both;
+        let d = r
+            .decide(
+                &Credential::AccessToken(Arc::new(forged.as_object().cloned().unwrap())),
+                &admin,
+                ClientIp::Unknown,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reason(&d), Some(Reason::Inactive));
+        let _ = w.billing_id;
+    }
+
+    /// Admin rights are the profile's current grant of the admin collection, capped by the
+    /// token's scope.
+    #[tokio::test]
+    async fn admin_rights_follow_the_current_grant() {
+        let w = world().await;
+        let r = &w.registry;
+        let actor = Actor::system();
+        let admin_collection = r.ensure_admin_collection().await.unwrap();
+        let client = r
+            .create_client(&actor, json!({"name": "Ops"}))
+            .await
+            .unwrap();
+        let created = r
+            .create_profile(
+                &actor,
+                &client.id,
+                json!({"name": "ops", "auth_type": "oauth2", "collections": [admin_collection]}),
+            )
+            .await
+            .unwrap();
+        let p = r
+            .profile_by_client_id(&created.profile.oauth_client_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let claims = |scope: &str, aud: &str| {
+            json!({"client_id": p.oauth_client_id, "profile_id": p.profile_id, "aud": aud,
+                "scope": scope, "jti": format!("j-{scope}")})
+            .as_object()
+            .cloned()
+            .unwrap()
+        };
+        let rights = |c: Map<String, Value>| async move {
+            r.admin_rights(&c, ADMIN)
+                .await
+                .unwrap()
+                .map(|(_, rights)| rights)
+        };
+        assert_eq!(
+            rights(claims("gatehouse:admin", ADMIN)).await,
+            Some(AdminRights::Write)
+        );
+        assert_eq!(
+            rights(claims("gatehouse:admin:read", ADMIN)).await,
+            Some(AdminRights::Read)
+        );
+        assert_eq!(
+            rights(claims("gatehouse:admin", "https://other")).await,
+            None
+        );
+        assert_eq!(rights(claims("orders:read", ADMIN)).await, None);
+        // Narrowed to read: a token that says `gatehouse:admin` reads only.
+        r.update_profile(
+            &actor,
+            &p.profile_id,
+            json!({"scopes": ["gatehouse:admin:read"]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rights(claims("gatehouse:admin", ADMIN)).await,
+            Some(AdminRights::Read)
+        );
+        // The admin collection removed: no rights at all.
+        r.update_profile(
+            &actor,
+            &p.profile_id,
+            json!({"collections": [w.orders_id], "scopes": null}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rights(claims("gatehouse:admin", ADMIN)).await, None);
+    }
+}

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::Either;
 use gatehouse_jwks::{DiscoveryDocuments, Endpoints, KeyManager, MasterKey};
-use gatehouse_registry::clock::SystemClock;
 use gatehouse_registry::secret::{PasswordHasher, SecretString};
 use gatehouse_registry::{BootstrapCredentials, BootstrapOutcome, Registry, RegistrySettings};
 use hyper::body::Incoming;
@@ -178,7 +177,7 @@ pub async fn keys_command(
     settings.max_token_ttl = config.max_token_ttl;
     let registry = Registry::new(
         db.clone(),
-        Arc::new(SystemClock),
+        config.clock.clone(),
         hasher,
         settings,
         master.clone(),
@@ -541,7 +540,7 @@ async fn prepare(
     settings.ratelimit_failure = config.ratelimit_failure;
     let registry = Registry::new(
         db.clone(),
-        Arc::new(SystemClock),
+        config.clock.clone(),
         hasher,
         settings,
         master.clone(),

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Default database: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
@@ -258,6 +259,9 @@ pub enum LogFormat {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The clock every expiry, window and lifetime is measured with (the system clock; tests
+    /// inject a [`gatehouse_registry::clock::ManualClock`] and move time instead of sleeping).
+    pub clock: Arc<dyn gatehouse_registry::clock::Clock>,
     /// Database URL.
     pub database_url: String,
     /// Public listener address (port 0 picks one).
@@ -465,6 +469,7 @@ impl Config {
             .or_else(|| sqlite_dir(&database_url))
             .unwrap_or_else(|| PathBuf::from("."));
         let config = Config {
+            clock: Arc::new(gatehouse_registry::clock::SystemClock),
             database_url,
             public_addr: s
                 .public_addr
@@ -524,6 +529,7 @@ impl Config {
     /// A configuration for tests: random loopback ports, the given database and data dir.
     pub fn for_tests(database_url: String, data_dir: PathBuf) -> Self {
         Config {
+            clock: Arc::new(gatehouse_registry::clock::SystemClock),
             database_url,
             public_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),

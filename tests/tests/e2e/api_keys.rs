@@ -835,8 +835,9 @@ async fn expired_api_key_is_inactive() -> anyhow::Result<()> {
     let v = str_field(&k, "auth_token")?.to_owned();
     let body = assert_active(&app.introspect_token(fx.col(), &v).await?);
     assert!(body["exp"].is_i64(), "{body}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.clock.advance(3.0);
     assert_inactive(&app.introspect_token(fx.col(), &v).await?);
+    app.clock.advance(-3.0);
 
     // Patching an active key's expiry into the past ends it; removing the expiry revives it.
     let path = format!("/api-keys/{}", fx.key_id);
@@ -1164,7 +1165,7 @@ async fn api_key_refresh_with_grace_keeps_both_values() -> anyhow::Result<()> {
     let answer = refresh_key(&app, &fx.key_id, &json!({"grace_seconds": 1})).await?;
     let last = str_field(&answer, "auth_token")?.to_owned();
     assert_active(&app.introspect_token(fx.col(), &last).await?);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.clock.advance(2.5);
     assert_inactive(&app.introspect_token(fx.col(), &newest).await?);
     assert_active(&app.introspect_token(fx.col(), &last).await?);
     Ok(())

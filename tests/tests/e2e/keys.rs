@@ -59,7 +59,7 @@ async fn keys_rotate_without_failing_a_caching_verifier() -> anyhow::Result<()> 
     // Too early: the next key has not been published for GATEHOUSE_KEY_PUBLISH_AHEAD yet.
     let early = app.admin_post("/keys/rotate", &json!({})).await?;
     early.expect_error(409, "conflict");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(2.1);
     let rotated = app
         .admin_post("/keys/rotate", &json!({}))
         .await?

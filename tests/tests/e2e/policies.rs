@@ -5,6 +5,7 @@
 //! shared by two instances through Redis, and Redis being unreachable (fail open or closed).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -23,9 +24,15 @@ fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
-/// Seconds until the next UTC midnight.
-fn secs_to_utc_midnight() -> i64 {
-    86_400 - unix_now().rem_euclid(86_400)
+/// The server's current time (its injected clock).
+fn server_now(app: &TestApp) -> i64 {
+    use gatehouse_registry::clock::Clock;
+    app.clock.now().timestamp()
+}
+
+/// Seconds until the next UTC midnight on the server's clock.
+fn secs_to_utc_midnight(app: &TestApp) -> i64 {
+    86_400 - server_now(app).rem_euclid(86_400)
 }
 
 /// (year, month) of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
@@ -40,9 +47,9 @@ fn year_month(days: i64) -> (i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m)
 }
 
-/// Seconds until the first instant of the next UTC calendar month.
-fn secs_to_utc_month_end() -> i64 {
-    let now = unix_now();
+/// Seconds until the first instant of the next UTC calendar month on the server's clock.
+fn secs_to_utc_month_end(app: &TestApp) -> i64 {
+    let now = server_now(app);
     let this_month = year_month(now.div_euclid(86_400));
     let mut day = now.div_euclid(86_400) + 1;
     while year_month(day) == this_month {
@@ -52,13 +59,10 @@ fn secs_to_utc_month_end() -> i64 {
 }
 
 /// Quota periods are UTC calendar days: a test that counts a daily quota must not straddle
-/// midnight, so it waits for the new day when midnight is less than a minute away.
-async fn keep_clear_of_utc_midnight() {
-    let left = secs_to_utc_midnight();
-    if left < 60 {
-        eprintln!("waiting {left} s for UTC midnight so the quota period does not change");
-        tokio::time::sleep(Duration::from_secs(u64::try_from(left).unwrap_or(60) + 1)).await;
-    }
+/// midnight, so the server's clock is pinned to midday (UTC) of today instead of waiting.
+fn midday() -> chrono::DateTime<chrono::Utc> {
+    let now = unix_now();
+    chrono::DateTime::from_timestamp(now - now.rem_euclid(86_400) + 43_200, 0).unwrap_or_default()
 }
 
 /// `Retry-After` in whole seconds (panics when absent or not an integer).
@@ -510,8 +514,8 @@ async fn five_per_minute_allows_a_burst_of_five_then_one_every_twelve_seconds() 
 /// introspection. A monthly quota runs until the end of the UTC month.
 #[tokio::test(flavor = "multi_thread")]
 async fn quotas_count_per_utc_period_and_survive_a_restart() -> anyhow::Result<()> {
-    keep_clear_of_utc_midnight().await;
     let mut app = spawn_app().await?;
+    app.clock.set(midday());
     let daily = create_policy_id(
         &app,
         json!({"name": "three-a-day", "quota": {"requests": 3, "per": "day"}}),
@@ -534,7 +538,7 @@ async fn quotas_count_per_utc_period_and_survive_a_restart() -> anyhow::Result<(
         let (q, w) = ratelimit_policy(&reply);
         assert_eq!(q, 3, "{reply:?}");
         assert!(
-            (w - secs_to_utc_midnight()).abs() <= 5,
+            (w - secs_to_utc_midnight(&app)).abs() <= 5,
             "the quota window is what is left of the UTC day: {reply:?}"
         );
         assert_eq!(ratelimit(&reply).0, 2 - i, "call {i}: {reply:?}");
@@ -550,9 +554,9 @@ async fn quotas_count_per_utc_period_and_survive_a_restart() -> anyhow::Result<(
     let refused = token(&app, &fx).await?;
     let wait = assert_limited(&refused, "quota_exceeded");
     assert!(
-        (wait - secs_to_utc_midnight()).abs() <= 5,
+        (wait - secs_to_utc_midnight(&app)).abs() <= 5,
         "Retry-After is the time to UTC midnight ({} s): {refused:?}",
-        secs_to_utc_midnight()
+        secs_to_utc_midnight(&app)
     );
     assert_eq!(ratelimit(&refused).0, 0, "{refused:?}");
     // A collection's introspection is a use too, and refused the same way.
@@ -561,7 +565,10 @@ async fn quotas_count_per_utc_period_and_survive_a_restart() -> anyhow::Result<(
         .introspect_token(Auth::Basic(rs_id, rs_secret), &token_value)
         .await?;
     let retry = assert_denial(&denied, "quota_exceeded");
-    assert!((retry - secs_to_utc_midnight()).abs() <= 5, "{denied:?}");
+    assert!(
+        (retry - secs_to_utc_midnight(&app)).abs() <= 5,
+        "{denied:?}"
+    );
     // And after another restart it is still spent.
     app.restart().await?;
     assert_limited(&token(&app, &fx).await?, "quota_exceeded");
@@ -572,9 +579,9 @@ async fn quotas_count_per_utc_period_and_survive_a_restart() -> anyhow::Result<(
     let refused = token(&app, &fx_month).await?;
     let wait = assert_limited(&refused, "quota_exceeded");
     assert!(
-        (wait - secs_to_utc_month_end()).abs() <= 5,
+        (wait - secs_to_utc_month_end(&app)).abs() <= 5,
         "Retry-After is the time to the end of the UTC month ({} s): {refused:?}",
-        secs_to_utc_month_end()
+        secs_to_utc_month_end(&app)
     );
     Ok(())
 }
@@ -582,8 +589,8 @@ async fn quotas_count_per_utc_period_and_survive_a_restart() -> anyhow::Result<(
 /// A rate-limit refusal does not spend the quota; raising the limit takes effect at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limit_refusal_does_not_spend_the_quota() -> anyhow::Result<()> {
-    keep_clear_of_utc_midnight().await;
     let app = spawn_app().await?;
+    app.clock.set(midday());
     let id = create_policy_id(
         &app,
         json!({"name": "mixed", "rate_limit": {"requests": 2, "per": "hour"},
@@ -801,12 +808,12 @@ async fn without_a_policy_there_are_no_limit_fields() -> anyhow::Result<()> {
 /// this instance; profiles without a policy are untouched.
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_unreachable_fails_open_to_the_in_memory_limiter() -> anyhow::Result<()> {
-    keep_clear_of_utc_midnight().await;
     let app = spawn_app_with(|cfg| {
         // Nothing listens on port 1.
         cfg.redis_url = Some("redis://127.0.0.1:1".to_owned());
     })
     .await?;
+    app.clock.set(midday());
     let rate = create_policy_id(
         &app,
         json!({"name": "five", "rate_limit": {"requests": 5, "per": "minute"}}),
@@ -995,7 +1002,9 @@ async fn two_instances_share_rate_limits_and_quotas_through_redis() -> anyhow::R
         return Ok(());
     };
     assert_redis_answers(&redis).await?;
-    keep_clear_of_utc_midnight().await;
+    // Both instances on one clock pinned to midday, so the daily quota period cannot change.
+    let clock = Arc::new(gatehouse_registry::clock::ManualClock::new());
+    clock.set(midday());
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let admin_id = format!("gco_admin{}", random_base62(16));
     let admin_secret = random_base62(48);
@@ -1009,6 +1018,7 @@ async fn two_instances_share_rate_limits_and_quotas_through_redis() -> anyhow::R
         c.issuer = Some("http://127.0.0.1:1".to_owned());
         c.admin_url = Some("http://127.0.0.1:2".to_owned());
         c.redis_url = Some(redis.clone());
+        c.clock = clock.clone();
         c
     };
     let a = Instance {

@@ -39,7 +39,7 @@
 //! | `an_hs384_profile_refuses_a_secret_shorter_than_48_bytes` | FAILS | a 40-byte secret is accepted (201) |
 //! | `discovery_answers_at_the_rfc8414_path_inserted_url` | FAILS | 404 |
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use gatehouse_tests::{
@@ -67,13 +67,6 @@ fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or_default()
 }
 
@@ -990,23 +983,33 @@ async fn ip_rules_apply_to_a_client_introspecting_or_revoking_its_own_tokens() -
 // 10. No leeway on our own clock
 // ---------------------------------------------------------------------------------------------
 
-/// A token of a 1-second profile is inactive once `exp` has passed (waits about 2 s).
+/// A token is active until the second before `exp` and inactive from `exp` on — also when the
+/// verified-token cache already holds it. Time moves on the server's injected clock.
 #[tokio::test(flavor = "multi_thread")]
 async fn our_own_tokens_are_inactive_the_second_they_expire() -> anyhow::Result<()> {
     let app = spawn_app().await?;
     let fx = app
-        .oauth_fixture(&["short:read"], json!({"token_ttl_seconds": 1}))
+        .oauth_fixture(&["short:read"], json!({"token_ttl_seconds": 60}))
         .await?;
     let token = app
         .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
         .await?;
     let (_, claims) = decode_jwt_unverified(&token)?;
     let exp = claims["exp"].as_i64().context("exp")?;
-    assert_eq!(exp - claims["iat"].as_i64().context("iat")?, 1, "{claims}");
-    // Until `exp` has passed by at least a second on our clock (≈ 2 s).
-    let wait = (exp + 1) * 1000 - now_millis() + 100;
-    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+    assert_eq!(exp - claims["iat"].as_i64().context("iat")?, 60, "{claims}");
+    let at = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).context("a representable time");
+    app.clock.set(at(exp - 1)?);
+    assert_active(&app.introspect_token(fx.collection_basic(), &token).await?);
+    app.clock.set(at(exp)?);
     assert_inactive(&app.introspect_token(fx.collection_basic(), &token).await?);
+    // An admin token likewise stops at its `exp`, on the admin API too.
+    let admin = app.admin_token().await?;
+    let (_, admin_claims) = decode_jwt_unverified(&admin)?;
+    let admin_exp = admin_claims["exp"].as_i64().context("exp")?;
+    app.clock.set(at(admin_exp)?);
+    app.admin_request_as(Method::GET, "/clients", Some(&admin), None)
+        .await?
+        .expect_error(401, "invalid_token");
     Ok(())
 }
 

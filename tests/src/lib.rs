@@ -32,6 +32,21 @@ pub use serde_json::{Value, json};
 /// The environment variable that switches the suite to PostgreSQL.
 pub const PG_ENV: &str = "GATEHOUSE_TEST_DATABASE_URL";
 
+/// `base` with `extra`'s members set; a `null` member removes the key (JSON Merge Patch,
+/// RFC 7396, one level deep).
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(obj), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        for (k, v) in extra {
+            if v.is_null() {
+                obj.remove(&k);
+            } else {
+                obj.insert(k, v);
+            }
+        }
+    }
+    base
+}
+
 /// The form content type of every OAuth endpoint.
 const FORM: &str = "application/x-www-form-urlencoded";
 

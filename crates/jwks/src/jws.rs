@@ -117,6 +117,25 @@ impl Alg {
         }
     }
 
+    /// The asymmetric algorithms a JWK of this key type (`kty`) can verify; none for `oct`
+    /// (an HMAC key from a published document would be RFC 8725 §2.1's confusion) or anything
+    /// else.
+    pub fn for_key_type(kty: &str) -> &'static [Alg] {
+        match kty {
+            "RSA" => &[
+                Alg::Rs256,
+                Alg::Rs384,
+                Alg::Rs512,
+                Alg::Ps256,
+                Alg::Ps384,
+                Alg::Ps512,
+            ],
+            "EC" => &[Alg::Es256, Alg::Es384, Alg::Es512],
+            "OKP" => &[Alg::EdDsa],
+            _ => &[],
+        }
+    }
+
     /// A symmetric (HMAC) algorithm.
     pub fn is_hmac(self) -> bool {
         matches!(self, Alg::Hs256 | Alg::Hs384 | Alg::Hs512)
@@ -765,18 +784,21 @@ impl VerifyKey {
     /// that algorithm. `oct` keys are refused (an HMAC key from a published document would be
     /// the HS-with-public-key confusion of RFC 8725 §2.1).
     pub fn public_jwk(alg: Alg, jwk: &Jwk, declared: bool) -> Result<Self, KeyError> {
-        let verifier: Box<dyn JwsVerifier> = match (alg, jwk.key_type()) {
-            (Alg::Rs256, "RSA") => Box::new(RS256.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::Rs384, "RSA") => Box::new(RS384.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::Rs512, "RSA") => Box::new(RS512.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::Ps256, "RSA") => Box::new(PS256.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::Ps384, "RSA") => Box::new(PS384.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::Ps512, "RSA") => Box::new(PS512.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::Es256, "EC") => Box::new(ES256.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::Es384, "EC") => Box::new(ES384.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::Es512, "EC") => Box::new(ES512.verifier_from_jwk(jwk).map_err(unusable)?),
-            (Alg::EdDsa, "OKP") => Box::new(EdDSA.verifier_from_jwk(jwk).map_err(unusable)?),
-            (alg, _) => return Err(KeyError::AlgMismatch(alg)),
+        if !Alg::for_key_type(jwk.key_type()).contains(&alg) {
+            return Err(KeyError::AlgMismatch(alg));
+        }
+        let verifier: Box<dyn JwsVerifier> = match alg {
+            Alg::Rs256 => Box::new(RS256.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::Rs384 => Box::new(RS384.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::Rs512 => Box::new(RS512.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::Ps256 => Box::new(PS256.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::Ps384 => Box::new(PS384.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::Ps512 => Box::new(PS512.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::Es256 => Box::new(ES256.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::Es384 => Box::new(ES384.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::Es512 => Box::new(ES512.verifier_from_jwk(jwk).map_err(unusable)?),
+            Alg::EdDsa => Box::new(EdDSA.verifier_from_jwk(jwk).map_err(unusable)?),
+            hmac => return Err(KeyError::AlgMismatch(hmac)),
         };
         Ok(Self {
             kid: jwk.key_id().map(str::to_owned),

@@ -20,8 +20,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_tests::{
     Auth, Fixture, Reply, TestApp, Value, assert_active, assert_inactive, collection_credentials,
-    decode_jwt_unverified, json, random_base62, scope_set, spawn_app, spawn_app_with, str_field,
-    unique,
+    decode_jwt_unverified, json, merged, random_base62, scope_set, spawn_app, spawn_app_with,
+    str_field, unique,
 };
 use josekit::jwk::KeyPair;
 use josekit::jwk::alg::rsa::RsaKeyPair;
@@ -135,20 +135,6 @@ fn claims(iss: &str, sub: &str, extra: Value) -> Value {
     let base = json!({"iss": iss, "sub": sub, "aud": AUD, "iat": now(), "exp": now() + 300,
         "jti": random_base62(16), "tenant": "acme"});
     merged(base, extra)
-}
-
-/// `base` with the members of `extra` put in; a `null` member removes one instead.
-fn merged(mut base: Value, extra: Value) -> Value {
-    if let (Some(obj), Value::Object(extra)) = (base.as_object_mut(), extra) {
-        for (k, v) in extra {
-            if v.is_null() {
-                obj.remove(&k);
-            } else {
-                obj.insert(k, v);
-            }
-        }
-    }
-    base
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use gatehouse_tests::{
     Auth, Reply, TestApp, Value, assert_active, assert_inactive, collection_credentials,
-    decode_jwt_unverified, json, random_base62, spawn_app, spawn_app_with, str_field, unique,
+    decode_jwt_unverified, json, merged, random_base62, spawn_app, spawn_app_with, str_field,
+    unique,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::Method;
@@ -81,20 +82,6 @@ fn uuid_like() -> String {
         &hex[16..20],
         &hex[20..]
     )
-}
-
-/// `base` with `extra`'s members set; a `null` member removes the key (JSON Merge Patch).
-fn merged(mut base: Value, extra: Value) -> Value {
-    if let (Some(obj), Value::Object(extra)) = (base.as_object_mut(), extra) {
-        for (k, v) in extra {
-            if v.is_null() {
-                obj.remove(&k);
-            } else {
-                obj.insert(k, v);
-            }
-        }
-    }
-    base
 }
 
 /// The token endpoint URL as the contract names it for `aud`: `{issuer}/oauth/token`.

@@ -330,6 +330,7 @@ pub async fn start(config: Config) -> Result<Server> {
                 http_metrics.track("public", public_router),
                 &config,
                 PUBLIC_BODY_LIMIT,
+                ErrorShape::OAuth,
             ),
             shutdown.subscribe(),
             config.clone(),
@@ -342,6 +343,7 @@ pub async fn start(config: Config) -> Result<Server> {
                 http_metrics.track("admin", admin_router),
                 &config,
                 ADMIN_BODY_LIMIT,
+                ErrorShape::Admin,
             ),
             shutdown.subscribe(),
             config.clone(),
@@ -616,9 +618,18 @@ async fn readyz(State(registry): State<Registry>) -> Response {
     }
 }
 
+/// The error shape of a listener: the public one speaks RFC 6749 §5.2 (`error`,
+/// `error_description`, `Cache-Control: no-store`), the admin one the admin API's
+/// `{error, message}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorShape {
+    OAuth,
+    Admin,
+}
+
 /// Errors produced below the handlers (unknown route, body too large, timeout) come back as
-/// JSON like every other error.
-async fn json_errors(response: Response) -> Response {
+/// JSON in the listener's own error shape, like every other error there.
+async fn json_errors(response: Response, shape: ErrorShape) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -645,8 +656,19 @@ async fn json_errors(response: Response) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = serde_json::json!({"error": error, "message": message}).to_string();
-    Response::from_parts(parts, axum::body::Body::from(body))
+    let body = match shape {
+        ErrorShape::OAuth => {
+            parts
+                .headers
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            parts
+                .headers
+                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            serde_json::json!({"error": error, "error_description": message})
+        }
+        ErrorShape::Admin => serde_json::json!({"error": error, "message": message}),
+    };
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 /// The CORS policy for one group of public routes. With no origins it adds nothing, so
@@ -678,9 +700,16 @@ fn cors_layer(origins: &CorsOrigins, method: Method) -> CorsLayer {
 /// route and clones that chain on each request, which the profile showed at ~49 boxed clones
 /// (11 % of a token request's instructions). Layers that need the matched route (metrics)
 /// or apply to some routes only (CORS) stay on the router.
-fn with_common_layers(router: Router, config: &Config, body_limit: usize) -> Router {
+fn with_common_layers(
+    router: Router,
+    config: &Config,
+    body_limit: usize,
+    shape: ErrorShape,
+) -> Router {
     let stack = tower::ServiceBuilder::new()
-        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::map_response(move |r: Response| {
+            json_errors(r, shape)
+        }))
         .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())

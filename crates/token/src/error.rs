@@ -153,6 +153,12 @@ pub(crate) fn no_store(response: &mut Response) {
 
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
+        if matches!(
+            self,
+            TokenError::ServerError | TokenError::TemporarilyUnavailable
+        ) {
+            tracing::warn!(error = %self, "request failed on the server side");
+        }
         let body =
             serde_json::json!({"error": self.code(), "error_description": self.description()});
         let mut response = (self.status(), axum::Json(body)).into_response();

@@ -33,6 +33,22 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct IssuedBody(pub String, pub Option<gatehouse_registry::limits::RateInfo>);
 
+impl axum::response::IntoResponse for IssuedBody {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::{HeaderValue, header};
+        let mut response = axum::response::Response::new(axum::body::Body::from(self.0));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        crate::error::no_store(&mut response);
+        if let Some(info) = &self.1 {
+            crate::error::rate_limit_headers(&mut response, info);
+        }
+        response
+    }
+}
+
 /// RFC 6749 §5.1's successful response.
 #[derive(Serialize)]
 struct TokenResponse<'a> {

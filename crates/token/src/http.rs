@@ -5,7 +5,6 @@ use crate::error::{TokenError, no_store};
 use crate::request::parse;
 use crate::state::TokenState;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -46,47 +45,28 @@ pub fn resource_server_routes(state: Arc<TokenState>) -> Router {
         .with_state(state)
 }
 
+/// `POST /oauth/token` (RFC 6749 §3.2): extract, run the grant, answer.
 async fn token(State(state): State<Arc<TokenState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let client_ip = client_ip::resolve(peer, &parts.headers, &state.trusted_proxies);
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return TokenError::InvalidRequest("the body is too large or unreadable").into_response();
     };
-    let request = match parse(
-        parts.headers.get(header::CONTENT_TYPE),
-        parts.headers.get(header::AUTHORIZATION),
+    let headers = &parts.headers;
+    let parsed = parse(
+        headers.get(header::CONTENT_TYPE),
+        headers.get(header::AUTHORIZATION),
         &bytes,
-    ) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    match crate::flow::grant(state, request, client_ip).await {
-        Ok(issued) => {
-            let mut response = Response::new(Body::from(issued.0));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            no_store(&mut response);
-            if let Some(info) = &issued.1 {
-                crate::error::rate_limit_headers(&mut response, info);
-            }
-            response
-        }
-        Err(e) => {
-            if matches!(
-                e,
-                TokenError::ServerError | TokenError::TemporarilyUnavailable
-            ) {
-                tracing::warn!(error = %e, "token request failed on the server side");
-            }
-            e.into_response()
-        }
+    );
+    match parsed {
+        Ok(request) => crate::flow::grant(state, request, client_ip)
+            .await
+            .into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

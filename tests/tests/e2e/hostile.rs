@@ -72,6 +72,15 @@ async fn oversized_bodies_and_headers_are_refused_cleanly() -> anyhow::Result<()
         .await?;
     assert_eq!(r.status.as_u16(), 413, "{r:?}");
     assert_4xx_json(&r, "token body over 64 KiB");
+    // In the token endpoint's own error shape (RFC 6749 §5.2), not cacheable.
+    let body = r.json();
+    assert_eq!(body["error"], "invalid_request", "{r:?}");
+    assert!(body["error_description"].is_string(), "{r:?}");
+    assert_eq!(
+        r.header("cache-control").as_deref(),
+        Some("no-store"),
+        "{r:?}"
+    );
     // Introspection: the same cap.
     let r = app
         .oauth_raw("/oauth/introspect", fx.collection_basic(), &big)
@@ -90,6 +99,8 @@ async fn oversized_bodies_and_headers_are_refused_cleanly() -> anyhow::Result<()
         .await?;
     assert_eq!(r.status.as_u16(), 413, "{r:?}");
     assert_4xx_json(&r, "admin body over 1 MiB");
+    // In the admin API's shape.
+    assert!(r.json()["message"].is_string(), "{r:?}");
 
     // A request head far past the 64 KiB read buffer: hyper answers 431 and closes. (The
     // buffer grows in steps, so heads up to about 128 KiB still pass; 256 KiB never does.)

@@ -237,12 +237,9 @@ fn scope_list(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
+/// The one audience matcher (`aud` a string or an array of strings, RFC 7519 §4.1.3).
 fn has_audience(claims: &Map<String, Value>, audience: &str) -> bool {
-    match claims.get("aud") {
-        Some(Value::String(a)) => a == audience,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
-        _ => false,
-    }
+    gatehouse_jwks::jws::audiences(claims).any(|a| a == audience)
 }
 
 fn str_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> &'a str {
@@ -356,15 +353,9 @@ impl Registry {
                 vec![c.audience.clone()]
             }
             (_, CredentialKind::AccessToken | CredentialKind::ConsumerJwt, Some(claims)) => {
-                match claims.get("aud") {
-                    Some(Value::String(a)) => vec![a.clone()],
-                    Some(Value::Array(list)) => list
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect(),
-                    _ => Vec::new(),
-                }
+                gatehouse_jwks::jws::audiences(claims)
+                    .map(str::to_owned)
+                    .collect()
             }
             _ => visible.iter().map(|g| g.audience.clone()).collect(),
         };

@@ -630,3 +630,72 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::SystemClock;
+    use crate::secret::PasswordHasher;
+    use crate::{Actor, Registry, RegistrySettings};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    async fn registry() -> Registry {
+        let db = crate::connect("sqlite::memory:").await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let (master, _) = gatehouse_jwks::MasterKey::generate();
+        Registry::new(
+            db,
+            Arc::new(SystemClock),
+            PasswordHasher::new(1).unwrap(),
+            RegistrySettings::new("http://127.0.0.1:8080", "http://127.0.0.1:8081"),
+            Arc::new(master),
+        )
+    }
+
+    /// A presented JWT costs lookups only for the claim names profiles are configured with,
+    /// however many other strings it carries; a value under another claim name matches
+    /// nothing.
+    #[tokio::test]
+    async fn profile_lookup_reads_only_configured_claims() {
+        let r = registry().await;
+        let actor = Actor::system();
+        let col = r
+            .create_collection(
+                &actor,
+                json!({"name": "c", "audience": "https://c.example/api", "scopes": [{"name": "c:r"}]}),
+            )
+            .await
+            .unwrap();
+        let client = r.create_client(&actor, json!({"name": "x"})).await.unwrap();
+        let profile = r
+            .create_profile(
+                &actor,
+                &client.id,
+                json!({"name": "j", "auth_type": "jwt", "jwt_method": "hmac",
+                    "jwt_claim": "tenant", "jwt_claim_value": "acme",
+                    "collections": [col.collection.id], "allowed_audiences": ["https://c.example/api"]}),
+            )
+            .await
+            .unwrap();
+        let mut claims = serde_json::Map::new();
+        for i in 0..64 {
+            claims.insert(format!("c{i}"), json!(format!("value-{i}")));
+        }
+        // "acme" under `sub` (not the configured claim) matches nothing.
+        claims.insert("sub".into(), json!("acme"));
+        assert!(r.jwt_profile_for(&claims).await.unwrap().is_none());
+        assert!(
+            r.inner.match_values.get("value-7").is_none()
+                && r.inner.match_values.get("acme").is_none(),
+            "no lookup for claims no profile is configured with"
+        );
+        claims.insert("tenant".into(), json!("acme"));
+        let found = r.jwt_profile_for(&claims).await.unwrap().unwrap();
+        assert_eq!(found.profile_id, profile.profile.id);
+        assert!(
+            r.inner.match_values.get("acme").is_some(),
+            "the configured claim was looked up"
+        );
+        assert!(r.inner.match_values.get("value-7").is_none());
+    }
+}

@@ -14,6 +14,7 @@ mod m0004_jwt_match;
 mod m0005_used_assertions;
 mod m0006_policies;
 mod m0007_jwt_match_claim;
+mod m0008_jwt_match_unique;
 
 /// The ordered list of Gatehouse migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_used_assertions::Migration),
             Box::new(m0006_policies::Migration),
             Box::new(m0007_jwt_match_claim::Migration),
+            Box::new(m0008_jwt_match_unique::Migration),
         ]
     }
 }

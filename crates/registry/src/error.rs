@@ -82,6 +82,9 @@ pub(crate) fn storable(key: &str) -> bool {
 }
 
 fn unique_field(detail: &str) -> &'static str {
+    if detail.contains("match_") {
+        return "jwt_claim_value";
+    }
     for field in [
         "audience",
         "introspection_client_id",

@@ -582,3 +582,50 @@ async fn jwt_bearer(
     )
     .await
 }
+
+/// One `jwt`/`oidc` profile per (`jwt_claim`, `jwt_claim_value`), also under concurrent
+/// creates (on PostgreSQL the admin API's check-then-insert alone let several through; the
+/// unique index holds): eight simultaneous creates with one pair give one 201 and seven 409s.
+/// The same value under another claim name is another identity.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_cannot_share_a_claim_value() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let collection = app
+        .create_collection("Race API", "https://race.example.com/api", &["race:read"])
+        .await?;
+    let client = app.create_client("Racer").await?;
+    let path = format!("/clients/{}/access-profiles", str_field(&client, "id")?);
+    let body = |name: String, claim: &str| {
+        json!({"name": name, "auth_type": "jwt", "jwt_method": "hmac",
+            "collections": [collection["id"]], "allowed_audiences": [AUD],
+            "jwt_claim": claim, "jwt_claim_value": "shared-consumer"})
+    };
+    let attempts = (0..8).map(|i| {
+        let (app, path, body) = (&app, path.clone(), body(format!("racer-{i}"), "sub"));
+        async move { app.admin_post(&path, &body).await }
+    });
+    let replies = futures_util::future::join_all(attempts).await;
+    let mut statuses: Vec<u16> = Vec::new();
+    for reply in replies {
+        let reply = reply?;
+        if let Some(s) = reply.json()["jwt_secret"].as_str() {
+            app.record_secret(s);
+        }
+        if reply.status.as_u16() == 409 {
+            reply.expect_error(409, "conflict");
+            assert!(reply.text().contains("jwt_claim_value"), "{reply:?}");
+        }
+        statuses.push(reply.status.as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![201, 409, 409, 409, 409, 409, 409, 409]);
+    // The same value under another claim is a different identity.
+    let other = app
+        .admin_post(&path, &body("by-tenant".to_owned(), "tenant"))
+        .await?
+        .expect_status(201);
+    if let Some(s) = other.json()["jwt_secret"].as_str() {
+        app.record_secret(s);
+    }
+    Ok(())
+}

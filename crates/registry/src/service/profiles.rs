@@ -271,7 +271,7 @@ impl Registry {
                 if !j.claim_value_given {
                     view.jwt_claim_value = oauth_client_id.to_owned();
                 }
-                self.check_match_value(conn, &view.jwt_claim_value, None)
+                self.check_match_value(conn, &view.jwt_claim, &view.jwt_claim_value, None)
                     .await?;
                 let (sealed, generated) = match view.jwt_method {
                     Some(crate::api::JwtMethod::Hmac) => {
@@ -329,22 +329,27 @@ impl Registry {
         Ok((row, generated))
     }
 
-    /// A `jwt_claim_value` identifies exactly one `jwt` profile.
+    /// A (`jwt_claim`, `jwt_claim_value`) pair identifies exactly one `jwt`/`oidc` profile.
+    /// A friendly early answer; the unique index (migration m0008) is what holds under
+    /// concurrent writes.
     async fn check_match_value<C: ConnectionTrait>(
         &self,
         conn: &C,
+        claim: &str,
         value: &str,
         except: Option<&str>,
     ) -> Result<()> {
-        let mut q =
-            access_profile::Entity::find().filter(access_profile::Column::MatchValue.eq(value));
+        let mut q = access_profile::Entity::find()
+            .filter(access_profile::Column::MatchValue.eq(value))
+            .filter(access_profile::Column::MatchClaim.eq(claim));
         if let Some(id) = except {
             q = q.filter(access_profile::Column::Id.ne(id));
         }
         if q.one(conn).await?.is_some() {
             return Err(RegistryError::Conflict {
                 field: "jwt_claim_value".to_owned(),
-                message: "another jwt profile is identified by this jwt_claim_value".to_owned(),
+                message: "another jwt or oidc profile is identified by this jwt_claim and jwt_claim_value"
+                    .to_owned(),
             });
         }
         Ok(())
@@ -650,7 +655,7 @@ impl Registry {
                         "set a new secret with POST /admin/v1/access-profiles/{id}/secret",
                     ));
                 }
-                self.check_match_value(&txn, &j.view.jwt_claim_value, Some(id))
+                self.check_match_value(&txn, &j.view.jwt_claim, &j.view.jwt_claim_value, Some(id))
                     .await?;
                 stored.view = j.view.clone();
                 Some((

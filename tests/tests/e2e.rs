@@ -26,6 +26,8 @@ mod headers;
 mod health;
 #[path = "e2e/hostile.rs"]
 mod hostile;
+#[path = "e2e/housekeeping.rs"]
+mod housekeeping;
 #[path = "e2e/interop.rs"]
 mod interop;
 #[path = "e2e/introspection.rs"]

@@ -25,7 +25,7 @@ pub use error::{RegistryError, Result};
 pub use service::{
     Actor, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CHANGE_CHANNEL,
     Change, CollectionSnapshot, GrantedCollection, JwtKeys, JwtRules, PolicySnapshot,
-    ProfileSnapshot, Registry, RegistrySettings, StoredKey, parse_input,
+    ProfileSnapshot, Registry, RegistrySettings, StoredKey, SweepReport, parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.

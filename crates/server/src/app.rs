@@ -356,11 +356,18 @@ pub async fn start(config: Config) -> Result<Server> {
         config.counter_flush_interval,
         shutdown.subscribe(),
     ));
-    let mut background = vec![tokio::spawn(maintain_keys(
-        keys.clone(),
-        config.clone(),
-        shutdown.subscribe(),
-    ))];
+    let mut background = vec![
+        tokio::spawn(maintain_keys(
+            keys.clone(),
+            config.clone(),
+            shutdown.subscribe(),
+        )),
+        tokio::spawn(sweep_expired(
+            registry.clone(),
+            config.sweep_interval,
+            shutdown.subscribe(),
+        )),
+    ];
     if config.is_postgres() {
         background.push(tokio::spawn(follow_changes(
             registry.clone(),
@@ -507,6 +514,33 @@ async fn flush_counters(registry: Registry, every: Duration, mut stop: watch::Re
         }
         if let Err(e) = registry.flush_counters().await {
             tracing::warn!(error = %e, "writing usage and quota counters failed; kept for the next try");
+        }
+    }
+}
+
+/// Delete expired rows every `every` (on PostgreSQL one instance at a time), so no table
+/// grows forever.
+async fn sweep_expired(registry: Registry, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let now = registry.clock().now();
+        match registry.sweep_expired(now).await {
+            Ok(report) if report.total() > 0 => tracing::info!(
+                used_assertions = report.used_assertions,
+                revoked_tokens = report.revoked_tokens,
+                api_key_graces = report.api_key_graces,
+                client_secrets = report.client_secrets,
+                "swept expired rows"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "sweeping expired rows failed; next interval retries")
+            }
         }
     }
 }

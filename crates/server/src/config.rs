@@ -173,6 +173,10 @@ pub struct Settings {
     /// also written at shutdown).
     #[arg(long, env = "GATEHOUSE_COUNTER_FLUSH_INTERVAL", global = true)]
     pub counter_flush_interval: Option<u64>,
+    /// Seconds between sweeps of expired rows (used assertion ids, revoked-token ids, API-key
+    /// and secret grace periods; default 600).
+    #[arg(long, env = "GATEHOUSE_SWEEP_INTERVAL", global = true)]
+    pub sweep_interval: Option<u64>,
     /// Rate limits while Redis is unreachable: `open` (default: each instance limits on its
     /// own) or `closed` (refuse limited requests).
     #[arg(long, env = "GATEHOUSE_RATELIMIT_FAILURE", global = true)]
@@ -229,6 +233,7 @@ impl Settings {
             redis_url: self.redis_url.or(other.redis_url),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
             counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
+            sweep_interval: self.sweep_interval.or(other.sweep_interval),
             key_rotation_interval: self.key_rotation_interval.or(other.key_rotation_interval),
             cache_entries: self.cache_entries.or(other.cache_entries),
             cache_ttl: self.cache_ttl.or(other.cache_ttl),
@@ -310,6 +315,8 @@ pub struct Config {
     pub ratelimit_failure: gatehouse_registry::limits::FailureMode,
     /// How often usage and quota counters are written to the database.
     pub counter_flush_interval: std::time::Duration,
+    /// How often expired rows are swept.
+    pub sweep_interval: std::time::Duration,
     /// How long a key signs before the scheduled rotation (`None`: on demand only).
     pub key_rotation_interval: Option<std::time::Duration>,
     /// How long the next key is published before it may sign.
@@ -495,6 +502,9 @@ impl Config {
             redis_url: s.redis_url.clone(),
             ratelimit_failure,
             counter_flush_interval,
+            sweep_interval: std::time::Duration::from_secs(
+                s.sweep_interval.unwrap_or(600).clamp(1, 86_400),
+            ),
             key_rotation_interval: match s.key_rotation_interval.unwrap_or(2_592_000) {
                 0 => None,
                 secs => Some(std::time::Duration::from_secs(secs)),
@@ -554,6 +564,7 @@ impl Config {
             redis_url: None,
             ratelimit_failure: gatehouse_registry::limits::FailureMode::Open,
             counter_flush_interval: std::time::Duration::from_secs(10),
+            sweep_interval: std::time::Duration::from_secs(600),
             key_rotation_interval: None,
             key_publish_ahead: std::time::Duration::from_secs(3600),
             key_check_interval: std::time::Duration::from_secs(30),

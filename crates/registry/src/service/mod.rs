@@ -11,6 +11,7 @@ mod jwt;
 mod keys;
 mod policies;
 mod profiles;
+mod sweep;
 mod ttl_cache;
 
 pub use api_keys::ApiKeySnapshot;
@@ -19,6 +20,7 @@ pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
 pub use jwt::{JwtKeys, JwtRules};
 pub use keys::StoredKey;
 pub use policies::PolicySnapshot;
+pub use sweep::SweepReport;
 
 use crate::clock::Clock;
 use crate::secret::PasswordHasher;

@@ -1158,6 +1158,31 @@ pub fn verify_with_jwks(
     Ok(data.claims)
 }
 
+/// The `gatehouse` server binary beside this test binary's target directory (built by
+/// `cargo build -p gatehouse-server`; `.ci/run` builds every binary before the tests), for
+/// tests that run the real process. Absent: `None` after a printed reason, or an error under
+/// `GATEHOUSE_TEST_REQUIRE_PG_FAULTS=1`, which CI sets.
+pub fn server_binary(test: &str) -> anyhow::Result<Option<PathBuf>> {
+    // <target>/debug/deps/e2e-… → <target>/debug/gatehouse (whatever CARGO_TARGET_DIR is).
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|d| d.join("gatehouse")));
+    let bin = beside.filter(|b| b.is_file()).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gatehouse")
+    });
+    if bin.is_file() {
+        return Ok(Some(bin));
+    }
+    if std::env::var("GATEHOUSE_TEST_REQUIRE_PG_FAULTS").is_ok_and(|v| v == "1") {
+        bail!("{test}: no server binary at {}", bin.display());
+    }
+    eprintln!(
+        "SKIPPED {test}: no server binary at {} (cargo build -p gatehouse-server)",
+        bin.display()
+    );
+    Ok(None)
+}
+
 /// A fresh, empty PostgreSQL database on the server named by `GATEHOUSE_TEST_DATABASE_URL`
 /// (dropped when the guard is dropped), or `None` when the suite runs on SQLite.
 pub async fn fresh_pg_database() -> anyhow::Result<Option<(String, impl Drop)>> {

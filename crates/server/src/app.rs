@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -109,8 +109,28 @@ fn master_key(config: &Config) -> Result<MasterKey> {
     Ok(key)
 }
 
+/// Create `path` (mode 0600) with `contents`, atomically and never over an existing file:
+/// the bytes go to a temporary file beside it, are synced, then hard-linked into place (a link
+/// fails if `path` exists; a rename would silently replace it).
 fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
     use std::io::Write;
+    if path.exists() {
+        bail!(
+            "{} already exists; read it, keep what it holds somewhere safe, remove it, and start again",
+            path.display()
+        );
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("gatehouse"),
+        gatehouse_registry::ids::base62(12)
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -118,13 +138,29 @@ fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all().ok();
-    Ok(())
+    let result = (|| -> Result<()> {
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(contents)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        std::fs::hard_link(&tmp, path).with_context(|| format!("creating {}", path.display()))
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// The admin credentials file a generated secret is written to (bootstrap and recovery).
+fn admin_credentials_doc(client_id: &str, secret: &SecretString, issuer: &str) -> String {
+    serde_json::json!({
+        "client_id": client_id,
+        "client_secret": secret.expose_secret(),
+        "token_endpoint": format!("{}/oauth/token", issuer.trim_end_matches('/')),
+        "scope": "gatehouse:admin",
+    })
+    .to_string()
 }
 
 /// Hold a PostgreSQL advisory lock for start-up work, on its own connection.
@@ -209,6 +245,60 @@ pub async fn keys_command(
     Ok(out)
 }
 
+/// `gatehouse admin recover`: a fresh admin directly in the database, its credentials in a
+/// new 0600 file; answers the file's path.
+pub async fn admin_recover(config: &Config, output: Option<&Path>) -> Result<PathBuf> {
+    let db = gatehouse_registry::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    if config.run_migrations {
+        let lock = startup_lock(config).await?;
+        let result = gatehouse_registry::migrate(&db).await;
+        release_lock(lock).await;
+        result.context("running migrations")?;
+    }
+    let master = Arc::new(master_key(config)?);
+    let hasher = PasswordHasher::new(1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let issuer = config.issuer.clone().unwrap_or_default();
+    let mut settings = RegistrySettings::new(&issuer, config.admin_url.clone().unwrap_or_default());
+    settings.max_token_ttl = config.max_token_ttl;
+    let registry = Registry::new(db.clone(), config.clock.clone(), hasher, settings, master);
+    let path = match output {
+        Some(p) => p.to_path_buf(),
+        None => config.data_dir.join(format!(
+            "gatehouse.recovery-{}.json",
+            registry.clock().now().format("%Y%m%dT%H%M%SZ")
+        )),
+    };
+    let written = std::cell::Cell::new(false);
+    let result = registry
+        .recover_admin(
+            &gatehouse_registry::Actor("cli:admin-recover".to_owned()),
+            |id, secret| {
+                write_private_file(&path, admin_credentials_doc(id, secret, &issuer).as_bytes())
+                    .map_err(|e| format!("{e:#}"))?;
+                written.set(true);
+                Ok(())
+            },
+        )
+        .await;
+    // Running instances drop their caches (NOTIFY on PostgreSQL) before the pool closes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    db.close().await.ok();
+    match result {
+        Ok(client_id) => {
+            tracing::warn!(file = %path.display(), %client_id, "created a recovery admin; its credentials are in this file (mode 0600)");
+            Ok(path)
+        }
+        Err(e) => {
+            if written.get() {
+                let _ = std::fs::remove_file(&path);
+            }
+            bail!("admin recover: {e}")
+        }
+    }
+}
+
 /// Apply migrations (the `migrate` command).
 pub async fn migrate_only(config: &Config) -> Result<()> {
     let db = gatehouse_registry::connect(&config.database_url)
@@ -287,6 +377,10 @@ pub async fn start(config: Config) -> Result<Server> {
         )
         .context("issuer URL")?,
     );
+    let readiness = Readiness {
+        registry: registry.clone(),
+        last: Arc::new(tokio::sync::Mutex::new(None)),
+    };
     let public_router = gatehouse_token::client_routes(token_state.clone())
         .layer(cors_layer(&config.cors_token_origins, Method::POST))
         .merge(gatehouse_token::resource_server_routes(token_state))
@@ -294,7 +388,7 @@ pub async fn start(config: Config) -> Result<Server> {
             gatehouse_jwks::http::router(keys.clone(), discovery)
                 .layer(cors_layer(&config.cors_discovery_origins, Method::GET)),
         )
-        .merge(health_router(registry.clone()));
+        .merge(health_router(readiness.clone()));
     let admin_state = Arc::new(gatehouse_admin::AdminState {
         registry: registry.clone(),
         keys: keys.clone(),
@@ -303,7 +397,7 @@ pub async fn start(config: Config) -> Result<Server> {
     });
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::new());
     let admin_router = gatehouse_admin::router(admin_state)
-        .merge(health_router(registry.clone()))
+        .merge(health_router(readiness))
         .merge(crate::metrics::router(http_metrics.clone(), db.clone()))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -599,23 +693,35 @@ async fn prepare(
             "set both GATEHOUSE_BOOTSTRAP_CLIENT_ID and GATEHOUSE_BOOTSTRAP_CLIENT_SECRET, or neither"
         ),
     };
-    match registry
-        .bootstrap_admin(supplied)
-        .await
-        .map_err(|e| anyhow::anyhow!("bootstrap: {e:?}"))?
-    {
+    // A generated secret is written down before the admin is committed, so it cannot be
+    // lost; if the commit then fails, the file is removed again.
+    let path = config.data_dir.join("gatehouse.bootstrap.json");
+    let written = std::cell::Cell::new(false);
+    let outcome = registry
+        .bootstrap_admin(supplied, |client_id, secret| {
+            write_private_file(
+                &path,
+                admin_credentials_doc(client_id, secret, issuer).as_bytes(),
+            )
+            .map_err(|e| format!("{e:#}"))?;
+            written.set(true);
+            Ok(())
+        })
+        .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            if written.get() {
+                let _ = std::fs::remove_file(&path);
+            }
+            bail!("bootstrap: {e}");
+        }
+    };
+    match outcome {
         BootstrapOutcome::Created {
             client_id,
-            generated_secret: Some(secret),
+            generated_secret: Some(_),
         } => {
-            let path = config.data_dir.join("gatehouse.bootstrap.json");
-            let doc = serde_json::json!({
-                "client_id": client_id,
-                "client_secret": secret.expose_secret(),
-                "token_endpoint": format!("{}/oauth/token", issuer.trim_end_matches('/')),
-                "scope": "gatehouse:admin",
-            });
-            write_private_file(&path, doc.to_string().as_bytes())?;
             tracing::warn!(
                 file = %path.display(),
                 %client_id,
@@ -630,23 +736,51 @@ async fn prepare(
     Ok((registry, Arc::new(keys)))
 }
 
-fn health_router(registry: Registry) -> Router {
+/// How long a readiness answer is reused: a flood of `/readyz` costs at most one database
+/// ping per second, whatever the request rate (and SQLite's single pooled connection stays
+/// free for real work).
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// The database ping behind `/readyz`, cached for [`READINESS_TTL`] behind a single flight:
+/// concurrent callers wait for the one ping in progress instead of starting their own.
+#[derive(Clone)]
+struct Readiness {
+    registry: Registry,
+    last: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+}
+
+impl Readiness {
+    async fn ready(&self) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < READINESS_TTL
+        {
+            return ok;
+        }
+        let ok = self.registry.ping().await;
+        *last = Some((std::time::Instant::now(), ok));
+        ok
+    }
+}
+
+/// `/healthz` (touches nothing) and `/readyz` (the shared, cached database ping).
+fn health_router(readiness: Readiness) -> Router {
     Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz))
-        .with_state(registry)
+        .with_state(readiness)
 }
 
-async fn readyz(State(registry): State<Registry>) -> Response {
-    if registry.ping().await {
+async fn readyz(State(readiness): State<Readiness>) -> Response {
+    if readiness.ready().await {
         axum::Json(serde_json::json!({"status": "ready"})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "database unavailable"})),
+            axum::Json(serde_json::json!({"status": "unavailable"})),
         )
             .into_response()
     }

@@ -29,6 +29,41 @@ pub struct Cli {
     pub settings: Settings,
 }
 
+impl Cli {
+    /// Parse the command line and the `GATEHOUSE_*` environment. A variable set to an empty
+    /// or blank value counts as unset, for every setting (`docker compose` passes `VAR=""`
+    /// for optional settings left empty). Exits with clap's message on a usage error.
+    pub fn parse_env_aware() -> Self {
+        Self::try_parse_from_env(std::env::args_os(), |name| std::env::var_os(name))
+            .unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`Cli::parse_env_aware`] with the arguments and the environment lookup given: an
+    /// argument whose variable `env` reports empty or blank forgets that variable.
+    pub fn try_parse_from_env<I, T>(
+        args: I,
+        env: impl Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
+    ) -> std::result::Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let blank = |name: &std::ffi::OsStr| {
+            env(name).is_some_and(|v| v.to_string_lossy().trim().is_empty())
+        };
+        let command = Self::command().mut_args(|arg| {
+            if arg.get_env().is_some_and(blank) {
+                arg.env(None::<&str>)
+            } else {
+                arg
+            }
+        });
+        let matches = command.try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -39,6 +74,23 @@ pub enum Command {
     /// Signing keys: list them, or rotate.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Administrators: a way back in when every admin credential is lost.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `gatehouse admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a fresh admin client (an `oauth2` profile with `gatehouse:admin`) directly in
+    /// the database, write its credentials to a new mode-0600 file and print where; audited
+    /// as `admin.recover`. Works on a running deployment (the database is shared).
+    Recover {
+        /// The file to create (must not exist; default: `gatehouse.recovery-<time>.json` in
+        /// GATEHOUSE_DATA_DIR).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// `gatehouse keys …`

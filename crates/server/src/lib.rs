@@ -8,5 +8,5 @@ mod body_guard;
 pub mod config;
 pub mod metrics;
 
-pub use app::{Server, keys_command, migrate_only as migrate, start};
+pub use app::{Server, admin_recover, keys_command, migrate_only as migrate, start};
 pub use config::Config;

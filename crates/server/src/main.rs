@@ -1,8 +1,7 @@
 //! The `gatehouse` binary: parse the command line, set up logging, run a command.
 
 use anyhow::Result;
-use clap::Parser;
-use gatehouse_server::config::{Cli, Command, Config, LogFormat};
+use gatehouse_server::config::{AdminCommand, Cli, Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(config: &Config) {
@@ -45,13 +44,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_env_aware();
     let config = Config::from_settings(cli.settings)?;
     init_logging(&config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Keys(command) => {
             let out = gatehouse_server::keys_command(&config, &command).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Admin(AdminCommand::Recover { output }) => {
+            let path = gatehouse_server::admin_recover(&config, output.as_deref()).await?;
+            println!(
+                "A recovery admin was created. Its credentials are in {} (mode 0600): read them, store them safely, delete the file.",
+                path.display()
+            );
         }
         Command::Migrate => {
             gatehouse_server::migrate(&config).await?;

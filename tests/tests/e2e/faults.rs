@@ -224,23 +224,7 @@ async fn postgres_stopped_mid_run() -> anyhow::Result<()> {
 // The real binary as a child process: kill -9 during admin writes, SIGTERM under load.
 // ---------------------------------------------------------------------------------------------
 
-/// `target/debug/gatehouse`, built by `cargo build -p gatehouse-server` (`.ci/run` does it
-/// before the tests). Absent: skip with a reason, or fail under
-/// `GATEHOUSE_TEST_REQUIRE_PG_FAULTS=1`.
-fn server_binary(test: &str) -> anyhow::Result<Option<PathBuf>> {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gatehouse");
-    if bin.is_file() {
-        return Ok(Some(bin));
-    }
-    if std::env::var("GATEHOUSE_TEST_REQUIRE_PG_FAULTS").is_ok_and(|v| v == "1") {
-        anyhow::bail!("{test}: no server binary at {}", bin.display());
-    }
-    eprintln!(
-        "SKIPPED {test}: no server binary at {} (cargo build -p gatehouse-server)",
-        bin.display()
-    );
-    Ok(None)
-}
+use gatehouse_tests::server_binary;
 
 /// One `gatehouse` process on a SQLite file.
 struct Child {

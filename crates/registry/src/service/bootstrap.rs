@@ -102,14 +102,16 @@ impl Registry {
     }
 
     /// On an empty database, create the bootstrap admin: a client with one `oauth2` profile
-    /// granted the admin collection. Credentials come from the operator or are generated.
+    /// granted the admin collection. Credentials come from the operator or are generated; a
+    /// generated secret is handed to `persist` INSIDE the transaction, before the commit, so
+    /// it is never lost: if `persist` fails (say the file already exists), nothing is created.
     pub async fn bootstrap_admin(
         &self,
         supplied: Option<BootstrapCredentials>,
+        persist: impl FnOnce(&str, &SecretString) -> std::result::Result<(), String>,
     ) -> Result<BootstrapOutcome> {
         let admin_collection = self.ensure_admin_collection().await?;
-        let db = &self.inner.db;
-        if client::Entity::find().count(db).await? > 0 {
+        if client::Entity::find().count(&self.inner.db).await? > 0 {
             return Ok(BootstrapOutcome::AlreadyInitialised);
         }
         let (client_id, secret, generated) = match supplied {
@@ -137,21 +139,85 @@ impl Registry {
             }
             None => (new_id(IdKind::OAuthClient), generate_client_secret(), true),
         };
-        let hash = self.inner.hasher.hash(&secret).await?;
+        let persist = |id: &str, secret: &SecretString| {
+            if generated {
+                persist(id, secret)
+            } else {
+                Ok(())
+            }
+        };
+        self.create_admin(
+            &admin_collection,
+            "Gatehouse administrators",
+            "bootstrap admin",
+            "bootstrap.admin",
+            &Actor::system(),
+            &client_id,
+            &secret,
+            persist,
+        )
+        .await?;
+        Ok(BootstrapOutcome::Created {
+            client_id,
+            generated_secret: generated.then_some(secret),
+        })
+    }
+
+    /// A way back in (`gatehouse admin recover`, like Keycloak's `bootstrap-admin`): a fresh
+    /// admin client and `oauth2` profile granted `gatehouse:admin`, whatever the database
+    /// holds. The generated credentials go to `persist` before the commit; audited as
+    /// `admin.recover` by `actor`. Answers the new `oauth_client_id`.
+    pub async fn recover_admin(
+        &self,
+        actor: &Actor,
+        persist: impl FnOnce(&str, &SecretString) -> std::result::Result<(), String>,
+    ) -> Result<String> {
+        let admin_collection = self.ensure_admin_collection().await?;
+        let client_id = new_id(IdKind::OAuthClient);
+        let secret = generate_client_secret();
+        let stamp = self.now().format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        self.create_admin(
+            &admin_collection,
+            &format!("Recovered administrators ({stamp})"),
+            "recovered admin",
+            "admin.recover",
+            actor,
+            &client_id,
+            &secret,
+            persist,
+        )
+        .await?;
+        Ok(client_id)
+    }
+
+    /// The one way an admin is made outside the admin API: a client and an `oauth2` profile
+    /// granted the admin collection, audited, with `persist` run before the commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_admin(
+        &self,
+        admin_collection: &str,
+        client_name: &str,
+        profile_name: &str,
+        action: &str,
+        actor: &Actor,
+        client_id: &str,
+        secret: &SecretString,
+        persist: impl FnOnce(&str, &SecretString) -> std::result::Result<(), String>,
+    ) -> Result<()> {
+        let hash = self.inner.hasher.hash(secret).await?;
         let invalid = |e: crate::types::Invalid| RegistryError::Internal(e.message);
-        let txn = db.begin().await?;
+        let txn = self.inner.db.begin().await?;
         let client_row = self
             .insert_client(
                 &txn,
-                &super::clients::ValidClient::system(
-                    Name::parse("Gatehouse administrators").map_err(invalid)?,
-                ),
+                &super::clients::ValidClient::system(Name::parse(client_name).map_err(invalid)?),
             )
             .await?;
         let profile = super::profiles::ValidProfile {
-            name: Name::parse("bootstrap admin").map_err(invalid)?,
-            description: Description::parse("Created on first start").map_err(invalid)?,
-            collections: vec![admin_collection],
+            name: Name::parse(profile_name).map_err(invalid)?,
+            description: Description::parse("Created by the server, not the admin API")
+                .map_err(invalid)?,
+            collections: vec![admin_collection.to_owned()],
             all_collections: false,
             scopes: None,
             auth_type: AuthType::OAuth2,
@@ -167,22 +233,21 @@ impl Registry {
             policy_id: None,
         };
         let (row, _) = self
-            .insert_profile(&txn, &client_row.id, &profile, &client_id, Some(hash))
+            .insert_profile(&txn, &client_row.id, &profile, client_id, Some(hash))
             .await?;
         self.audit(
             &txn,
-            &Actor::system(),
-            "bootstrap.admin",
+            actor,
+            action,
             "access_profile",
             &row.id,
             serde_json::json!({"oauth_client_id": client_id}),
         )
         .await?;
+        // Written down before it exists: a failure here rolls everything back.
+        persist(client_id, secret).map_err(RegistryError::Internal)?;
         txn.commit().await?;
         self.invalidate();
-        Ok(BootstrapOutcome::Created {
-            client_id,
-            generated_secret: generated.then_some(secret),
-        })
+        Ok(())
     }
 }

@@ -40,6 +40,8 @@ mod limits;
 mod metrics;
 #[path = "e2e/oidc_profiles.rs"]
 mod oidc_profiles;
+#[path = "e2e/outbound.rs"]
+mod outbound;
 #[path = "e2e/policies.rs"]
 mod policies;
 #[path = "e2e/profiles.rs"]

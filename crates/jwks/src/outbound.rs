@@ -241,11 +241,16 @@ impl OutboundAllow {
     }
 }
 
-/// A DNS name: dot-separated labels of letters, digits, `-` and `_`, at most 253 characters.
+/// A DNS name: dot-separated labels of letters, digits, `-` and `_`, at most 253 characters,
+/// the last not all digits (a URL would read that as an IPv4 address).
 fn valid_name(name: &str) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name);
     !name.is_empty()
         && name.len() <= 253
+        && !name
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
         && name.split('.').all(|label| {
             (1..=63).contains(&label.len())
                 && label
@@ -568,6 +573,7 @@ mod tests {
             "10.0.0.0/33",
             "a b",
             ".",
+            "999.1.1.1",
         ] {
             let err = OutboundAllow::parse(&[bad]).unwrap_err();
             assert!(err.contains(bad), "{bad}: {err}");

@@ -344,6 +344,14 @@ pub struct TestApp {
     _pg: Option<PgDatabase>,
 }
 
+/// `GATEHOUSE_OUTBOUND_ALLOW` as the harness sets it: loopback (`127.0.0.0/8`, `::1`), where
+/// the suite's identity providers listen. A test that needs the production default (nothing
+/// internal) sets `OutboundAllow::default()` in its tweak.
+pub fn loopback_outbound_allow() -> gatehouse_jwks::outbound::OutboundAllow {
+    gatehouse_jwks::outbound::OutboundAllow::parse(&["127.0.0.0/8", "::1"])
+        .expect("loopback CIDRs parse")
+}
+
 /// Starts a server on a fresh database with the test defaults.
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     spawn_app_with(|_| {}).await
@@ -408,6 +416,8 @@ impl TestApp {
         if let Some(key) = &self.secret_key {
             cfg.secret_key = Some(key.clone());
         }
+        // The suite's identity providers (stubs, a second Gatehouse) listen on loopback.
+        cfg.outbound_allow = loopback_outbound_allow();
         (self.tweak)(&mut cfg);
         cfg
     }

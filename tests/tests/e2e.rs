@@ -44,6 +44,8 @@ mod metrics;
 mod oidc_profiles;
 #[path = "e2e/operator.rs"]
 mod operator;
+#[path = "e2e/outbound.rs"]
+mod outbound;
 #[path = "e2e/policies.rs"]
 mod policies;
 #[path = "e2e/profiles.rs"]

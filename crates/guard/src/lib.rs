@@ -17,6 +17,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_jwks::jws::{self, Alg, Rules};
+use gatehouse_jwks::outbound::OutboundAllow;
 use gatehouse_jwks::remote::{KeySource, RemoteKeys};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -65,7 +66,9 @@ pub struct LocalVerification {
     pub issuer: String,
     /// The collection's audience: a token is accepted only when its `aud` includes it.
     pub audience: String,
-    /// Gatehouse's JWKS (the discovery document's `jwks_uri`).
+    /// Gatehouse's JWKS (the discovery document's `jwks_uri`). Fetched under the outbound
+    /// rules, except that its own host may be internal and served over http (it is the
+    /// operator's URL, not a third party's).
     pub jwks_uri: String,
     /// How long a fetched JWKS is used before a background refresh (default 300 s).
     pub refresh: Duration,
@@ -260,8 +263,14 @@ impl Guard {
         let cache = quick_cache::sync::Cache::new(config.cache_capacity.max(16));
         let keys = match &config.local {
             Some(local) => Some(
-                RemoteKeys::new(local.refresh, local.min_refresh)
-                    .map_err(|e| GuardError::Client(e.to_string()))?,
+                // The JWKS URL is the operator's own (often an internal Gatehouse): its host
+                // is allowed whatever it resolves to, and over http.
+                RemoteKeys::new(
+                    local.refresh,
+                    local.min_refresh,
+                    OutboundAllow::host_of(&local.jwks_uri),
+                )
+                .map_err(|e| GuardError::Client(e.to_string()))?,
             ),
             None => None,
         };

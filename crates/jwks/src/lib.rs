@@ -1,9 +1,9 @@
 //! Gatehouse's keys and THE one JWT verifier: signing keys (generation, encryption at rest,
 //! loading, rotation), JWT signing, [`jws`] — the compact-JWS verifier every caller in the
 //! workspace goes through, with rules built per purpose — the JWKS and the discovery metadata
-//! (OpenID Connect Discovery and RFC 8414), and [`remote`], the cache of key sets other
+//! (OpenID Connect Discovery and RFC 8414), [`remote`], the cache of key sets other
 //! parties publish (a consumer's identity provider, or Gatehouse's own JWKS seen from a
-//! resource server).
+//! resource server), and [`outbound`], the rules of where such fetches may go.
 //!
 //! It owns the cryptography and depends on no other Gatehouse crate: key rows are kept
 //! through the injected [`KeyStore`] (the registry implements it). Everything served to the
@@ -20,6 +20,7 @@ pub mod http;
 pub mod jws;
 mod keyset;
 mod master_key;
+pub mod outbound;
 pub mod remote;
 mod store;
 

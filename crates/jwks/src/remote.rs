@@ -2,11 +2,14 @@
 //! then its `jwks_uri`), a consumer's JWKS URL, or — for resource servers that verify
 //! Gatehouse tokens locally — Gatehouse's own JWKS.
 //!
-//! Every outbound fetch goes through [`Fetcher`]: https only (http only to a loopback host),
-//! no redirects followed, at most 64 KiB read, at most 5 s (the contract's rule, so an
-//! admin-supplied URL cannot be turned against internal hosts). Metadata is fetched with
-//! openidconnect's discovery client, which checks that the discovered `issuer` is exactly the
-//! configured one (OpenID Connect Discovery 1.0 §4.3).
+//! Every outbound fetch goes through [`Fetcher`]: the address rules of [`crate::outbound`]
+//! (https only, http only to a host `GATEHOUSE_OUTBOUND_ALLOW` covers; no internal address
+//! unless it covers it; the connection goes to the vetted address), no redirects followed, no
+//! proxy, at most 64 KiB read, at most 5 s (the contract's rule, so an admin-supplied URL, or
+//! a URL an identity provider names, cannot be turned against internal hosts). Metadata is
+//! fetched with openidconnect's discovery client, which checks that the discovered `issuer`
+//! is exactly the configured one (OpenID Connect Discovery 1.0 §4.3); the `jwks_uri` it names
+//! must have the issuer's scheme and host, unless the allow list covers its host.
 //!
 //! [`RemoteKeys`] caches one key set per source:
 //! - a key set is reused for its TTL; past it, the stale keys keep answering while one
@@ -19,6 +22,7 @@
 //!   algorithms its type and `crv` fit, and RSA moduli under 2048 bits are ignored.
 
 use crate::jws::{Alg, Jws, Rejection, Signed, VerifyKey};
+use crate::outbound::{OutboundAllow, Refusal, VettingResolver, check_jwks_uri, check_url};
 use josekit::jwk::Jwk;
 use openidconnect::core::{CoreJsonWebKeySet, CoreProviderMetadata};
 use openidconnect::{HttpRequest, HttpResponse, IssuerUrl, JsonWebKeySetUrl};
@@ -26,7 +30,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use url::{Host, Url};
+use url::Url;
 
 /// Most bytes read from any outbound response (contract: 64 KiB).
 pub const MAX_FETCH_BYTES: usize = 64 * 1024;
@@ -41,9 +45,10 @@ const MAX_SOURCES: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// The URL breaks the outbound rules.
+    /// The URL, or the address its host resolves to, breaks the outbound rules; nothing was
+    /// sent.
     #[error("refused URL: {0}")]
-    Refused(&'static str),
+    Refused(Refusal),
     /// Connecting, sending or reading failed (including the timeout).
     #[error("request failed: {0}")]
     Transport(String),
@@ -52,64 +57,76 @@ pub enum FetchError {
     TooLarge,
 }
 
-/// Check a URL against the outbound rules: https, or http to a loopback host only; no
-/// credentials in it.
-pub fn check_outbound_url(url: &Url) -> Result<(), &'static str> {
-    let loopback = match url.host() {
-        Some(Host::Ipv4(a)) => a.is_loopback(),
-        Some(Host::Ipv6(a)) => a.is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => return Err("the URL has no host"),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => return Err("http is allowed only to a loopback host; use https"),
-        _ => return Err("only https URLs are fetched"),
+impl From<reqwest::Error> for FetchError {
+    /// A refusal by the [`VettingResolver`] stays a refusal; anything else is transport.
+    fn from(e: reqwest::Error) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if let Some(refusal) = c.downcast_ref::<Refusal>() {
+                return FetchError::Refused(*refusal);
+            }
+            cause = c.source();
+        }
+        FetchError::Transport(e.without_url().to_string())
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("credentials in the URL are not allowed");
-    }
-    Ok(())
 }
 
 /// The one HTTP client for outbound fetches, with the contract's limits built in.
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    allow: Arc<OutboundAllow>,
 }
 
 impl std::fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fetcher").finish_non_exhaustive()
+        f.debug_struct("Fetcher")
+            .field("allow", &self.allow)
+            .finish_non_exhaustive()
     }
 }
 
 impl Fetcher {
-    /// A fetcher that follows no redirect and gives up after [`FETCH_TIMEOUT`].
-    pub fn new() -> Result<Self, FetchError> {
+    /// A fetcher that reaches public addresses and those `allow` covers, connects only to
+    /// addresses its [`VettingResolver`] checked, uses no proxy (a proxy would resolve and
+    /// connect on its own), follows no redirect and gives up after [`FETCH_TIMEOUT`].
+    pub fn new(allow: OutboundAllow) -> Result<Self, FetchError> {
+        let allow = Arc::new(allow);
+        Self::with_resolver(allow.clone(), VettingResolver::new(allow))
+    }
+
+    fn with_resolver(
+        allow: Arc<OutboundAllow>,
+        resolver: VettingResolver,
+    ) -> Result<Self, FetchError> {
         let client = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(resolver)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
             .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| FetchError::Transport(e.to_string()))?;
-        Ok(Self { client })
+        Ok(Self { client, allow })
     }
 
     /// GET `url` under the outbound rules; any status is returned as is (a 3xx is not
     /// followed: the caller sees it and fails).
     pub async fn get(&self, url: &str) -> Result<HttpResponse, FetchError> {
-        let parsed = Url::parse(url).map_err(|_| FetchError::Refused("not a URL"))?;
-        check_outbound_url(&parsed).map_err(FetchError::Refused)?;
+        let parsed = Url::parse(url).map_err(|_| FetchError::Refused(Refusal::NotAUrl))?;
+        self.get_url(parsed).await
+    }
+
+    async fn get_url(&self, url: Url) -> Result<HttpResponse, FetchError> {
+        // IP literals never reach the resolver: this is their only check.
+        check_url(&url, &self.allow).map_err(FetchError::Refused)?;
         let mut response = self
             .client
-            .get(parsed)
+            .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
-            .await
-            .map_err(|e| FetchError::Transport(e.without_url().to_string()))?;
+            .await?;
         if response
             .content_length()
             .is_some_and(|n| n > MAX_FETCH_BYTES as u64)
@@ -117,11 +134,7 @@ impl Fetcher {
             return Err(FetchError::TooLarge);
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Transport(e.without_url().to_string()))?
-        {
+        while let Some(chunk) = response.chunk().await? {
             if body.len() + chunk.len() > MAX_FETCH_BYTES {
                 return Err(FetchError::TooLarge);
             }
@@ -133,12 +146,23 @@ impl Fetcher {
         Ok(out)
     }
 
-    /// The adapter openidconnect's discovery client calls: GET only.
-    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, FetchError> {
+    /// The adapter openidconnect's clients call: GET only. For a discovery source `issuer` is
+    /// the issuer URL: every URL fetched for it (the discovery document, then the `jwks_uri`
+    /// the document names) must have its scheme and host, or a host the allow list covers.
+    async fn execute(
+        &self,
+        request: HttpRequest,
+        issuer: Option<&Url>,
+    ) -> Result<HttpResponse, FetchError> {
         if request.method() != openidconnect::http::Method::GET {
-            return Err(FetchError::Refused("only GET is used"));
+            return Err(FetchError::Transport("only GET is used".to_owned()));
         }
-        self.get(&request.uri().to_string()).await
+        let url = Url::parse(&request.uri().to_string())
+            .map_err(|_| FetchError::Refused(Refusal::NotAUrl))?;
+        if let Some(issuer) = issuer {
+            check_jwks_uri(issuer, &url, &self.allow).map_err(FetchError::Refused)?;
+        }
+        self.get_url(url).await
     }
 }
 
@@ -224,10 +248,15 @@ impl std::fmt::Debug for RemoteKeys {
 }
 
 impl RemoteKeys {
-    /// A cache whose key sets live `ttl`, refreshed at most once per `min_refresh` each.
-    pub fn new(ttl: Duration, min_refresh: Duration) -> Result<Arc<Self>, FetchError> {
+    /// A cache whose key sets live `ttl`, refreshed at most once per `min_refresh` each,
+    /// fetched from public addresses and those `allow` covers (`GATEHOUSE_OUTBOUND_ALLOW`).
+    pub fn new(
+        ttl: Duration,
+        min_refresh: Duration,
+        allow: OutboundAllow,
+    ) -> Result<Arc<Self>, FetchError> {
         Ok(Arc::new(Self {
-            fetcher: Fetcher::new()?,
+            fetcher: Fetcher::new(allow)?,
             ttl,
             min_refresh,
             entries: Mutex::new(HashMap::new()),
@@ -343,9 +372,15 @@ enum SourceError {
 }
 
 async fn fetch(fetcher: &Fetcher, source: &KeySource) -> Result<Fetched, SourceError> {
+    let issuer_url = match source {
+        KeySource::Issuer(issuer) => {
+            Some(Url::parse(issuer).map_err(|e| SourceError::Discovery(e.to_string()))?)
+        }
+        KeySource::JwksUri(_) => None,
+    };
     let client = |request: HttpRequest| {
-        let fetcher = fetcher.clone();
-        async move { fetcher.execute(request).await }
+        let (fetcher, issuer_url) = (fetcher.clone(), issuer_url.clone());
+        async move { fetcher.execute(request, issuer_url.as_ref()).await }
     };
     let describe = |e: openidconnect::DiscoveryError<FetchError>| {
         use std::error::Error;
@@ -434,22 +469,96 @@ mod tests {
     use josekit::jwk::alg::rsa::RsaKeyPair;
     use serde_json::json;
 
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
+    /// A loopback listener that counts the connections it accepts and closes each at once.
+    async fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = count.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        (port, count)
     }
 
-    #[test]
-    fn outbound_urls_are_https_or_loopback_http() {
-        assert!(check_outbound_url(&url("https://idp.example.com/x")).is_ok());
-        assert!(check_outbound_url(&url("http://127.0.0.1:8080/x")).is_ok());
-        assert!(check_outbound_url(&url("http://[::1]:8080/x")).is_ok());
-        assert!(check_outbound_url(&url("http://localhost/x")).is_ok());
-        assert!(check_outbound_url(&url("http://idp.example.com/x")).is_err());
-        assert!(check_outbound_url(&url("http://10.0.0.1/x")).is_err());
-        assert!(check_outbound_url(&url("http://169.254.169.254/latest")).is_err());
-        assert!(check_outbound_url(&url("ftp://idp.example.com/x")).is_err());
-        assert!(check_outbound_url(&url("file:///etc/passwd")).is_err());
-        assert!(check_outbound_url(&url("https://u:p@idp.example.com/x")).is_err());
+    /// Connects once ourselves and waits until the listener saw it: afterwards the count
+    /// includes every connection made before.
+    async fn settled(port: u16, count: &std::sync::atomic::AtomicUsize) -> usize {
+        let _probe = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        while count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        count.load(std::sync::atomic::Ordering::SeqCst) - 1
+    }
+
+    #[tokio::test]
+    async fn refused_fetches_open_no_connection() {
+        use crate::outbound::InternalRange::Loopback;
+        let (port, count) = counting_listener().await;
+        let strict = Arc::new(OutboundAllow::default());
+        // `idp.test` resolves to loopback (a rebinding answer), without any DNS.
+        let fetcher = Fetcher::with_resolver(
+            strict.clone(),
+            VettingResolver::fixed(strict, &[("idp.test", "127.0.0.1")]),
+        )
+        .unwrap();
+        for (url, expected) in [
+            (format!("http://127.0.0.1:{port}/jwks"), Refusal::Insecure),
+            (
+                format!("https://127.0.0.1:{port}/jwks"),
+                Refusal::Internal(Loopback),
+            ),
+            (
+                format!("https://[::ffff:127.0.0.1]:{port}/jwks"),
+                Refusal::Internal(Loopback),
+            ),
+            (
+                format!("https://localhost:{port}/jwks"),
+                Refusal::Internal(Loopback),
+            ),
+            (
+                format!("https://idp.test:{port}/jwks"),
+                Refusal::Internal(Loopback),
+            ),
+            (
+                "https://10.0.0.1/jwks".to_owned(),
+                Refusal::Internal(crate::outbound::InternalRange::Private),
+            ),
+            (
+                "https://169.254.169.254/latest/meta-data".to_owned(),
+                Refusal::Internal(crate::outbound::InternalRange::LinkLocal),
+            ),
+        ] {
+            match fetcher.get(&url).await {
+                Err(FetchError::Refused(r)) => assert_eq!(r, expected, "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert_eq!(settled(port, &count).await, 0, "no connection was opened");
+    }
+
+    #[tokio::test]
+    async fn an_allowed_fetch_connects_to_the_vetted_address() {
+        let (port, count) = counting_listener().await;
+        let allow = Arc::new(OutboundAllow::parse(&["127.0.0.0/8"]).unwrap());
+        let fetcher = Fetcher::with_resolver(
+            allow.clone(),
+            VettingResolver::fixed(allow, &[("idp.test", "127.0.0.1")]),
+        )
+        .unwrap();
+        // The listener speaks no TLS: the fetch fails, but only after connecting.
+        let outcome = fetcher.get(&format!("https://idp.test:{port}/jwks")).await;
+        assert!(
+            matches!(outcome, Err(FetchError::Transport(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(settled(port, &count).await, 1);
     }
 
     #[test]

@@ -214,7 +214,8 @@ pub struct ProfileInput {
     #[serde(default)]
     pub jwt_secret: Option<String>,
     /// `jwt`/rsa (instead of `jwt_public_key`) or `oidc` (instead of `oidc_issuer`): a JWKS
-    /// URL, https (http only to a loopback host).
+    /// URL, https (http, and internal addresses, only where `GATEHOUSE_OUTBOUND_ALLOW` covers
+    /// the host).
     #[serde(default)]
     pub oidc_jwks_uri: Option<String>,
     /// `oidc`: the identity provider's issuer; its discovery document and JWKS are fetched

@@ -372,6 +372,7 @@ pub async fn start(config: Config) -> Result<Server> {
             gatehouse_jwks::remote::RemoteKeys::new(
                 config.remote_keys_ttl,
                 config.remote_keys_min_refresh,
+                config.outbound_allow.clone(),
             )
             .context("building the outbound HTTP client")?,
         )
@@ -668,6 +669,7 @@ async fn prepare(
     settings.verified_cache_capacity = config.cache_entries;
     settings.redis_url = config.redis_url.clone();
     settings.ratelimit_failure = config.ratelimit_failure;
+    settings.outbound_allow = config.outbound_allow.clone();
     let registry = Registry::new(
         db.clone(),
         config.clock.clone(),

@@ -177,6 +177,15 @@ pub struct Settings {
     /// asks for a refresh (default 30).
     #[arg(long, env = "GATEHOUSE_REMOTE_KEYS_MIN_REFRESH", global = true)]
     pub remote_keys_min_refresh: Option<u64>,
+    /// CIDRs and host names outbound fetches (discovery, JWKS URLs) may reach although
+    /// internal, and over http; comma separated. Default: none (public https hosts only).
+    #[arg(
+        long,
+        env = "GATEHOUSE_OUTBOUND_ALLOW",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub outbound_allow: Option<Vec<String>>,
     /// Browser origins allowed to call `/oauth/token` and `/oauth/revoke` (CORS), comma
     /// separated, e.g. `https://app.example.com`; `*` for any. Default: none.
     #[arg(
@@ -282,6 +291,11 @@ impl Settings {
             remote_keys_min_refresh: self
                 .remote_keys_min_refresh
                 .or(other.remote_keys_min_refresh),
+            // An empty value counts as unset: the TOML file's list applies.
+            outbound_allow: self
+                .outbound_allow
+                .filter(|v| v.iter().any(|s| !s.trim().is_empty()))
+                .or(other.outbound_allow),
             redis_url: self.redis_url.or(other.redis_url),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
             counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
@@ -361,6 +375,8 @@ pub struct Config {
     pub remote_keys_ttl: std::time::Duration,
     /// Least time between two fetches of one remote key set.
     pub remote_keys_min_refresh: std::time::Duration,
+    /// Internal CIDRs and host names outbound fetches may reach (`GATEHOUSE_OUTBOUND_ALLOW`).
+    pub outbound_allow: gatehouse_jwks::outbound::OutboundAllow,
     /// Redis shared by every instance for rate limits and quotas.
     pub redis_url: Option<String>,
     /// What limited requests get while Redis is unreachable.
@@ -551,6 +567,10 @@ impl Config {
             remote_keys_min_refresh: std::time::Duration::from_secs(
                 s.remote_keys_min_refresh.unwrap_or(30),
             ),
+            outbound_allow: gatehouse_jwks::outbound::OutboundAllow::parse(
+                &s.outbound_allow.unwrap_or_default(),
+            )
+            .map_err(|e| anyhow::anyhow!("GATEHOUSE_OUTBOUND_ALLOW: {e}"))?,
             redis_url: s.redis_url.clone(),
             ratelimit_failure,
             counter_flush_interval,
@@ -613,6 +633,7 @@ impl Config {
             max_connections: 10_000,
             remote_keys_ttl: std::time::Duration::from_secs(600),
             remote_keys_min_refresh: std::time::Duration::from_secs(30),
+            outbound_allow: gatehouse_jwks::outbound::OutboundAllow::default(),
             redis_url: None,
             ratelimit_failure: gatehouse_registry::limits::FailureMode::Open,
             counter_flush_interval: std::time::Duration::from_secs(10),
@@ -672,6 +693,48 @@ mod tests {
         assert!(validate_issuer("http://auth.example.com").is_err());
         assert!(validate_issuer("https://auth.example.com/?x=1").is_err());
         assert!(validate_issuer("not a url").is_err());
+    }
+
+    #[test]
+    fn outbound_allow_list() {
+        let with = |list: &[&str]| {
+            Config::from_settings(Settings {
+                outbound_allow: Some(list.iter().map(|s| (*s).to_owned()).collect()),
+                ..Settings::default()
+            })
+        };
+        let c = with(&["10.0.0.0/8", " idp.corp ", "::1"]).unwrap();
+        assert!(c.outbound_allow.covers_ip("10.1.2.3".parse().unwrap()));
+        assert!(c.outbound_allow.names("idp.corp"));
+        assert!(
+            with(&[""]).unwrap().outbound_allow.is_empty(),
+            "empty = unset"
+        );
+        let dir = std::env::temp_dir().join(format!("gh-cfg-outbound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("g.toml");
+        std::fs::write(&file, "outbound_allow = [\"10.0.0.0/8\"]\n").unwrap();
+        let c = Config::from_settings(Settings {
+            config: Some(file),
+            outbound_allow: Some(vec![String::new()]),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert!(
+            c.outbound_allow.covers_ip("10.1.2.3".parse().unwrap()),
+            "an empty flag or variable leaves the file's list in force"
+        );
+        assert!(
+            Config::from_settings(Settings::default())
+                .unwrap()
+                .outbound_allow
+                .is_empty()
+        );
+        let err = with(&["10.0.0.0/8", "https://idp.corp"]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("GATEHOUSE_OUTBOUND_ALLOW"),
+            "{err:#}"
+        );
     }
 
     #[test]

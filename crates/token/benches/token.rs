@@ -73,6 +73,7 @@ async fn fixture(alg: SigningAlg) -> Fixture {
             gatehouse_jwks::remote::RemoteKeys::new(
                 std::time::Duration::from_secs(600),
                 std::time::Duration::from_secs(30),
+                gatehouse_jwks::outbound::OutboundAllow::default(),
             )
             .unwrap(),
         )

@@ -1275,7 +1275,8 @@ async fn oidc_profile_validation() -> anyhow::Result<()> {
         );
     }
 
-    // Accepted: https anywhere, http only to loopback; every allowed algorithm.
+    // Accepted: https to any name, http only to loopback (the harness allow-lists it); every
+    // allowed algorithm.
     for (field, url) in [
         ("oidc_issuer", "https://idp.example.com"),
         ("oidc_issuer", "http://127.0.0.1:9"),

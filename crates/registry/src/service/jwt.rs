@@ -12,6 +12,7 @@ use crate::error::{RegistryError, Result};
 use crate::types::FieldError;
 use chrono::{DateTime, Utc};
 use gatehouse_jwks::jws::{Alg, ClaimRequirement, VerifyKey};
+use gatehouse_jwks::outbound::{self, OutboundAllow};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -25,37 +26,26 @@ pub const REMOTE_ALGS: [&str; 9] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
 
-/// An admin-supplied URL Gatehouse will fetch: https, or http to a loopback host only (for
-/// tests and sidecars), no credentials, no fragment; an issuer also no query (OpenID Connect
-/// Discovery 1.0 §3).
-fn outbound_url(value: &str, issuer: bool) -> std::result::Result<(), crate::types::Invalid> {
+/// An admin-supplied URL Gatehouse will fetch: the outbound rules as far as the URL shows them
+/// (https; http only to a host `GATEHOUSE_OUTBOUND_ALLOW` covers; no credentials; no IP
+/// literal in an internal range, no `localhost` / `*.localhost`, unless the allow list covers
+/// it), no fragment, and for an issuer no query (OpenID Connect Discovery 1.0 §3). Host names
+/// are not looked up here — an admin request must not wait on DNS — but at every fetch, where
+/// the address connected to is the one checked.
+fn outbound_url(
+    value: &str,
+    issuer: bool,
+    allow: &OutboundAllow,
+) -> std::result::Result<(), crate::types::Invalid> {
     use crate::types::Invalid;
     if value.len() > 2048 {
         return Err(Invalid::new("too_long", "must be at most 2048 characters"));
     }
     let url = url::Url::parse(value)
         .map_err(|_| Invalid::new("invalid_url", "must be an absolute https URL"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => return Err(Invalid::new("invalid_url", "must be an absolute https URL")),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(Invalid::new(
-                "insecure_url",
-                "must be https (http only to a loopback host)",
-            ));
-        }
-    }
-    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
-        return Err(Invalid::new(
-            "invalid_url",
-            "must carry no credentials and no fragment",
-        ));
+    outbound::check_url(&url, allow).map_err(|why| Invalid::new(why.code(), why.to_string()))?;
+    if url.fragment().is_some() {
+        return Err(Invalid::new("invalid_url", "must carry no fragment"));
     }
     if issuer && url.query().is_some() {
         return Err(Invalid::new("invalid_url", "an issuer has no query"));
@@ -362,7 +352,11 @@ impl Registry {
             ("oidc_jwks_uri", &input.oidc_jwks_uri),
         ] {
             if let Some(v) = value
-                && let Err(e) = outbound_url(v, field == "oidc_issuer")
+                && let Err(e) = outbound_url(
+                    v,
+                    field == "oidc_issuer",
+                    &self.inner.settings.outbound_allow,
+                )
             {
                 errors.push(e.at(field));
             }
@@ -640,6 +634,14 @@ mod tests {
     use std::sync::Arc;
 
     async fn registry() -> Registry {
+        registry_with(RegistrySettings::new(
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8081",
+        ))
+        .await
+    }
+
+    async fn registry_with(settings: RegistrySettings) -> Registry {
         let db = crate::connect("sqlite::memory:").await.unwrap();
         crate::migrate(&db).await.unwrap();
         let (master, _) = gatehouse_jwks::MasterKey::generate();
@@ -647,9 +649,88 @@ mod tests {
             db,
             Arc::new(SystemClock),
             PasswordHasher::new(1).unwrap(),
-            RegistrySettings::new("http://127.0.0.1:8080", "http://127.0.0.1:8081"),
+            settings,
             Arc::new(master),
         )
+    }
+
+    /// The (field, code) pairs of a validation error.
+    fn refusals(result: crate::error::Result<crate::api::ProfileCreated>) -> Vec<(String, String)> {
+        match result {
+            Err(crate::RegistryError::Validation(errors)) => {
+                errors.into_iter().map(|e| (e.field, e.code)).collect()
+            }
+            Err(other) => panic!("not a validation error: {other}"),
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    /// Internal addresses are refused by what the URL shows, before any lookup; the allow list
+    /// lets its CIDRs and names through (over http too).
+    #[tokio::test]
+    async fn outbound_urls_are_checked_against_the_allow_list() {
+        let mut settings = RegistrySettings::new("http://127.0.0.1:8080", "http://127.0.0.1:8081");
+        let strict = registry_with(settings.clone()).await;
+        settings.outbound_allow =
+            gatehouse_jwks::outbound::OutboundAllow::parse(&["127.0.0.0/8", "idp.corp"]).unwrap();
+        let allowing = registry_with(settings).await;
+        let actor = Actor::system();
+        let mut n = 0;
+        let mut create = async |r: &Registry, field: &str, url: &str| {
+            n += 1;
+            let col = r
+                .create_collection(
+                    &actor,
+                    json!({"name": format!("c{n}"), "audience": format!("https://c{n}.example/api"),
+                        "scopes": [{"name": format!("c{n}:r")}]}),
+                )
+                .await
+                .unwrap();
+            let client = r
+                .create_client(&actor, json!({"name": format!("x{n}")}))
+                .await
+                .unwrap();
+            refusals(
+                r.create_profile(
+                    &actor,
+                    &client.id,
+                    json!({"name": "o", "auth_type": "oidc", field: url, "jwt_claim_value": format!("c{n}"),
+                        "collections": [col.collection.id], "allowed_audiences": ["https://a"]}),
+                )
+                .await,
+            )
+        };
+        let refused = |field: &str, code: &str| vec![(field.to_owned(), code.to_owned())];
+        for (field, url, code) in [
+            ("oidc_jwks_uri", "https://10.0.0.1/jwks", "internal_address"),
+            ("oidc_issuer", "https://169.254.169.254", "internal_address"),
+            ("oidc_jwks_uri", "https://[::1]/jwks", "internal_address"),
+            ("oidc_issuer", "https://localhost:8443", "internal_address"),
+            ("oidc_jwks_uri", "http://127.0.0.1:9/jwks", "insecure_url"),
+            ("oidc_jwks_uri", "http://idp.corp/jwks", "insecure_url"),
+        ] {
+            assert_eq!(
+                create(&strict, field, url).await,
+                refused(field, code),
+                "{url}"
+            );
+        }
+        for (field, url) in [
+            ("oidc_jwks_uri", "http://127.0.0.1:9/jwks"),
+            ("oidc_issuer", "http://localhost:9"),
+            ("oidc_jwks_uri", "http://idp.corp/jwks"),
+        ] {
+            assert_eq!(create(&allowing, field, url).await, vec![], "{url}");
+        }
+        assert_eq!(
+            create(&allowing, "oidc_jwks_uri", "https://10.0.0.1/jwks").await,
+            refused("oidc_jwks_uri", "internal_address")
+        );
+        assert_eq!(
+            create(&strict, "oidc_issuer", "https://idp.example.com").await,
+            vec![],
+            "a name is judged at fetch time"
+        );
     }
 
     /// A presented JWT costs lookups only for the claim names profiles are configured with,

@@ -95,6 +95,9 @@ pub struct RegistrySettings {
     pub redis_url: Option<String>,
     /// What limited requests get while Redis is unreachable.
     pub ratelimit_failure: crate::limits::FailureMode,
+    /// Internal CIDRs and host names an `oidc_issuer` / `oidc_jwks_uri` may name
+    /// (`GATEHOUSE_OUTBOUND_ALLOW`; empty: public https hosts only).
+    pub outbound_allow: gatehouse_jwks::outbound::OutboundAllow,
 }
 
 impl RegistrySettings {
@@ -111,6 +114,7 @@ impl RegistrySettings {
             cache_ttl: None,
             redis_url: None,
             ratelimit_failure: crate::limits::FailureMode::Open,
+            outbound_allow: gatehouse_jwks::outbound::OutboundAllow::default(),
         }
     }
 

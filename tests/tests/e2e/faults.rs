@@ -8,12 +8,15 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_tests::{Reply, TestApp, json, spawn_app_with};
+use gatehouse_tests::{Reply, TestApp, json, skip_unless_required, spawn_app_with};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// `1`: these tests fail, rather than skip, without PostgreSQL's binaries or the server binary.
+const REQUIRE: &str = "GATEHOUSE_TEST_REQUIRE_PG_FAULTS";
 
 /// A throwaway PostgreSQL cluster, run as the `postgres` user (initdb refuses root).
 struct Cluster {
@@ -62,10 +65,7 @@ impl Cluster {
         let runuser = Command::new("runuser").arg("--help").output().is_ok();
         if !initdb.exists() || !runuser {
             let why = format!("{} or runuser not found", initdb.display());
-            if std::env::var("GATEHOUSE_TEST_REQUIRE_PG_FAULTS").is_ok_and(|v| v == "1") {
-                anyhow::bail!("PostgreSQL fault test required but {why}");
-            }
-            eprintln!("SKIPPED postgres_stopped_mid_run: {why}");
+            skip_unless_required(REQUIRE, &why)?;
             return Ok(None);
         }
         let dir = std::env::temp_dir().join(format!(
@@ -227,18 +227,18 @@ async fn postgres_stopped_mid_run() -> anyhow::Result<()> {
 /// `target/debug/gatehouse`, built by `cargo build -p gatehouse-server` (`.ci/run` does it
 /// before the tests). Absent: skip with a reason, or fail under
 /// `GATEHOUSE_TEST_REQUIRE_PG_FAULTS=1`.
-fn server_binary(test: &str) -> anyhow::Result<Option<PathBuf>> {
+fn server_binary() -> anyhow::Result<Option<PathBuf>> {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gatehouse");
     if bin.is_file() {
         return Ok(Some(bin));
     }
-    if std::env::var("GATEHOUSE_TEST_REQUIRE_PG_FAULTS").is_ok_and(|v| v == "1") {
-        anyhow::bail!("{test}: no server binary at {}", bin.display());
-    }
-    eprintln!(
-        "SKIPPED {test}: no server binary at {} (cargo build -p gatehouse-server)",
-        bin.display()
-    );
+    skip_unless_required(
+        REQUIRE,
+        &format!(
+            "no server binary at {} (cargo build -p gatehouse-server)",
+            bin.display()
+        ),
+    )?;
     Ok(None)
 }
 
@@ -356,7 +356,7 @@ async fn post_json(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_admin_writes_loses_no_acknowledged_write() -> anyhow::Result<()> {
-    let Some(bin) = server_binary("kill_9_during_admin_writes")? else {
+    let Some(bin) = server_binary()? else {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
@@ -461,7 +461,7 @@ async fn kill_9_during_admin_writes_loses_no_acknowledged_write() -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_in_flight_requests_finish() -> anyhow::Result<()> {
-    let Some(bin) = server_binary("sigterm_lets_in_flight_requests_finish")? else {
+    let Some(bin) = server_binary()? else {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;

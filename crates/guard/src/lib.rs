@@ -11,6 +11,14 @@
 //! rules apply, so limits are never bypassed), never past `exp`; an inactive answer for a few
 //! seconds. The guard knows nothing of Gatehouse's registry: it speaks HTTP like any
 //! resource server would.
+//!
+//! - A credential longer than [`jws::MAX_TOKEN_LEN`] (16 KiB, the longest Gatehouse
+//!   verifies) is refused here as `invalid_token`, without a call.
+//! - A 4xx answer from Gatehouse about the request (400, 413, …) means the credential cannot
+//!   be valid: `invalid_token`, cached like an inactive answer. 401 and 403 (the guard's own
+//!   credentials refused) and 429 (the guard itself throttled) are outages: 503, not cached.
+//! - Outages are logged at most once per [`LOG_INTERVAL`] per kind, with the number of lines
+//!   held back since the last one.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -24,10 +32,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower::{Layer, Service};
+
+/// Least time between two log lines of one kind of trouble with Gatehouse (refused, failing,
+/// unreachable, unreadable, rejecting requests); the lines held back in between are counted
+/// in the next one's `suppressed` field.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How the guard reaches Gatehouse.
 #[derive(Clone)]
@@ -225,6 +238,56 @@ struct Inner {
     cache: quick_cache::sync::Cache<[u8; 32], Cached>,
     /// Local mode's JWKS cache.
     keys: Option<Arc<RemoteKeys>>,
+    log: LogLimiter,
+}
+
+/// What can go wrong when asking Gatehouse; each is logged on its own schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    /// 401/403/429: the guard's own credentials refused, or the guard throttled.
+    Refused,
+    /// A 5xx or another answer that is neither success nor a client error.
+    Failing,
+    /// No answer at all (connection, timeout).
+    Unreachable,
+    /// A success whose body is not an introspection answer.
+    Unreadable,
+    /// A 4xx about the request: the credential is treated as invalid.
+    Rejecting,
+}
+
+impl Trouble {
+    const COUNT: usize = 5;
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// At most one log line per [`Trouble`] per [`LOG_INTERVAL`], counting those held back.
+#[derive(Default)]
+struct LogLimiter {
+    /// Per trouble: when the last line was written, and how many were held back since.
+    slots: Mutex<[(Option<Instant>, u64); Trouble::COUNT]>,
+}
+
+impl LogLimiter {
+    /// `Some(lines held back since the last one)` when a line of this kind may be written
+    /// at `now`; `None` (and one more held back) otherwise.
+    fn admit(&self, trouble: Trouble, now: Instant) -> Option<u64> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, held_back) = slots.get_mut(trouble.slot())?;
+        match last {
+            Some(at) if now.saturating_duration_since(*at) < LOG_INTERVAL => {
+                *held_back += 1;
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(std::mem::take(held_back))
+            }
+        }
+    }
 }
 
 /// A configured guard; cheap to clone. Make per-route layers with [`Guard::require`].
@@ -271,6 +334,7 @@ impl Guard {
                 http,
                 cache,
                 keys,
+                log: LogLimiter::default(),
             }),
         })
     }
@@ -284,12 +348,16 @@ impl Guard {
         }
     }
 
-    /// Introspect a credential for a consumer address, using the cache.
+    /// Introspect a credential for a consumer address, using the cache. A credential longer
+    /// than [`jws::MAX_TOKEN_LEN`] is refused without a call.
     pub async fn check(
         &self,
         credential: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Arc<Principal>, Rejection> {
+        if credential.len() > jws::MAX_TOKEN_LEN {
+            return Err(Rejection::InvalidToken);
+        }
         let ip_text = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         let mut h = Sha256::new();
         h.update((credential.len() as u64).to_be_bytes());
@@ -409,19 +477,43 @@ impl Guard {
             .form(&form)
             .send()
             .await;
+        let outage = (Err(Rejection::Unavailable), Duration::ZERO);
         let response = match sent {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
-                tracing::error!(status = %r.status(), "introspection refused the guard; check its credentials");
-                return (Err(Rejection::Unavailable), Duration::ZERO);
+                let status = r.status();
+                return match status {
+                    StatusCode::UNAUTHORIZED
+                    | StatusCode::FORBIDDEN
+                    | StatusCode::TOO_MANY_REQUESTS => {
+                        self.log(Trouble::Refused, &status);
+                        outage
+                    }
+                    s if s.is_client_error() => {
+                        self.log(Trouble::Rejecting, &status);
+                        (Err(Rejection::InvalidToken), config.negative_cache_ttl)
+                    }
+                    _ => {
+                        self.log(Trouble::Failing, &status);
+                        outage
+                    }
+                };
             }
             Err(e) => {
-                tracing::warn!(error = %e, "introspection unreachable");
-                return (Err(Rejection::Unavailable), Duration::ZERO);
+                self.log(Trouble::Unreachable, &e);
+                return outage;
             }
         };
-        let Ok(answer) = response.json::<Value>().await else {
-            return (Err(Rejection::Unavailable), Duration::ZERO);
+        let answer = match response.json::<Value>().await {
+            Ok(answer) if answer.is_object() => answer,
+            Ok(_) => {
+                self.log(Trouble::Unreadable, &"not a JSON object");
+                return outage;
+            }
+            Err(e) => {
+                self.log(Trouble::Unreadable, &e);
+                return outage;
+            }
         };
         if answer.get("active").and_then(Value::as_bool) != Some(true) {
             if let Some(denial) = answer.get("gatehouse_denial") {
@@ -461,6 +553,50 @@ impl Guard {
             introspection: answer,
         };
         (Ok(Arc::new(principal)), ttl)
+    }
+}
+
+impl Guard {
+    /// Log a trouble with Gatehouse, unless a line of its kind was written less than
+    /// [`LOG_INTERVAL`] ago.
+    fn log(&self, trouble: Trouble, detail: &dyn std::fmt::Display) {
+        let Some(suppressed) = self.inner.log.admit(trouble, Instant::now()) else {
+            return;
+        };
+        let endpoint = self.inner.config.introspection_endpoint.as_str();
+        match trouble {
+            Trouble::Refused => tracing::error!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse refused the guard's introspection credentials (or throttled them); \
+                 requests get 503: check the collection's introspection_client_id and secret"
+            ),
+            Trouble::Failing => tracing::error!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse failed to introspect; requests get 503"
+            ),
+            Trouble::Unreachable => tracing::error!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse is unreachable; requests get 503"
+            ),
+            Trouble::Unreadable => tracing::error!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse's introspection answer is unreadable; requests get 503"
+            ),
+            Trouble::Rejecting => tracing::warn!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse rejected an introspection request; the credential is refused as invalid"
+            ),
+        }
     }
 }
 
@@ -554,6 +690,80 @@ where
 mod tests {
     use super::*;
 
+    /// A log sink for one test: every line written, in order.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn errors(&self) -> Vec<String> {
+            let bytes = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .filter(|l| l.contains("ERROR"))
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    /// A Gatehouse that answers every introspection with 500: each request is an outage
+    /// (503), but the log gets one ERROR line, not one per request.
+    #[test]
+    fn an_outage_is_logged_once_not_per_request() -> Result<(), Box<dyn std::error::Error>> {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?;
+                let failing = axum::Router::new().route(
+                    "/oauth/introspect",
+                    axum::routing::post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+                );
+                tokio::spawn(async move { axum::serve(listener, failing).await });
+                let guard = Guard::new(GuardConfig::new(
+                    format!("http://{addr}/oauth/introspect"),
+                    "grs_x",
+                    "secret",
+                ))?;
+                for i in 0..20 {
+                    let answer = guard.check(&format!("token-{i}"), None).await;
+                    assert_eq!(answer.err(), Some(Rejection::Unavailable));
+                }
+                Ok::<(), Box<dyn std::error::Error>>(())
+            })
+        })?;
+        let errors = lines.errors();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors.iter().all(|l| l.contains("500")), "{errors:#?}");
+        Ok(())
+    }
+
     #[test]
     fn credentials_are_taken_from_bearer_or_api_key() {
         let mut h = http::HeaderMap::new();
@@ -573,6 +783,23 @@ mod tests {
         let mut basic = http::HeaderMap::new();
         basic.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(credential(&basic), Err(Rejection::Missing));
+    }
+
+    #[test]
+    fn each_trouble_is_logged_once_per_interval_with_the_count_held_back() {
+        let limiter = LogLimiter::default();
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert_eq!(limiter.admit(Trouble::Refused, at(0)), Some(0));
+        assert_eq!(limiter.admit(Trouble::Refused, at(1)), None);
+        assert_eq!(limiter.admit(Trouble::Refused, at(59)), None);
+        // Another kind has its own schedule.
+        assert_eq!(limiter.admit(Trouble::Unreachable, at(30)), Some(0));
+        // One interval after the last line: the next line, counting the two held back.
+        assert_eq!(limiter.admit(Trouble::Refused, at(60)), Some(2));
+        assert_eq!(limiter.admit(Trouble::Refused, at(61)), None);
+        assert_eq!(limiter.admit(Trouble::Refused, at(200)), Some(1));
+        assert_eq!(limiter.admit(Trouble::Unreachable, at(200)), Some(0));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The resource-server guard end to end: a real Gatehouse, a real axum resource server
 //! protected by `gatehouse-guard`, real HTTP between all three.
 
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use gatehouse_guard::{Guard, GuardConfig, LocalVerification, Principal};
-use gatehouse_tests::{collection_credentials, json, spawn_app, str_field};
+use gatehouse_tests::{Value, collection_credentials, json, spawn_app, str_field};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 async fn whoami(Extension(p): Extension<Arc<Principal>>) -> String {
@@ -25,6 +27,11 @@ async fn resource_server(guard: &Guard) -> anyhow::Result<String> {
             "/write",
             get(whoami).route_layer(guard.require(&["orders:write"])),
         );
+    serve(app).await
+}
+
+/// Serve `app` on a random loopback port with the peer address available to the guard.
+async fn serve(app: Router) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -35,6 +42,63 @@ async fn resource_server(guard: &Guard) -> anyhow::Result<String> {
         .await;
     });
     Ok(format!("http://{addr}"))
+}
+
+/// A stand-in for Gatehouse's introspection endpoint that answers every call with one status
+/// and body, and counts the calls.
+struct StubIntrospection {
+    endpoint: String,
+    calls: Arc<AtomicUsize>,
+}
+
+impl StubIntrospection {
+    async fn start(status: u16, body: Value) -> anyhow::Result<Self> {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let status = StatusCode::from_u16(status)?;
+        let app = Router::new().route(
+            "/oauth/introspect",
+            post(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let body = body.clone();
+                async move { (status, Json(body)) }
+            }),
+        );
+        let base = serve(app).await?;
+        Ok(Self {
+            endpoint: format!("{base}/oauth/introspect"),
+            calls,
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// A guard (default caching) that asks this stub.
+    fn guard(&self) -> anyhow::Result<Guard> {
+        Ok(Guard::new(GuardConfig::new(
+            &self.endpoint,
+            "grs_stub",
+            "stub-secret",
+        ))?)
+    }
+}
+
+/// GET `url` with `token` as a Bearer credential: the status and the `WWW-Authenticate`.
+async fn get_with(url: &str, token: &str) -> anyhow::Result<(u16, String)> {
+    let r = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let www = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    Ok((r.status().as_u16(), www))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -316,5 +380,73 @@ async fn the_guard_turns_a_policy_refusal_into_429() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!((1..=30).contains(&retry), "Retry-After {retry}");
+    Ok(())
+}
+
+/// A credential over 16 KiB (the longest token Gatehouse verifies) is refused by the guard
+/// itself as `invalid_token`: it is never sent — Gatehouse would answer 413 to one over its
+/// 64 KiB body limit, which the guard used to report as an outage (503).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guard_refuses_oversized_credentials_without_asking() -> anyhow::Result<()> {
+    let stub = StubIntrospection::start(200, json!({"active": false})).await?;
+    let guard = stub.guard()?;
+    let rs = resource_server(&guard).await?;
+    let max = 16 * 1024;
+
+    let (status, www) = get_with(&format!("{rs}/read"), &"a".repeat(max + 1)).await?;
+    assert_eq!(status, 401);
+    assert!(www.contains("invalid_token"), "{www}");
+    assert_eq!(
+        stub.calls(),
+        0,
+        "an oversized credential is not introspected"
+    );
+    // At the limit it is still Gatehouse's to judge.
+    let (status, _) = get_with(&format!("{rs}/read"), &"b".repeat(max)).await?;
+    assert_eq!(status, 401);
+    assert_eq!(stub.calls(), 1, "a credential of 16 KiB is introspected");
+
+    // Against a real Gatehouse: over its body limit, still an invalid token, not an outage.
+    let app = spawn_app().await?;
+    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
+    let (rs_id, rs_secret) = collection_credentials(&fx.collection)?;
+    let real = Guard::new(GuardConfig::new(
+        app.public_url("/oauth/introspect"),
+        rs_id,
+        rs_secret,
+    ))?;
+    let rs = resource_server(&real).await?;
+    let (status, www) = get_with(&format!("{rs}/read"), &"c".repeat(70 * 1024)).await?;
+    assert_eq!(status, 401, "{www}");
+    assert!(www.contains("invalid_token"), "{www}");
+    Ok(())
+}
+
+/// A 4xx from Gatehouse about the request (400, 404, 413, 422…) means the credential cannot
+/// be valid: 401 `invalid_token`, cached like an inactive answer. A 401 or 403 (the guard's
+/// own credentials refused) or a 429 (the guard itself throttled) is an outage: 503, never
+/// cached.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_4xx_from_gatehouse_is_an_invalid_token_unless_it_refuses_the_guard() -> anyhow::Result<()>
+{
+    for status in [400, 404, 413, 422] {
+        let stub = StubIntrospection::start(status, json!({"error": "invalid_request"})).await?;
+        let rs = resource_server(&stub.guard()?).await?;
+        for _ in 0..2 {
+            let (got, www) = get_with(&format!("{rs}/read"), "some-token").await?;
+            assert_eq!(got, 401, "Gatehouse answered {status}");
+            assert!(www.contains("invalid_token"), "{status}: {www}");
+        }
+        assert_eq!(stub.calls(), 1, "{status}: cached like an inactive answer");
+    }
+    for status in [401, 403, 429] {
+        let stub = StubIntrospection::start(status, json!({"error": "invalid_client"})).await?;
+        let rs = resource_server(&stub.guard()?).await?;
+        for _ in 0..2 {
+            let (got, _) = get_with(&format!("{rs}/read"), "some-token").await?;
+            assert_eq!(got, 503, "Gatehouse answered {status}");
+        }
+        assert_eq!(stub.calls(), 2, "{status}: an outage is not cached");
+    }
     Ok(())
 }

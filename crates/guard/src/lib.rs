@@ -19,6 +19,9 @@
 //!   credentials refused) and 429 (the guard itself throttled) are outages: 503, not cached.
 //! - Outages are logged at most once per [`LOG_INTERVAL`] per kind, with the number of lines
 //!   held back since the last one.
+//! - Layers of one [`Guard`] stacked on a route (one on the router, one on the route)
+//!   introspect once: an inner layer reuses the principal an outer layer of the same guard
+//!   resolved and checks only its own scopes.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -600,6 +603,14 @@ impl Guard {
     }
 }
 
+/// A principal as resolved by one guard, so that its other layers on the same request reuse
+/// it. Kept apart from the `Arc<Principal>` handlers read, which anything could replace.
+#[derive(Clone)]
+struct Resolved {
+    by: Arc<Inner>,
+    principal: Arc<Principal>,
+}
+
 /// The credential a request carries: `Authorization: Bearer` or `X-API-Key`.
 fn credential(headers: &http::HeaderMap) -> Result<String, Rejection> {
     let bearer = headers
@@ -665,21 +676,37 @@ where
         let guard = self.guard.clone();
         let scopes = self.scopes.clone();
         Box::pin(async move {
-            let token = match credential(request.headers()) {
-                Ok(t) => t,
-                Err(r) => return Ok(r.into_response()),
-            };
-            let ip = request
+            // An outer layer of this guard already resolved the credential: only the scopes
+            // are this layer's to check.
+            let resolved = request
                 .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip());
-            let principal = match guard.check(&token, ip).await {
-                Ok(p) => p,
-                Err(r) => return Ok(r.into_response()),
+                .get::<Resolved>()
+                .filter(|r| Arc::ptr_eq(&r.by, &guard.inner))
+                .map(|r| r.principal.clone());
+            let principal = match resolved {
+                Some(principal) => principal,
+                None => {
+                    let token = match credential(request.headers()) {
+                        Ok(t) => t,
+                        Err(r) => return Ok(r.into_response()),
+                    };
+                    let ip = request
+                        .extensions()
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|c| c.0.ip());
+                    match guard.check(&token, ip).await {
+                        Ok(p) => p,
+                        Err(r) => return Ok(r.into_response()),
+                    }
+                }
             };
             if let Some(missing) = scopes.iter().find(|s| !principal.scopes.contains(s)) {
                 return Ok(Rejection::InsufficientScope(missing.clone()).into_response());
             }
+            request.extensions_mut().insert(Resolved {
+                by: guard.inner.clone(),
+                principal: principal.clone(),
+            });
             request.extensions_mut().insert(principal);
             inner.call(request).await
         })

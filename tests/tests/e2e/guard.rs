@@ -450,3 +450,126 @@ async fn a_4xx_from_gatehouse_is_an_invalid_token_unless_it_refuses_the_guard() 
     }
     Ok(())
 }
+
+/// The remaining count of the policy the handler's principal was introspected under.
+async fn remaining(Extension(p): Extension<Arc<Principal>>) -> String {
+    p.introspection["rate_limit"]["remaining"].to_string()
+}
+
+/// Two guard layers stacked on one route (one for the router, one for the route) introspect
+/// once: the inner layer reuses the principal the outer one resolved and checks only its own
+/// scopes. Each introspection counts against the consumer's rate limit, so a second one
+/// would charge it twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn stacked_guard_layers_introspect_once() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let policy = app
+        .admin_post(
+            "/policies",
+            &json!({"name": "a hundred a minute", "rate_limit": {"requests": 100, "per": "minute"}}),
+        )
+        .await?
+        .expect_status(201)
+        .json();
+    let fx = app
+        .oauth_fixture(
+            &["orders:read", "orders:write"],
+            json!({"policy_id": policy["id"], "scopes": ["orders:read"]}),
+        )
+        .await?;
+    let (rs_id, rs_secret) = collection_credentials(&fx.collection)?;
+    let guard = Guard::new(GuardConfig::new(
+        app.public_url("/oauth/introspect"),
+        rs_id,
+        rs_secret,
+    ))?;
+    let rs = serve(
+        Router::new()
+            .route("/single", get(remaining))
+            .route(
+                "/stacked",
+                get(remaining).route_layer(guard.require(&["orders:read"])),
+            )
+            .route(
+                "/more",
+                get(remaining).route_layer(guard.require(&["orders:write"])),
+            )
+            .layer(guard.require(&["orders:read"])),
+    )
+    .await?;
+    let token = app
+        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
+    let http = reqwest::Client::new();
+    let left = |path: &'static str| {
+        let (http, rs, token) = (http.clone(), rs.clone(), token.clone());
+        async move {
+            let r = http
+                .get(format!("{rs}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status() == 200, "{path}: {}", r.status());
+            Ok::<i64, anyhow::Error>(r.text().await?.parse()?)
+        }
+    };
+    let single = left("/single").await?;
+    let stacked = left("/stacked").await?;
+    assert_eq!(
+        single - stacked,
+        1,
+        "two stacked layers spend one introspection, not two"
+    );
+    // The inner layer still enforces its own scopes, on the principal the outer one found.
+    let r = http
+        .get(format!("{rs}/more"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 403);
+    let www = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(www.contains("orders:write"), "{www}");
+    assert_eq!(
+        left("/single").await?,
+        stacked - 2,
+        "/more introspected once"
+    );
+    Ok(())
+}
+
+/// A principal is reused only by layers of the guard that resolved it: a guard for another
+/// collection stacked inside still asks Gatehouse, which says a token for the first
+/// collection is not active for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_principal_is_not_reused_by_another_guard() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let orders = app.oauth_fixture(&["orders:read"], json!({})).await?;
+    let stock = app.oauth_fixture(&["stock:read"], json!({})).await?;
+    let guard_for = |fx: &gatehouse_tests::Fixture| -> anyhow::Result<Guard> {
+        let (id, secret) = collection_credentials(&fx.collection)?;
+        Ok(Guard::new(GuardConfig::new(
+            app.public_url("/oauth/introspect"),
+            id,
+            secret,
+        ))?)
+    };
+    let (outer, inner) = (guard_for(&orders)?, guard_for(&stock)?);
+    let rs = serve(
+        Router::new()
+            .route("/stock", get(whoami).route_layer(inner.require(&[])))
+            .layer(outer.require(&[])),
+    )
+    .await?;
+    let token = app
+        .access_token(&orders.oauth_client_id, &orders.oauth_client_secret, &[])
+        .await?;
+    let (status, www) = get_with(&format!("{rs}/stock"), &token).await?;
+    assert_eq!(status, 401, "{www}");
+    assert!(www.contains("invalid_token"), "{www}");
+    Ok(())
+}

@@ -22,6 +22,9 @@
 //! - Layers of one [`Guard`] stacked on a route (one on the router, one on the route)
 //!   introspect once: an inner layer reuses the principal an outer layer of the same guard
 //!   resolved and checks only its own scopes.
+//! - Behind reverse proxies, [`GuardConfig::trusted_proxies`] makes the consumer's address
+//!   the nearest untrusted hop of `X-Forwarded-For`, read right to left, as Gatehouse reads
+//!   it (`GATEHOUSE_TRUSTED_PROXIES`).
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -39,6 +42,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower::{Layer, Service};
+
+pub use ipnet::IpNet;
 
 /// Least time between two log lines of one kind of trouble with Gatehouse (refused, failing,
 /// unreachable, unreadable, rejecting requests); the lines held back in between are counted
@@ -65,6 +70,12 @@ pub struct GuardConfig {
     /// Verify Gatehouse's own JWTs locally with its JWKS instead of introspecting them
     /// (see [`LocalVerification`]); `None` (the default) introspects every credential.
     pub local: Option<LocalVerification>,
+    /// Reverse proxies in front of the resource server (addresses or CIDRs; default none).
+    /// When the socket peer is one of them, the consumer's address — sent to Gatehouse as
+    /// `client_ip` for IP rules — is read from `X-Forwarded-For` right to left: the first
+    /// address that is not a trusted proxy. A malformed entry makes the whole header
+    /// untrustworthy, and the peer is used. The same rule as `GATEHOUSE_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Local mode: Gatehouse access tokens (RFC 9068 JWTs, `typ: at+jwt`, `iss` equal to
@@ -111,6 +122,7 @@ impl std::fmt::Debug for GuardConfig {
             .field("introspection_endpoint", &self.introspection_endpoint)
             .field("client_id", &self.client_id)
             .field("client_secret", &"[secret elided]")
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +143,7 @@ impl GuardConfig {
             cache_capacity: 10_000,
             timeout: Duration::from_secs(5),
             local: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -603,6 +616,37 @@ impl Guard {
     }
 }
 
+/// The consumer's address: the socket peer, or — only when the peer is a trusted proxy —
+/// the nearest untrusted hop of `X-Forwarded-For`, read right to left (a malformed hop, or a
+/// header that is not text, makes the whole chain untrustworthy: the peer). Gatehouse reads
+/// its own requests with the same rule.
+fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        for part in text.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
+    let mut candidate = peer;
+    for hop in hops.into_iter().rev() {
+        candidate = hop;
+        if !is_trusted(&hop) {
+            break;
+        }
+    }
+    candidate
+}
+
 /// A principal as resolved by one guard, so that its other layers on the same request reuse
 /// it. Kept apart from the `Arc<Principal>` handlers read, which anything could replace.
 #[derive(Clone)]
@@ -693,7 +737,13 @@ where
                     let ip = request
                         .extensions()
                         .get::<ConnectInfo<SocketAddr>>()
-                        .map(|c| c.0.ip());
+                        .map(|c| {
+                            client_ip(
+                                c.0.ip(),
+                                request.headers(),
+                                &guard.inner.config.trusted_proxies,
+                            )
+                        });
                     match guard.check(&token, ip).await {
                         Ok(p) => p,
                         Err(r) => return Ok(r.into_response()),
@@ -827,6 +877,58 @@ mod tests {
         assert_eq!(limiter.admit(Trouble::Refused, at(61)), None);
         assert_eq!(limiter.admit(Trouble::Refused, at(200)), Some(1));
         assert_eq!(limiter.admit(Trouble::Unreachable, at(200)), Some(0));
+    }
+
+    fn forwarded(values: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for v in values {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.append("x-forwarded-for", v);
+            }
+        }
+        h
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    /// The same cases as Gatehouse's own `client_ip::resolve`, plus a few more.
+    #[test]
+    fn x_forwarded_for_is_read_right_to_left_from_trusted_proxies_only() {
+        let trusted: Vec<IpNet> = ["10.0.0.0/8", "2001:db8:1::/48"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let proxy = ip("10.0.0.1");
+        let outsider = ip("203.0.113.9");
+        let resolve = |peer: IpAddr, values: &[&str]| client_ip(peer, &forwarded(values), &trusted);
+        // A peer that is no trusted proxy is the client, whatever it claims.
+        assert_eq!(resolve(outsider, &["1.2.3.4"]), outsider);
+        assert_eq!(resolve(proxy, &["1.2.3.4"]), ip("1.2.3.4"));
+        // Right to left: trusted hops are skipped, a spoofed left-most entry is ignored.
+        assert_eq!(
+            resolve(proxy, &["6.6.6.6, 1.2.3.4, 10.0.0.7"]),
+            ip("1.2.3.4")
+        );
+        // Several headers are one list, in order.
+        assert_eq!(
+            resolve(proxy, &["6.6.6.6, 1.2.3.4", "10.0.0.7"]),
+            ip("1.2.3.4")
+        );
+        // Every hop trusted: the left-most.
+        assert_eq!(resolve(proxy, &["10.9.9.9, 10.0.0.7"]), ip("10.9.9.9"));
+        assert_eq!(
+            resolve(ip("2001:db8:1::5"), &["2001:db8:2::1"]),
+            ip("2001:db8:2::1")
+        );
+        // A malformed entry anywhere, or an empty one, makes the chain untrustworthy.
+        assert_eq!(resolve(proxy, &["garbage"]), proxy);
+        assert_eq!(resolve(proxy, &["1.2.3.4, garbage, 10.0.0.7"]), proxy);
+        assert_eq!(resolve(proxy, &["1.2.3.4,"]), proxy);
+        assert_eq!(resolve(proxy, &[]), proxy);
+        // No trusted proxies configured: always the peer.
+        assert_eq!(client_ip(proxy, &forwarded(&["1.2.3.4"]), &[]), proxy);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The resource-server guard end to end: a real Gatehouse, a real axum resource server
 //! protected by `gatehouse-guard`, real HTTP between all three.
 
-use axum::http::StatusCode;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use gatehouse_guard::{Guard, GuardConfig, LocalVerification, Principal};
+use gatehouse_guard::{Guard, GuardConfig, IpNet, LocalVerification, Principal};
 use gatehouse_tests::{Value, collection_credentials, json, spawn_app, str_field};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -571,5 +573,87 @@ async fn a_principal_is_not_reused_by_another_guard() -> anyhow::Result<()> {
     let (status, www) = get_with(&format!("{rs}/stock"), &token).await?;
     assert_eq!(status, 401, "{www}");
     assert!(www.contains("invalid_token"), "{www}");
+    Ok(())
+}
+
+/// A reverse proxy in front of `upstream`, as nginx with `proxy_add_x_forwarded_for`: it
+/// forwards GETs with the `X-API-Key`, appending its peer to `X-Forwarded-For`.
+async fn forwarding_proxy(upstream: String) -> anyhow::Result<String> {
+    let http = reqwest::Client::new();
+    let forward =
+        move |ConnectInfo(peer): ConnectInfo<SocketAddr>, uri: Uri, headers: HeaderMap| {
+            let (http, upstream) = (http.clone(), upstream.clone());
+            async move {
+                let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                    Some(before) => format!("{before}, {}", peer.ip()),
+                    None => peer.ip().to_string(),
+                };
+                let mut request = http
+                    .get(format!("{upstream}{uri}"))
+                    .header("x-forwarded-for", chain);
+                if let Some(key) = headers.get("x-api-key") {
+                    request = request.header("x-api-key", key);
+                }
+                match request.send().await {
+                    Ok(r) => (r.status(), r.text().await.unwrap_or_default()).into_response(),
+                    Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+                }
+            }
+        };
+    serve(Router::new().fallback(forward)).await
+}
+
+/// Behind a reverse proxy the socket peer is the proxy. With the proxy in
+/// `trusted_proxies`, the guard sends Gatehouse the consumer's address from
+/// `X-Forwarded-For` (right to left, as Gatehouse reads it), so a profile's IP rules admit
+/// the consumer they name and no one else; without it, every consumer looks like the proxy.
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_the_guard_passes_the_forwarded_address() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let collection = app
+        .create_collection("Stock", "https://stock.example.com/api", &["orders:read"])
+        .await?;
+    let client = app.create_client("ACME stock").await?;
+    let profile = app
+        .create_profile(
+            str_field(&client, "id")?,
+            &json!({"name": "keys", "auth_type": "token", "collections": [collection["id"]],
+                    "ip_rules": {"default_access": "deny", "allow": ["203.0.113.7"]}}),
+        )
+        .await?;
+    let key = str_field(&profile, "auth_token")?.to_owned();
+    app.record_secret(&key);
+    let guard = |trusted: &[&str]| -> anyhow::Result<Guard> {
+        let (id, secret) = collection_credentials(&collection)?;
+        let mut config = GuardConfig::new(app.public_url("/oauth/introspect"), id, secret);
+        config.trusted_proxies = trusted
+            .iter()
+            .map(|n| n.parse::<IpNet>())
+            .collect::<Result<_, _>>()?;
+        Ok(Guard::new(config)?)
+    };
+    let behind_trusting =
+        forwarding_proxy(resource_server(&guard(&["127.0.0.1/32"])?).await?).await?;
+    let behind_plain = forwarding_proxy(resource_server(&guard(&[])?).await?).await?;
+    let http = reqwest::Client::new();
+    let status = |base: &str, forwarded: &str| {
+        let request = http
+            .get(format!("{base}/read"))
+            .header("x-api-key", &key)
+            .header("x-forwarded-for", forwarded);
+        async move { Ok::<u16, anyhow::Error>(request.send().await?.status().as_u16()) }
+    };
+
+    // The chain the guard sees is "203.0.113.7, 127.0.0.1" from the proxy at 127.0.0.1.
+    assert_eq!(status(&behind_trusting, "203.0.113.7").await?, 200);
+    // A consumer prepending an address gains nothing: the nearest untrusted hop decides.
+    assert_eq!(
+        status(&behind_trusting, "203.0.113.7, 198.51.100.9").await?,
+        401
+    );
+    // A malformed hop: the whole header is ignored, and the proxy is not allowed.
+    assert_eq!(status(&behind_trusting, "203.0.113.7, junk").await?, 401);
+    // Without trusted proxies the header is ignored: every consumer is the proxy.
+    assert_eq!(status(&behind_plain, "203.0.113.7").await?, 401);
     Ok(())
 }

@@ -4,13 +4,15 @@
 //! GATEHOUSE_INTROSPECTION_ENDPOINT=http://127.0.0.1:8080/oauth/introspect \
 //! GATEHOUSE_INTROSPECTION_CLIENT_ID=grs_… GATEHOUSE_INTROSPECTION_CLIENT_SECRET=gcs_… \
 //!   cargo run -p gatehouse-examples --example resource_server
+//! # behind a reverse proxy at 10.0.0.2, so that IP rules see the consumer, not the proxy:
+//! RESOURCE_SERVER_TRUSTED_PROXIES=10.0.0.2/32 …
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/orders
 //! curl -H "X-API-Key: $KEY" http://127.0.0.1:3000/orders
 //! ```
 
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use gatehouse_guard::{Guard, GuardConfig, Principal};
+use gatehouse_guard::{Guard, GuardConfig, IpNet, Principal};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -26,11 +28,21 @@ async fn create_order(Extension(who): Extension<Arc<Principal>>) -> Json<serde_j
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().init();
     let env = |k: &str| std::env::var(k).map_err(|_| anyhow::anyhow!("set {k}"));
-    let guard = Guard::new(GuardConfig::new(
+    let mut config = GuardConfig::new(
         env("GATEHOUSE_INTROSPECTION_ENDPOINT")?,
         env("GATEHOUSE_INTROSPECTION_CLIENT_ID")?,
         env("GATEHOUSE_INTROSPECTION_CLIENT_SECRET")?,
-    ))?;
+    );
+    // Comma-separated addresses or CIDRs of the proxies in front of this server.
+    if let Ok(list) = std::env::var("RESOURCE_SERVER_TRUSTED_PROXIES") {
+        config.trusted_proxies = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<IpNet>())
+            .collect::<Result<_, _>>()?;
+    }
+    let guard = Guard::new(config)?;
     let app = Router::new()
         .route(
             "/orders",

@@ -32,6 +32,16 @@ pub use serde_json::{Value, json};
 /// The environment variable that switches the suite to PostgreSQL.
 pub const PG_ENV: &str = "GATEHOUSE_TEST_DATABASE_URL";
 
+/// `1`: a test that needs PostgreSQL fails without it instead of skipping. `.ci/run` sets it
+/// for the PostgreSQL pass only (the SQLite pass of the same tests still skips).
+pub const REQUIRE_PG_ENV: &str = "GATEHOUSE_TEST_REQUIRE_PG";
+
+/// The Redis server of the tests that share limits through Redis.
+pub const REDIS_ENV: &str = "GATEHOUSE_TEST_REDIS_URL";
+
+/// `1`: a test that needs Redis fails without it instead of skipping (`.ci/run` sets it).
+pub const REQUIRE_REDIS_ENV: &str = "GATEHOUSE_TEST_REQUIRE_REDIS";
+
 /// `base` with `extra`'s members set; a `null` member removes the key (JSON Merge Patch,
 /// RFC 7396, one level deep).
 pub fn merged(mut base: Value, extra: Value) -> Value {
@@ -1172,7 +1182,7 @@ pub fn verify_with_jwks(
 /// `cargo build -p gatehouse-server`; `.ci/run` builds every binary before the tests), for
 /// tests that run the real process. Absent: `None` after a printed reason, or an error under
 /// `GATEHOUSE_TEST_REQUIRE_PG_FAULTS=1`, which CI sets.
-pub fn server_binary(test: &str) -> anyhow::Result<Option<PathBuf>> {
+pub fn server_binary() -> anyhow::Result<Option<PathBuf>> {
     // <target>/debug/deps/e2e-… → <target>/debug/gatehouse (whatever CARGO_TARGET_DIR is).
     let beside = std::env::current_exe()
         .ok()
@@ -1183,13 +1193,13 @@ pub fn server_binary(test: &str) -> anyhow::Result<Option<PathBuf>> {
     if bin.is_file() {
         return Ok(Some(bin));
     }
-    if std::env::var("GATEHOUSE_TEST_REQUIRE_PG_FAULTS").is_ok_and(|v| v == "1") {
-        bail!("{test}: no server binary at {}", bin.display());
-    }
-    eprintln!(
-        "SKIPPED {test}: no server binary at {} (cargo build -p gatehouse-server)",
-        bin.display()
-    );
+    skip_unless_required(
+        "GATEHOUSE_TEST_REQUIRE_PG_FAULTS",
+        &format!(
+            "no server binary at {} (cargo build -p gatehouse-server)",
+            bin.display()
+        ),
+    )?;
     Ok(None)
 }
 
@@ -1201,5 +1211,52 @@ pub async fn fresh_pg_database() -> anyhow::Result<Option<(String, impl Drop)>> 
             Ok(Some(create_pg_database(server_url.trim()).await?))
         }
         _ => Ok(None),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests that need something the machine may lack
+// ---------------------------------------------------------------------------------------------
+
+/// What a test needs is missing. With `switch=1` (CI sets it where the need is met) that is
+/// an error, so the test fails; otherwise the reason is printed and the caller skips by
+/// returning `Ok(())` — never a silent pass.
+pub fn skip_unless_required(switch: &str, missing: &str) -> anyhow::Result<()> {
+    let current = std::thread::current();
+    // The test harness names each test's thread after the test.
+    let test = current.name().unwrap_or("this test");
+    if std::env::var(switch).is_ok_and(|v| v.trim() == "1") {
+        bail!("{test}: {switch}=1 but {missing}");
+    }
+    eprintln!("SKIPPED {test}: {missing} ({switch}=1 makes this a failure)");
+    Ok(())
+}
+
+/// A fresh PostgreSQL database for a test that only makes sense on PostgreSQL (several
+/// instances on one database, advisory locks, LISTEN/NOTIFY), or `None` — the test skips —
+/// when the suite runs on SQLite; an error under `GATEHOUSE_TEST_REQUIRE_PG=1`.
+pub async fn pg_database_or_skip() -> anyhow::Result<Option<(String, impl Drop)>> {
+    let db = fresh_pg_database().await?;
+    if db.is_none() {
+        skip_unless_required(
+            REQUIRE_PG_ENV,
+            &format!("needs PostgreSQL ({PG_ENV}=postgres://…)"),
+        )?;
+    }
+    Ok(db)
+}
+
+/// The Redis URL for a test that needs a real Redis, or `None` — the test skips — when
+/// `GATEHOUSE_TEST_REDIS_URL` is unset; an error under `GATEHOUSE_TEST_REQUIRE_REDIS=1`.
+pub fn redis_url_or_skip() -> anyhow::Result<Option<String>> {
+    match std::env::var(REDIS_ENV) {
+        Ok(url) if !url.trim().is_empty() => Ok(Some(url.trim().to_owned())),
+        _ => {
+            skip_unless_required(
+                REQUIRE_REDIS_ENV,
+                &format!("needs Redis ({REDIS_ENV}=redis://127.0.0.1:6379)"),
+            )?;
+            Ok(None)
+        }
     }
 }

@@ -11,6 +11,20 @@
 //! rules apply, so limits are never bypassed), never past `exp`; an inactive answer for a few
 //! seconds. The guard knows nothing of Gatehouse's registry: it speaks HTTP like any
 //! resource server would.
+//!
+//! - A credential longer than [`jws::MAX_TOKEN_LEN`] (16 KiB, the longest Gatehouse
+//!   verifies) is refused here as `invalid_token`, without a call.
+//! - A 4xx answer from Gatehouse about the request (400, 413, …) means the credential cannot
+//!   be valid: `invalid_token`, cached like an inactive answer. 401 and 403 (the guard's own
+//!   credentials refused) and 429 (the guard itself throttled) are outages: 503, not cached.
+//! - Outages are logged at most once per [`LOG_INTERVAL`] per kind, with the number of lines
+//!   held back since the last one.
+//! - Layers of one [`Guard`] stacked on a route (one on the router, one on the route)
+//!   introspect once: an inner layer reuses the principal an outer layer of the same guard
+//!   resolved and checks only its own scopes.
+//! - Behind reverse proxies, [`GuardConfig::trusted_proxies`] makes the consumer's address
+//!   the nearest untrusted hop of `X-Forwarded-For`, read right to left, as Gatehouse reads
+//!   it (`GATEHOUSE_TRUSTED_PROXIES`).
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -25,10 +39,17 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower::{Layer, Service};
+
+pub use ipnet::IpNet;
+
+/// Least time between two log lines of one kind of trouble with Gatehouse (refused, failing,
+/// unreachable, unreadable, rejecting requests); the lines held back in between are counted
+/// in the next one's `suppressed` field.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How the guard reaches Gatehouse.
 #[derive(Clone)]
@@ -50,6 +71,12 @@ pub struct GuardConfig {
     /// Verify Gatehouse's own JWTs locally with its JWKS instead of introspecting them
     /// (see [`LocalVerification`]); `None` (the default) introspects every credential.
     pub local: Option<LocalVerification>,
+    /// Reverse proxies in front of the resource server (addresses or CIDRs; default none).
+    /// When the socket peer is one of them, the consumer's address — sent to Gatehouse as
+    /// `client_ip` for IP rules — is read from `X-Forwarded-For` right to left: the first
+    /// address that is not a trusted proxy. A malformed entry makes the whole header
+    /// untrustworthy, and the peer is used. The same rule as `GATEHOUSE_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Local mode: Gatehouse access tokens (RFC 9068 JWTs, `typ: at+jwt`, `iss` equal to
@@ -98,6 +125,7 @@ impl std::fmt::Debug for GuardConfig {
             .field("introspection_endpoint", &self.introspection_endpoint)
             .field("client_id", &self.client_id)
             .field("client_secret", &"[secret elided]")
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +146,7 @@ impl GuardConfig {
             cache_capacity: 10_000,
             timeout: Duration::from_secs(5),
             local: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -228,6 +257,56 @@ struct Inner {
     cache: quick_cache::sync::Cache<[u8; 32], Cached>,
     /// Local mode's JWKS cache.
     keys: Option<Arc<RemoteKeys>>,
+    log: LogLimiter,
+}
+
+/// What can go wrong when asking Gatehouse; each is logged on its own schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    /// 401/403/429: the guard's own credentials refused, or the guard throttled.
+    Refused,
+    /// A 5xx or another answer that is neither success nor a client error.
+    Failing,
+    /// No answer at all (connection, timeout).
+    Unreachable,
+    /// A success whose body is not an introspection answer.
+    Unreadable,
+    /// A 4xx about the request: the credential is treated as invalid.
+    Rejecting,
+}
+
+impl Trouble {
+    const COUNT: usize = 5;
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// At most one log line per [`Trouble`] per [`LOG_INTERVAL`], counting those held back.
+#[derive(Default)]
+struct LogLimiter {
+    /// Per trouble: when the last line was written, and how many were held back since.
+    slots: Mutex<[(Option<Instant>, u64); Trouble::COUNT]>,
+}
+
+impl LogLimiter {
+    /// `Some(lines held back since the last one)` when a line of this kind may be written
+    /// at `now`; `None` (and one more held back) otherwise.
+    fn admit(&self, trouble: Trouble, now: Instant) -> Option<u64> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, held_back) = slots.get_mut(trouble.slot())?;
+        match last {
+            Some(at) if now.saturating_duration_since(*at) < LOG_INTERVAL => {
+                *held_back += 1;
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(std::mem::take(held_back))
+            }
+        }
+    }
 }
 
 /// A configured guard; cheap to clone. Make per-route layers with [`Guard::require`].
@@ -280,6 +359,7 @@ impl Guard {
                 http,
                 cache,
                 keys,
+                log: LogLimiter::default(),
             }),
         })
     }
@@ -293,12 +373,16 @@ impl Guard {
         }
     }
 
-    /// Introspect a credential for a consumer address, using the cache.
+    /// Introspect a credential for a consumer address, using the cache. A credential longer
+    /// than [`jws::MAX_TOKEN_LEN`] is refused without a call.
     pub async fn check(
         &self,
         credential: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Arc<Principal>, Rejection> {
+        if credential.len() > jws::MAX_TOKEN_LEN {
+            return Err(Rejection::InvalidToken);
+        }
         let ip_text = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         let mut h = Sha256::new();
         h.update((credential.len() as u64).to_be_bytes());
@@ -418,19 +502,43 @@ impl Guard {
             .form(&form)
             .send()
             .await;
+        let outage = (Err(Rejection::Unavailable), Duration::ZERO);
         let response = match sent {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
-                tracing::error!(status = %r.status(), "introspection refused the guard; check its credentials");
-                return (Err(Rejection::Unavailable), Duration::ZERO);
+                let status = r.status();
+                return match status {
+                    StatusCode::UNAUTHORIZED
+                    | StatusCode::FORBIDDEN
+                    | StatusCode::TOO_MANY_REQUESTS => {
+                        self.log(Trouble::Refused, &status);
+                        outage
+                    }
+                    s if s.is_client_error() => {
+                        self.log(Trouble::Rejecting, &status);
+                        (Err(Rejection::InvalidToken), config.negative_cache_ttl)
+                    }
+                    _ => {
+                        self.log(Trouble::Failing, &status);
+                        outage
+                    }
+                };
             }
             Err(e) => {
-                tracing::warn!(error = %e, "introspection unreachable");
-                return (Err(Rejection::Unavailable), Duration::ZERO);
+                self.log(Trouble::Unreachable, &e);
+                return outage;
             }
         };
-        let Ok(answer) = response.json::<Value>().await else {
-            return (Err(Rejection::Unavailable), Duration::ZERO);
+        let answer = match response.json::<Value>().await {
+            Ok(answer) if answer.is_object() => answer,
+            Ok(_) => {
+                self.log(Trouble::Unreadable, &"not a JSON object");
+                return outage;
+            }
+            Err(e) => {
+                self.log(Trouble::Unreadable, &e);
+                return outage;
+            }
         };
         if answer.get("active").and_then(Value::as_bool) != Some(true) {
             if let Some(denial) = answer.get("gatehouse_denial") {
@@ -471,6 +579,89 @@ impl Guard {
         };
         (Ok(Arc::new(principal)), ttl)
     }
+}
+
+impl Guard {
+    /// Log a trouble with Gatehouse, unless a line of its kind was written less than
+    /// [`LOG_INTERVAL`] ago.
+    fn log(&self, trouble: Trouble, detail: &dyn std::fmt::Display) {
+        let Some(suppressed) = self.inner.log.admit(trouble, Instant::now()) else {
+            return;
+        };
+        let endpoint = self.inner.config.introspection_endpoint.as_str();
+        match trouble {
+            Trouble::Refused => tracing::error!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse refused the guard's introspection credentials (or throttled them); \
+                 requests get 503: check the collection's introspection_client_id and secret"
+            ),
+            Trouble::Failing => tracing::error!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse failed to introspect; requests get 503"
+            ),
+            Trouble::Unreachable => tracing::error!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse is unreachable; requests get 503"
+            ),
+            Trouble::Unreadable => tracing::error!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse's introspection answer is unreadable; requests get 503"
+            ),
+            Trouble::Rejecting => tracing::warn!(
+                endpoint,
+                %detail,
+                suppressed,
+                "Gatehouse rejected an introspection request; the credential is refused as invalid"
+            ),
+        }
+    }
+}
+
+/// The consumer's address: the socket peer, or — only when the peer is a trusted proxy —
+/// the nearest untrusted hop of `X-Forwarded-For`, read right to left (a malformed hop, or a
+/// header that is not text, makes the whole chain untrustworthy: the peer). Gatehouse reads
+/// its own requests with the same rule.
+fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        for part in text.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
+    let mut candidate = peer;
+    for hop in hops.into_iter().rev() {
+        candidate = hop;
+        if !is_trusted(&hop) {
+            break;
+        }
+    }
+    candidate
+}
+
+/// A principal as resolved by one guard, so that its other layers on the same request reuse
+/// it. Kept apart from the `Arc<Principal>` handlers read, which anything could replace.
+#[derive(Clone)]
+struct Resolved {
+    by: Arc<Inner>,
+    principal: Arc<Principal>,
 }
 
 /// The credential a request carries: `Authorization: Bearer` or `X-API-Key`.
@@ -538,21 +729,43 @@ where
         let guard = self.guard.clone();
         let scopes = self.scopes.clone();
         Box::pin(async move {
-            let token = match credential(request.headers()) {
-                Ok(t) => t,
-                Err(r) => return Ok(r.into_response()),
-            };
-            let ip = request
+            // An outer layer of this guard already resolved the credential: only the scopes
+            // are this layer's to check.
+            let resolved = request
                 .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip());
-            let principal = match guard.check(&token, ip).await {
-                Ok(p) => p,
-                Err(r) => return Ok(r.into_response()),
+                .get::<Resolved>()
+                .filter(|r| Arc::ptr_eq(&r.by, &guard.inner))
+                .map(|r| r.principal.clone());
+            let principal = match resolved {
+                Some(principal) => principal,
+                None => {
+                    let token = match credential(request.headers()) {
+                        Ok(t) => t,
+                        Err(r) => return Ok(r.into_response()),
+                    };
+                    let ip = request
+                        .extensions()
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|c| {
+                            client_ip(
+                                c.0.ip(),
+                                request.headers(),
+                                &guard.inner.config.trusted_proxies,
+                            )
+                        });
+                    match guard.check(&token, ip).await {
+                        Ok(p) => p,
+                        Err(r) => return Ok(r.into_response()),
+                    }
+                }
             };
             if let Some(missing) = scopes.iter().find(|s| !principal.scopes.contains(s)) {
                 return Ok(Rejection::InsufficientScope(missing.clone()).into_response());
             }
+            request.extensions_mut().insert(Resolved {
+                by: guard.inner.clone(),
+                principal: principal.clone(),
+            });
             request.extensions_mut().insert(principal);
             inner.call(request).await
         })
@@ -562,6 +775,80 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log sink for one test: every line written, in order.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn errors(&self) -> Vec<String> {
+            let bytes = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .filter(|l| l.contains("ERROR"))
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    /// A Gatehouse that answers every introspection with 500: each request is an outage
+    /// (503), but the log gets one ERROR line, not one per request.
+    #[test]
+    fn an_outage_is_logged_once_not_per_request() -> Result<(), Box<dyn std::error::Error>> {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?;
+                let failing = axum::Router::new().route(
+                    "/oauth/introspect",
+                    axum::routing::post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+                );
+                tokio::spawn(async move { axum::serve(listener, failing).await });
+                let guard = Guard::new(GuardConfig::new(
+                    format!("http://{addr}/oauth/introspect"),
+                    "grs_x",
+                    "secret",
+                ))?;
+                for i in 0..20 {
+                    let answer = guard.check(&format!("token-{i}"), None).await;
+                    assert_eq!(answer.err(), Some(Rejection::Unavailable));
+                }
+                Ok::<(), Box<dyn std::error::Error>>(())
+            })
+        })?;
+        let errors = lines.errors();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors.iter().all(|l| l.contains("500")), "{errors:#?}");
+        Ok(())
+    }
 
     #[test]
     fn credentials_are_taken_from_bearer_or_api_key() {
@@ -582,6 +869,75 @@ mod tests {
         let mut basic = http::HeaderMap::new();
         basic.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(credential(&basic), Err(Rejection::Missing));
+    }
+
+    #[test]
+    fn each_trouble_is_logged_once_per_interval_with_the_count_held_back() {
+        let limiter = LogLimiter::default();
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert_eq!(limiter.admit(Trouble::Refused, at(0)), Some(0));
+        assert_eq!(limiter.admit(Trouble::Refused, at(1)), None);
+        assert_eq!(limiter.admit(Trouble::Refused, at(59)), None);
+        // Another kind has its own schedule.
+        assert_eq!(limiter.admit(Trouble::Unreachable, at(30)), Some(0));
+        // One interval after the last line: the next line, counting the two held back.
+        assert_eq!(limiter.admit(Trouble::Refused, at(60)), Some(2));
+        assert_eq!(limiter.admit(Trouble::Refused, at(61)), None);
+        assert_eq!(limiter.admit(Trouble::Refused, at(200)), Some(1));
+        assert_eq!(limiter.admit(Trouble::Unreachable, at(200)), Some(0));
+    }
+
+    fn forwarded(values: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for v in values {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.append("x-forwarded-for", v);
+            }
+        }
+        h
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    /// The same cases as Gatehouse's own `client_ip::resolve`, plus a few more.
+    #[test]
+    fn x_forwarded_for_is_read_right_to_left_from_trusted_proxies_only() {
+        let trusted: Vec<IpNet> = ["10.0.0.0/8", "2001:db8:1::/48"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let proxy = ip("10.0.0.1");
+        let outsider = ip("203.0.113.9");
+        let resolve = |peer: IpAddr, values: &[&str]| client_ip(peer, &forwarded(values), &trusted);
+        // A peer that is no trusted proxy is the client, whatever it claims.
+        assert_eq!(resolve(outsider, &["1.2.3.4"]), outsider);
+        assert_eq!(resolve(proxy, &["1.2.3.4"]), ip("1.2.3.4"));
+        // Right to left: trusted hops are skipped, a spoofed left-most entry is ignored.
+        assert_eq!(
+            resolve(proxy, &["6.6.6.6, 1.2.3.4, 10.0.0.7"]),
+            ip("1.2.3.4")
+        );
+        // Several headers are one list, in order.
+        assert_eq!(
+            resolve(proxy, &["6.6.6.6, 1.2.3.4", "10.0.0.7"]),
+            ip("1.2.3.4")
+        );
+        // Every hop trusted: the left-most.
+        assert_eq!(resolve(proxy, &["10.9.9.9, 10.0.0.7"]), ip("10.9.9.9"));
+        assert_eq!(
+            resolve(ip("2001:db8:1::5"), &["2001:db8:2::1"]),
+            ip("2001:db8:2::1")
+        );
+        // A malformed entry anywhere, or an empty one, makes the chain untrustworthy.
+        assert_eq!(resolve(proxy, &["garbage"]), proxy);
+        assert_eq!(resolve(proxy, &["1.2.3.4, garbage, 10.0.0.7"]), proxy);
+        assert_eq!(resolve(proxy, &["1.2.3.4,"]), proxy);
+        assert_eq!(resolve(proxy, &[]), proxy);
+        // No trusted proxies configured: always the peer.
+        assert_eq!(client_ip(proxy, &forwarded(&["1.2.3.4"]), &[]), proxy);
     }
 
     #[test]

@@ -8,12 +8,15 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_tests::{Reply, TestApp, json, spawn_app_with};
+use gatehouse_tests::{Reply, TestApp, json, skip_unless_required, spawn_app_with};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// `1`: these tests fail, rather than skip, without PostgreSQL's binaries or the server binary.
+const REQUIRE: &str = "GATEHOUSE_TEST_REQUIRE_PG_FAULTS";
 
 /// A throwaway PostgreSQL cluster, run as the `postgres` user (initdb refuses root).
 struct Cluster {
@@ -62,10 +65,7 @@ impl Cluster {
         let runuser = Command::new("runuser").arg("--help").output().is_ok();
         if !initdb.exists() || !runuser {
             let why = format!("{} or runuser not found", initdb.display());
-            if std::env::var("GATEHOUSE_TEST_REQUIRE_PG_FAULTS").is_ok_and(|v| v == "1") {
-                anyhow::bail!("PostgreSQL fault test required but {why}");
-            }
-            eprintln!("SKIPPED postgres_stopped_mid_run: {why}");
+            skip_unless_required(REQUIRE, &why)?;
             return Ok(None);
         }
         let dir = std::env::temp_dir().join(format!(
@@ -340,7 +340,7 @@ async fn post_json(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_admin_writes_loses_no_acknowledged_write() -> anyhow::Result<()> {
-    let Some(bin) = server_binary("kill_9_during_admin_writes")? else {
+    let Some(bin) = server_binary()? else {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
@@ -445,7 +445,7 @@ async fn kill_9_during_admin_writes_loses_no_acknowledged_write() -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_in_flight_requests_finish() -> anyhow::Result<()> {
-    let Some(bin) = server_binary("sigterm_lets_in_flight_requests_finish")? else {
+    let Some(bin) = server_binary()? else {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;

@@ -5,8 +5,8 @@
 use base64::Engine;
 use gatehouse_server::config::KeysCommand;
 use gatehouse_tests::{
-    Auth, Value, assert_active, collection_credentials, decode_jwt_unverified, fresh_pg_database,
-    json, random_base62, spawn_app_with, str_field,
+    Auth, Value, assert_active, collection_credentials, decode_jwt_unverified, json,
+    pg_database_or_skip, random_base62, spawn_app_with, str_field,
 };
 use josekit::jwk::JwkSet;
 use josekit::jws::ES256;
@@ -123,8 +123,7 @@ async fn keys_rotate_without_failing_a_caching_verifier() -> anyhow::Result<()> 
 /// rotation made through A each take effect on B within 1 s (LISTEN/NOTIFY).
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_on_one_instance_reach_another_within_a_second() -> anyhow::Result<()> {
-    let Some((database_url, _db)) = fresh_pg_database().await? else {
-        eprintln!("skipped: needs PostgreSQL (GATEHOUSE_TEST_DATABASE_URL); CI runs it there");
+    let Some((database_url, _db)) = pg_database_or_skip().await? else {
         return Ok(());
     };
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());

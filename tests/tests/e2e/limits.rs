@@ -2,8 +2,8 @@
 //! Redis, Redis down), failed-authentication throttling without argon2, and usage counters.
 
 use gatehouse_tests::{
-    Auth, Reply, TestApp, Value, assert_active, collection_credentials, fresh_pg_database, json,
-    random_base62, spawn_app, spawn_app_with, str_field,
+    Auth, Reply, TestApp, Value, assert_active, collection_credentials, json, pg_database_or_skip,
+    random_base62, redis_url_or_skip, spawn_app, spawn_app_with, str_field,
 };
 use std::time::{Duration, Instant};
 
@@ -224,19 +224,10 @@ async fn redis_down_fails_open_or_closed_as_configured() -> anyhow::Result<()> {
 /// allowed over 300 alternating calls is within ±5 % of 100.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_share_a_limit_through_redis() -> anyhow::Result<()> {
-    let redis = match std::env::var("GATEHOUSE_TEST_REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("GATEHOUSE_TEST_REQUIRE_REDIS").is_err(),
-                "GATEHOUSE_TEST_REQUIRE_REDIS is set but GATEHOUSE_TEST_REDIS_URL is not"
-            );
-            eprintln!("skipped: needs Redis (GATEHOUSE_TEST_REDIS_URL); CI runs it");
-            return Ok(());
-        }
+    let Some(redis) = redis_url_or_skip()? else {
+        return Ok(());
     };
-    let Some((database_url, _db)) = fresh_pg_database().await? else {
-        eprintln!("skipped: needs PostgreSQL (GATEHOUSE_TEST_DATABASE_URL); CI runs it there");
+    let Some((database_url, _db)) = pg_database_or_skip().await? else {
         return Ok(());
     };
     use base64::Engine;

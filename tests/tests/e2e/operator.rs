@@ -143,13 +143,17 @@ fn run(
 /// (empty counts as unset). Everything else exactly as the compose file says.
 async fn local_environment(
     data: &Path,
-) -> anyhow::Result<(BTreeMap<String, String>, Option<Box<dyn std::any::Any + Send>>)> {
+) -> anyhow::Result<(
+    BTreeMap<String, String>,
+    Option<Box<dyn std::any::Any + Send>>,
+)> {
     let mut env = compose_environment()?;
     let (public, admin) = (free_port()?, free_port()?);
-    let (url, guard): (String, Option<Box<dyn std::any::Any + Send>>) = match fresh_pg_database().await? {
-        Some((url, guard)) => (url, Some(Box::new(guard))),
-        None => (format!("sqlite://{}/gh.db?mode=rwc", data.display()), None),
-    };
+    let (url, guard): (String, Option<Box<dyn std::any::Any + Send>>) =
+        match fresh_pg_database().await? {
+            Some((url, guard)) => (url, Some(Box::new(guard))),
+            None => (format!("sqlite://{}/gh.db?mode=rwc", data.display()), None),
+        };
     env.insert("GATEHOUSE_DATABASE_URL".into(), url);
     env.insert(
         "GATEHOUSE_REDIS_URL".into(),
@@ -217,7 +221,7 @@ async fn create_client(admin: &str, token: &str, name: &str) -> anyhow::Result<u
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_compose_environment_starts_a_server_with_an_admin() -> anyhow::Result<()> {
-    let Some(bin) = server_binary("the_compose_environment_starts_a_server_with_an_admin")? else {
+    let Some(bin) = server_binary()? else {
         return Ok(());
     };
     let compose = compose_environment()?;
@@ -245,9 +249,7 @@ async fn the_compose_environment_starts_a_server_with_an_admin() -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_bootstrap_file_is_never_reused_and_recover_gets_back_in() -> anyhow::Result<()> {
-    let Some(bin) =
-        server_binary("a_stale_bootstrap_file_is_never_reused_and_recover_gets_back_in")?
-    else {
+    let Some(bin) = server_binary()? else {
         return Ok(());
     };
     let data = tempfile::tempdir()?;

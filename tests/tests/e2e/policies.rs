@@ -13,7 +13,8 @@ use gatehouse_registry::limits::FailureMode;
 use gatehouse_server::Config;
 use gatehouse_tests::{
     Auth, Fixture, Reply, TestApp, Value, assert_active, assert_no_store, collection_credentials,
-    fresh_pg_database, json, random_base62, spawn_app, spawn_app_with, str_field, unique,
+    json, pg_database_or_skip, random_base62, redis_url_or_skip, spawn_app, spawn_app_with,
+    str_field, unique,
 };
 
 /// Seconds since the Unix epoch.
@@ -930,27 +931,6 @@ async fn redis_unreachable_fails_closed_for_quota_only_policies_as_rate_limited(
     Ok(())
 }
 
-/// The Redis URL of the suite, `None` to skip; a failure when CI demands Redis.
-fn redis_url_or_skip() -> Option<String> {
-    match std::env::var("GATEHOUSE_TEST_REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
-        _ => {
-            let required = std::env::var("GATEHOUSE_TEST_REQUIRE_REDIS")
-                .is_ok_and(|v| !v.trim().is_empty() && v.trim() != "0");
-            assert!(
-                !required,
-                "GATEHOUSE_TEST_REQUIRE_REDIS is set but GATEHOUSE_TEST_REDIS_URL is not: \
-                 the shared-limit test must run"
-            );
-            eprintln!(
-                "skipped: needs Redis (GATEHOUSE_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379); \
-                 CI runs it with GATEHOUSE_TEST_REQUIRE_REDIS=1"
-            );
-            None
-        }
-    }
-}
-
 /// Fails clearly when the configured Redis does not answer `PING` (rather than letting the
 /// servers fail open and the counts come out wrong).
 async fn assert_redis_answers(url: &str) -> anyhow::Result<()> {
@@ -994,11 +974,10 @@ impl Instance {
 /// refuse some. A quota is shared the same way.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_share_rate_limits_and_quotas_through_redis() -> anyhow::Result<()> {
-    let Some(redis) = redis_url_or_skip() else {
+    let Some(redis) = redis_url_or_skip()? else {
         return Ok(());
     };
-    let Some((database_url, _db)) = fresh_pg_database().await? else {
-        eprintln!("skipped: needs PostgreSQL (GATEHOUSE_TEST_DATABASE_URL); CI runs it there");
+    let Some((database_url, _db)) = pg_database_or_skip().await? else {
         return Ok(());
     };
     assert_redis_answers(&redis).await?;

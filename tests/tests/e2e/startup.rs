@@ -3,12 +3,11 @@
 
 use base64::Engine;
 use gatehouse_server::Config;
-use gatehouse_tests::{fresh_pg_database, random_base62};
+use gatehouse_tests::{pg_database_or_skip, random_base62};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_starting_together_share_one_key_and_one_admin() -> anyhow::Result<()> {
-    let Some((database_url, _db)) = fresh_pg_database().await? else {
-        eprintln!("skipped: needs PostgreSQL (GATEHOUSE_TEST_DATABASE_URL); CI runs it there");
+    let Some((database_url, _db)) = pg_database_or_skip().await? else {
         return Ok(());
     };
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
@@ -98,8 +97,7 @@ async fn instances_starting_together_share_one_key_and_one_admin() -> anyhow::Re
 /// A deactivation made through instance A reaches instance B within the 5 s cache bound.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deactivation_on_one_instance_reaches_another() -> anyhow::Result<()> {
-    let Some((database_url, _db)) = fresh_pg_database().await? else {
-        eprintln!("skipped: needs PostgreSQL (GATEHOUSE_TEST_DATABASE_URL); CI runs it there");
+    let Some((database_url, _db)) = pg_database_or_skip().await? else {
         return Ok(());
     };
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());

@@ -788,6 +788,47 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
     }
 }
 
+/// Longest `X-Request-Id` taken from a client.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// An incoming `X-Request-Id` is kept only when short and plain (letters, digits, `-`, `_`,
+/// `.`, at most 64); anything else is dropped so the server generates one (a UUID). The id
+/// is echoed in the answer and is in every log line of the request.
+fn keep_plain_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let plain = request
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .map(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= MAX_REQUEST_ID_LEN
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+        })
+        .collect::<Vec<_>>();
+    if plain != [true] {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
+/// The tracing span of one request: method, path and the request id, so every log line
+/// written while serving it names the request.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+    )
+}
+
 /// The error shape of a listener: the public one speaks RFC 6749 §5.2 (`error`,
 /// `error_description`, `Cache-Control: no-store`), the admin one the admin API's
 /// `{error, message}`.
@@ -881,13 +922,14 @@ fn with_common_layers(
             json_errors(r, shape)
         }))
         .map_response(|r: axum::http::Response<_>| r.map(axum::body::Body::new))
+        .map_request(keep_plain_request_id)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

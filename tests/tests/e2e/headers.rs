@@ -217,3 +217,46 @@ fn cors_origins_are_validated() {
         assert!(parse(bad).is_err(), "{bad:?}");
     }
 }
+
+/// Request ids: a short, plain `X-Request-Id` from the client is kept and echoed; a long or
+/// odd one is replaced by one the server makes; either way the id is in the request's log
+/// lines (the tracing span carries it).
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_are_plain_bounded_and_logged() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let get = |id: String| {
+        let app = &app;
+        async move {
+            Reply::read(
+                app.http
+                    .get(app.public_url("/oauth/jwks"))
+                    .header("x-request-id", id)
+                    .send()
+                    .await?,
+            )
+            .await
+        }
+    };
+    let plain = format!("trace-{}", gatehouse_tests::random_base62(12));
+    let r = get(plain.clone()).await?.expect_status(200);
+    assert_eq!(r.header("x-request-id").as_deref(), Some(plain.as_str()));
+    for hostile in [
+        "a".repeat(65),
+        "x".repeat(10_000),
+        "has space".to_owned(),
+        "semi;colon".to_owned(),
+        "quote\"d".to_owned(),
+    ] {
+        let r = get(hostile.clone()).await?.expect_status(200);
+        let echoed = r.header("x-request-id").unwrap_or_default();
+        assert_ne!(echoed, hostile, "a hostile id is not echoed");
+        assert_eq!(echoed.len(), 36, "a server-made UUID: {echoed}");
+    }
+    // Logged with the request.
+    let logs = gatehouse_tests::captured_logs();
+    assert!(
+        logs.contains(&format!("request_id={plain}")),
+        "the request id is in the request's log lines"
+    );
+    Ok(())
+}

@@ -108,7 +108,7 @@ pub enum KeysCommand {
 }
 
 /// Every setting, as flag or environment variable. TOML keys are the flag names with `_`.
-#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[derive(Default, Clone, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// TOML configuration file (lowest precedence after defaults).
@@ -123,6 +123,9 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// File holding GATEHOUSE_DATABASE_URL (it may carry a password).
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
     /// Public listener (token, JWKS, discovery).
     #[arg(long, env = "GATEHOUSE_PUBLIC_ADDR", global = true)]
     pub public_addr: Option<SocketAddr>,
@@ -212,6 +215,9 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
+    /// File holding GATEHOUSE_REDIS_URL (it may carry a password).
+    #[arg(long, env = "GATEHOUSE_REDIS_URL_FILE", global = true)]
+    pub redis_url_file: Option<PathBuf>,
     /// Most entries of each in-memory registry cache (profiles, verified secrets, API keys,
     /// revocation lookups; default 100000). Nothing is loaded at start; entries arrive on use.
     #[arg(long, env = "GATEHOUSE_CACHE_ENTRIES", global = true)]
@@ -265,12 +271,97 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so a new field cannot be added without deciding how it is shown.
+        let Settings {
+            config,
+            database_url,
+            database_url_file,
+            public_addr,
+            admin_addr,
+            issuer,
+            admin_url,
+            secret_key,
+            secret_key_file,
+            signing_alg,
+            max_token_ttl,
+            trusted_proxies,
+            log_format,
+            log,
+            max_api_keys_per_profile,
+            remote_keys_ttl,
+            remote_keys_min_refresh,
+            outbound_allow,
+            cors_token_origins,
+            cors_discovery_origins,
+            redis_url,
+            redis_url_file,
+            cache_entries,
+            cache_ttl,
+            key_rotation_interval,
+            key_publish_ahead,
+            counter_flush_interval,
+            sweep_interval,
+            ratelimit_failure,
+            bootstrap_client_id,
+            bootstrap_client_secret,
+            bootstrap_client_secret_file,
+            skip_migrations,
+            data_dir,
+        } = self;
+        f.debug_struct("Settings")
+            .field("config", config)
+            .field("database_url", &database_url.as_deref().map(redact_url))
+            .field("database_url_file", database_url_file)
+            .field("public_addr", public_addr)
+            .field("admin_addr", admin_addr)
+            .field("issuer", issuer)
+            .field("admin_url", admin_url)
+            .field(
+                "secret_key",
+                &secret_key.as_ref().map(|_| "[secret elided]"),
+            )
+            .field("secret_key_file", secret_key_file)
+            .field("signing_alg", signing_alg)
+            .field("max_token_ttl", max_token_ttl)
+            .field("trusted_proxies", trusted_proxies)
+            .field("log_format", log_format)
+            .field("log", log)
+            .field("max_api_keys_per_profile", max_api_keys_per_profile)
+            .field("remote_keys_ttl", remote_keys_ttl)
+            .field("remote_keys_min_refresh", remote_keys_min_refresh)
+            .field("outbound_allow", outbound_allow)
+            .field("cors_token_origins", cors_token_origins)
+            .field("cors_discovery_origins", cors_discovery_origins)
+            .field("redis_url", &redis_url.as_deref().map(redact_url))
+            .field("redis_url_file", redis_url_file)
+            .field("cache_entries", cache_entries)
+            .field("cache_ttl", cache_ttl)
+            .field("key_rotation_interval", key_rotation_interval)
+            .field("key_publish_ahead", key_publish_ahead)
+            .field("counter_flush_interval", counter_flush_interval)
+            .field("sweep_interval", sweep_interval)
+            .field("ratelimit_failure", ratelimit_failure)
+            .field("bootstrap_client_id", bootstrap_client_id)
+            .field(
+                "bootstrap_client_secret",
+                &bootstrap_client_secret.as_ref().map(|_| "[secret elided]"),
+            )
+            .field("bootstrap_client_secret_file", bootstrap_client_secret_file)
+            .field("skip_migrations", skip_migrations)
+            .field("data_dir", data_dir)
+            .finish()
+    }
+}
+
 impl Settings {
     /// Fill unset values from `other` (lower precedence).
     fn or(self, other: Settings) -> Settings {
         Settings {
             config: self.config.or(other.config),
             database_url: self.database_url.or(other.database_url),
+            database_url_file: self.database_url_file.or(other.database_url_file),
             public_addr: self.public_addr.or(other.public_addr),
             admin_addr: self.admin_addr.or(other.admin_addr),
             issuer: self.issuer.or(other.issuer),
@@ -297,6 +388,7 @@ impl Settings {
                 .filter(|v| v.iter().any(|s| !s.trim().is_empty()))
                 .or(other.outbound_allow),
             redis_url: self.redis_url.or(other.redis_url),
+            redis_url_file: self.redis_url_file.or(other.redis_url_file),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
             counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
             sweep_interval: self.sweep_interval.or(other.sweep_interval),
@@ -327,8 +419,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// The validated configuration.
-#[derive(Debug, Clone)]
+/// The validated configuration. Its `Debug` elides every secret (the master key, the
+/// bootstrap secret, passwords in the database and Redis URLs), so a `{:?}` cannot leak them.
+#[derive(Clone)]
 pub struct Config {
     /// The clock every expiry, window and lifetime is measured with (the system clock; tests
     /// inject a [`gatehouse_registry::clock::ManualClock`] and move time instead of sleeping).
@@ -399,6 +492,102 @@ pub struct Config {
     pub cors_token_origins: CorsOrigins,
     /// Browser origins allowed on discovery and the JWKS.
     pub cors_discovery_origins: CorsOrigins,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so a new field cannot be added without deciding how it is shown.
+        let Config {
+            clock,
+            database_url,
+            public_addr,
+            admin_addr,
+            issuer,
+            admin_url,
+            secret_key,
+            signing_alg,
+            max_token_ttl,
+            trusted_proxies,
+            log_format,
+            log,
+            max_api_keys_per_profile,
+            bootstrap_client_id,
+            bootstrap_client_secret,
+            run_migrations,
+            data_dir,
+            request_timeout,
+            header_read_timeout,
+            max_connections,
+            remote_keys_ttl,
+            remote_keys_min_refresh,
+            outbound_allow,
+            redis_url,
+            ratelimit_failure,
+            counter_flush_interval,
+            sweep_interval,
+            key_rotation_interval,
+            key_publish_ahead,
+            key_check_interval,
+            cache_entries,
+            cache_ttl,
+            cors_token_origins,
+            cors_discovery_origins,
+        } = self;
+        f.debug_struct("Config")
+            .field("clock", clock)
+            .field("database_url", &redact_url(database_url))
+            .field("public_addr", public_addr)
+            .field("admin_addr", admin_addr)
+            .field("issuer", issuer)
+            .field("admin_url", admin_url)
+            .field(
+                "secret_key",
+                &secret_key.as_ref().map(|_| "[secret elided]"),
+            )
+            .field("signing_alg", signing_alg)
+            .field("max_token_ttl", max_token_ttl)
+            .field("trusted_proxies", trusted_proxies)
+            .field("log_format", log_format)
+            .field("log", log)
+            .field("max_api_keys_per_profile", max_api_keys_per_profile)
+            .field("bootstrap_client_id", bootstrap_client_id)
+            .field(
+                "bootstrap_client_secret",
+                &bootstrap_client_secret.as_ref().map(|_| "[secret elided]"),
+            )
+            .field("run_migrations", run_migrations)
+            .field("data_dir", data_dir)
+            .field("request_timeout", request_timeout)
+            .field("header_read_timeout", header_read_timeout)
+            .field("max_connections", max_connections)
+            .field("remote_keys_ttl", remote_keys_ttl)
+            .field("remote_keys_min_refresh", remote_keys_min_refresh)
+            .field("outbound_allow", outbound_allow)
+            .field("redis_url", &redis_url.as_deref().map(redact_url))
+            .field("ratelimit_failure", ratelimit_failure)
+            .field("counter_flush_interval", counter_flush_interval)
+            .field("sweep_interval", sweep_interval)
+            .field("key_rotation_interval", key_rotation_interval)
+            .field("key_publish_ahead", key_publish_ahead)
+            .field("key_check_interval", key_check_interval)
+            .field("cache_entries", cache_entries)
+            .field("cache_ttl", cache_ttl)
+            .field("cors_token_origins", cors_token_origins)
+            .field("cors_discovery_origins", cors_discovery_origins)
+            .finish()
+    }
+}
+
+/// A URL with its password (if any) replaced, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("[secret elided]"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "[unparsable URL elided]".to_owned(),
+    }
 }
 
 /// Which browser origins a CORS policy admits.
@@ -485,9 +674,16 @@ impl Config {
             None => Settings::default(),
         };
         let s = cli.or(file);
-        let database_url = s
-            .database_url
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = match (s.database_url, &s.database_url_file) {
+            (Some(url), _) => url,
+            (None, Some(f)) => read_secret_file(f)?,
+            (None, None) => DEFAULT_DATABASE_URL.to_owned(),
+        };
+        let redis_url = match (s.redis_url, &s.redis_url_file) {
+            (Some(url), _) => Some(url),
+            (None, Some(f)) => Some(read_secret_file(f)?),
+            (None, None) => None,
+        };
         let secret_key = match (s.secret_key, s.secret_key_file) {
             (Some(k), _) => Some(k),
             (None, Some(f)) => Some(read_secret_file(&f)?),
@@ -529,7 +725,7 @@ impl Config {
             Some("closed") => gatehouse_registry::limits::FailureMode::Closed,
             Some(other) => bail!("GATEHOUSE_RATELIMIT_FAILURE: `{other}` (use open or closed)"),
         };
-        if let Some(url) = s.redis_url.as_deref() {
+        if let Some(url) = redis_url.as_deref() {
             gatehouse_registry::limits::Limiter::validate_redis_url(url)
                 .map_err(|e| anyhow::anyhow!(e))?;
         }
@@ -571,7 +767,7 @@ impl Config {
                 &s.outbound_allow.unwrap_or_default(),
             )
             .map_err(|e| anyhow::anyhow!("GATEHOUSE_OUTBOUND_ALLOW: {e}"))?,
-            redis_url: s.redis_url.clone(),
+            redis_url,
             ratelimit_failure,
             counter_flush_interval,
             sweep_interval: std::time::Duration::from_secs(
@@ -683,6 +879,46 @@ pub fn validate_issuer(issuer: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No secret is one `{:?}` away from a log: the master key, the bootstrap secret and the
+    /// passwords in the database and Redis URLs (given directly or through `*_FILE`).
+    #[test]
+    fn debug_output_elides_every_secret() {
+        let dir = std::env::temp_dir().join(format!("gh-cfg-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db_file = dir.join("db-url");
+        std::fs::write(
+            &db_file,
+            "postgres://gh:db-pass-FROM-FILE-1234@127.0.0.1/gh\n",
+        )
+        .unwrap();
+        let settings = Settings {
+            database_url_file: Some(db_file),
+            redis_url: Some("redis://:redis-pass-5678@127.0.0.1:6379".to_owned()),
+            secret_key: Some("bWFzdGVyLWtleS1tYXN0ZXIta2V5LW1hc3Rlci1rZXkhIQ".to_owned()),
+            bootstrap_client_id: Some("gco_boot".to_owned()),
+            bootstrap_client_secret: Some("bootstrap-secret-0123456789-abcdefghij".to_owned()),
+            ..Settings::default()
+        };
+        let shown = format!("{settings:?}");
+        let config = Config::from_settings(settings).unwrap();
+        assert_eq!(
+            config.database_url,
+            "postgres://gh:db-pass-FROM-FILE-1234@127.0.0.1/gh"
+        );
+        let shown = format!("{shown} {config:?} {config:#?}");
+        for secret in [
+            "db-pass-FROM-FILE-1234",
+            "redis-pass-5678",
+            "bWFzdGVyLWtleS1tYXN0ZXIta2V5LW1hc3Rlci1rZXkhIQ",
+            "bootstrap-secret-0123456789-abcdefghij",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("[secret elided]"));
+        assert!(shown.contains("gco_boot"), "non-secrets still show");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn issuer_rules() {

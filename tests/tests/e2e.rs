@@ -58,6 +58,8 @@ mod restart;
 mod revocation;
 #[path = "e2e/secrets.rs"]
 mod secrets;
+#[path = "e2e/slow_clients.rs"]
+mod slow_clients;
 #[path = "e2e/startup.rs"]
 mod startup;
 #[path = "e2e/throttling.rs"]

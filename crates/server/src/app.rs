@@ -941,6 +941,90 @@ fn with_common_layers(
 
 /// Accept connections until shutdown; then stop accepting and wait (30 s at most) for
 /// connections to finish their in-flight requests.
+/// The answer to a request whose body did not arrive within the request deadline: 408, JSON,
+/// and the connection closes (RFC 9110 §15.5.9).
+fn request_timeout_response() -> Response {
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": "the request body did not arrive in time",
+    });
+    let mut response = (StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Open connections per client address (IPv6 by /64: one host has a whole /64), capped.
+#[derive(Clone)]
+struct PerAddress {
+    cap: usize,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One counted connection; uncounted when dropped.
+struct AddressSlot {
+    key: std::net::IpAddr,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl PerAddress {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            open: Arc::new(std::sync::Mutex::new(std::collections::HashMap::new())),
+        }
+    }
+
+    fn key(ip: std::net::IpAddr) -> std::net::IpAddr {
+        match ip {
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => std::net::IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+                        s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                    ))
+                }
+            },
+            v4 => v4,
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` when it already has `cap`.
+    fn claim(&self, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let key = Self::key(ip);
+        let mut open = match self.open.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            key,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = match self.open.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 async fn serve(
     listener: TcpListener,
     router: Router,
@@ -951,6 +1035,7 @@ async fn serve(
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(config.max_connections));
+    let per_address = PerAddress::new(config.max_connections_per_address);
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -967,16 +1052,32 @@ async fn serve(
             },
             _ = shutdown.changed() => break,
         };
+        // One address may not hold more than its share: past it, the connection is closed
+        // at once (before any byte is read).
+        let Some(per_address) = per_address.claim(peer.ip()) else {
+            tracing::debug!(
+                listener = name,
+                "connection refused: per-address cap reached"
+            );
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let deadline = config.request_timeout;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
             match body_guard.check(request) {
                 Admission::Pass(request) => Either::Left(router.oneshot(request)),
                 // Rare (chunked or oversized bodies): boxed, to keep the common future small.
+                // Reading the body here comes before the router's timeout layer, so it gets
+                // the same deadline of its own: a stalled chunked body is cut off with 408.
                 Admission::Hold(request) => Either::Right(Box::pin(async move {
-                    router.oneshot(body_guard.admit(request).await).await
+                    match tokio::time::timeout(deadline, body_guard.admit(request)).await {
+                        Ok(request) => router.oneshot(request).await,
+                        Err(_) => Ok(request_timeout_response()),
+                    }
                 })),
             }
         });
@@ -988,6 +1089,7 @@ async fn serve(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _permit = permit;
+            let _per_address = per_address;
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

@@ -464,6 +464,9 @@ pub struct Config {
     pub header_read_timeout: std::time::Duration,
     /// Most concurrent connections per listener.
     pub max_connections: usize,
+    /// Most connections open at once from one address (an IPv6 /64 counts as one), so a
+    /// single client cannot take the whole connection budget (default 256).
+    pub max_connections_per_address: usize,
     /// How long a remote key set is reused before a background refresh.
     pub remote_keys_ttl: std::time::Duration,
     /// Least time between two fetches of one remote key set.
@@ -518,6 +521,7 @@ impl std::fmt::Debug for Config {
             request_timeout,
             header_read_timeout,
             max_connections,
+            max_connections_per_address,
             remote_keys_ttl,
             remote_keys_min_refresh,
             outbound_allow,
@@ -560,6 +564,7 @@ impl std::fmt::Debug for Config {
             .field("request_timeout", request_timeout)
             .field("header_read_timeout", header_read_timeout)
             .field("max_connections", max_connections)
+            .field("max_connections_per_address", max_connections_per_address)
             .field("remote_keys_ttl", remote_keys_ttl)
             .field("remote_keys_min_refresh", remote_keys_min_refresh)
             .field("outbound_allow", outbound_allow)
@@ -797,6 +802,7 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(30),
             header_read_timeout: std::time::Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_address: 256,
         };
         if let Some(issuer) = &config.issuer {
             validate_issuer(issuer)?;
@@ -827,6 +833,7 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(30),
             header_read_timeout: std::time::Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_address: 256,
             remote_keys_ttl: std::time::Duration::from_secs(600),
             remote_keys_min_refresh: std::time::Duration::from_secs(30),
             outbound_allow: gatehouse_jwks::outbound::OutboundAllow::default(),

@@ -408,6 +408,11 @@ pub async fn spawn_app_with(
     };
     let bootstrap_secret = app.bootstrap_secret.clone();
     app.record_secret(&bootstrap_secret);
+    // The master key (PostgreSQL runs give it as a setting) must never show either: the
+    // secret searches cover it, the start-up log included.
+    if let Some(key) = app.secret_key.clone() {
+        app.record_secret(&key);
+    }
     app.start().await?;
     Ok(app)
 }

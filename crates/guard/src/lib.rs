@@ -625,37 +625,6 @@ impl Guard {
     }
 }
 
-/// The consumer's address: the socket peer, or — only when the peer is a trusted proxy —
-/// the nearest untrusted hop of `X-Forwarded-For`, read right to left (a malformed hop, or a
-/// header that is not text, makes the whole chain untrustworthy: the peer). Gatehouse reads
-/// its own requests with the same rule.
-fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let mut hops: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else {
-            return peer;
-        };
-        for part in text.split(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
-                Err(_) => return peer,
-            }
-        }
-    }
-    let mut candidate = peer;
-    for hop in hops.into_iter().rev() {
-        candidate = hop;
-        if !is_trusted(&hop) {
-            break;
-        }
-    }
-    candidate
-}
-
 /// A principal as resolved by one guard, so that its other layers on the same request reuse
 /// it. Kept apart from the `Arc<Principal>` handlers read, which anything could replace.
 #[derive(Clone)]
@@ -747,7 +716,7 @@ where
                         .extensions()
                         .get::<ConnectInfo<SocketAddr>>()
                         .map(|c| {
-                            client_ip(
+                            gatehouse_net::resolve(
                                 c.0.ip(),
                                 request.headers(),
                                 &guard.inner.config.trusted_proxies,
@@ -911,7 +880,9 @@ mod tests {
             .collect();
         let proxy = ip("10.0.0.1");
         let outsider = ip("203.0.113.9");
-        let resolve = |peer: IpAddr, values: &[&str]| client_ip(peer, &forwarded(values), &trusted);
+        let resolve = |peer: IpAddr, values: &[&str]| {
+            gatehouse_net::resolve(peer, &forwarded(values), &trusted)
+        };
         // A peer that is no trusted proxy is the client, whatever it claims.
         assert_eq!(resolve(outsider, &["1.2.3.4"]), outsider);
         assert_eq!(resolve(proxy, &["1.2.3.4"]), ip("1.2.3.4"));
@@ -937,7 +908,10 @@ mod tests {
         assert_eq!(resolve(proxy, &["1.2.3.4,"]), proxy);
         assert_eq!(resolve(proxy, &[]), proxy);
         // No trusted proxies configured: always the peer.
-        assert_eq!(client_ip(proxy, &forwarded(&["1.2.3.4"]), &[]), proxy);
+        assert_eq!(
+            gatehouse_net::resolve(proxy, &forwarded(&["1.2.3.4"]), &[]),
+            proxy
+        );
     }
 
     #[test]

@@ -466,9 +466,8 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Actor;
     use crate::clock::{Clock, ManualClock};
-    use crate::secret::PasswordHasher;
-    use crate::{Actor, RegistrySettings};
     use serde_json::json;
 
     const ISSUER: &str = "http://127.0.0.1:8080";
@@ -485,17 +484,8 @@ mod tests {
     }
 
     async fn world() -> World {
-        let db = crate::connect("sqlite::memory:").await.unwrap();
-        crate::migrate(&db).await.unwrap();
         let clock = Arc::new(ManualClock::new());
-        let (master, _) = gatehouse_jwks::MasterKey::generate();
-        let registry = Registry::new(
-            db,
-            clock.clone(),
-            PasswordHasher::new(1).unwrap(),
-            RegistrySettings::new(ISSUER, ADMIN),
-            Arc::new(master),
-        );
+        let registry = crate::service::test_registry(clock.clone()).await;
         let actor = Actor::system();
         let mut made = Vec::new();
         for (name, aud, scope) in [

@@ -190,13 +190,9 @@ async fn release_lock(lock: Option<DatabaseConnection>) {
     }
 }
 
-/// `gatehouse keys list|rotate`: operate on the stored keys directly; running instances
-/// reload (at once through NOTIFY on PostgreSQL, else at their next key check).
-pub async fn keys_command(
-    config: &Config,
-    command: &crate::config::KeysCommand,
-) -> Result<serde_json::Value> {
-    use crate::config::KeysCommand;
+/// The registry of a command that works on the database directly (`keys`, `admin recover`):
+/// connect, migrate under the start-up lock unless told not to, open the master key.
+async fn open_registry(config: &Config) -> Result<(DatabaseConnection, Registry, Arc<MasterKey>)> {
     let db = gatehouse_registry::connect(&config.database_url)
         .await
         .context("connecting to the database")?;
@@ -218,6 +214,18 @@ pub async fn keys_command(
         settings,
         master.clone(),
     );
+    Ok((db, registry, master))
+}
+
+/// `gatehouse keys list|rotate`: operate on the stored keys directly; running instances
+/// reload (at once through NOTIFY on PostgreSQL, else at their next key check).
+pub async fn keys_command(
+    config: &Config,
+    command: &crate::config::KeysCommand,
+) -> Result<serde_json::Value> {
+    use crate::config::KeysCommand;
+    let (db, registry, master) = open_registry(config).await?;
+    let issuer = config.issuer.clone().unwrap_or_default();
     let keys = KeyManager::load_or_create(
         Arc::new(registry.clone()),
         master,
@@ -248,21 +256,8 @@ pub async fn keys_command(
 /// `gatehouse admin recover`: a fresh admin directly in the database, its credentials in a
 /// new 0600 file; answers the file's path.
 pub async fn admin_recover(config: &Config, output: Option<&Path>) -> Result<PathBuf> {
-    let db = gatehouse_registry::connect(&config.database_url)
-        .await
-        .context("connecting to the database")?;
-    if config.run_migrations {
-        let lock = startup_lock(config).await?;
-        let result = gatehouse_registry::migrate(&db).await;
-        release_lock(lock).await;
-        result.context("running migrations")?;
-    }
-    let master = Arc::new(master_key(config)?);
-    let hasher = PasswordHasher::new(1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (db, registry, _) = open_registry(config).await?;
     let issuer = config.issuer.clone().unwrap_or_default();
-    let mut settings = RegistrySettings::new(&issuer, config.admin_url.clone().unwrap_or_default());
-    settings.max_token_ttl = config.max_token_ttl;
-    let registry = Registry::new(db.clone(), config.clock.clone(), hasher, settings, master);
     let path = match output {
         Some(p) => p.to_path_buf(),
         None => config.data_dir.join(format!(

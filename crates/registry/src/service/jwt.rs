@@ -628,109 +628,12 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use crate::clock::SystemClock;
-    use crate::secret::PasswordHasher;
-    use crate::{Actor, Registry, RegistrySettings};
+    use crate::{Actor, Registry};
     use serde_json::json;
     use std::sync::Arc;
 
     async fn registry() -> Registry {
-        registry_with(RegistrySettings::new(
-            "http://127.0.0.1:8080",
-            "http://127.0.0.1:8081",
-        ))
-        .await
-    }
-
-    async fn registry_with(settings: RegistrySettings) -> Registry {
-        let db = crate::connect("sqlite::memory:").await.unwrap();
-        crate::migrate(&db).await.unwrap();
-        let (master, _) = gatehouse_jwks::MasterKey::generate();
-        Registry::new(
-            db,
-            Arc::new(SystemClock),
-            PasswordHasher::new(1).unwrap(),
-            settings,
-            Arc::new(master),
-        )
-    }
-
-    /// The (field, code) pairs of a validation error.
-    fn refusals(result: crate::error::Result<crate::api::ProfileCreated>) -> Vec<(String, String)> {
-        match result {
-            Err(crate::RegistryError::Validation(errors)) => {
-                errors.into_iter().map(|e| (e.field, e.code)).collect()
-            }
-            Err(other) => panic!("not a validation error: {other}"),
-            Ok(_) => Vec::new(),
-        }
-    }
-
-    /// Internal addresses are refused by what the URL shows, before any lookup; the allow list
-    /// lets its CIDRs and names through (over http too).
-    #[tokio::test]
-    async fn outbound_urls_are_checked_against_the_allow_list() {
-        let mut settings = RegistrySettings::new("http://127.0.0.1:8080", "http://127.0.0.1:8081");
-        let strict = registry_with(settings.clone()).await;
-        settings.outbound_allow =
-            gatehouse_jwks::outbound::OutboundAllow::parse(&["127.0.0.0/8", "idp.corp"]).unwrap();
-        let allowing = registry_with(settings).await;
-        let actor = Actor::system();
-        let mut n = 0;
-        let mut create = async |r: &Registry, field: &str, url: &str| {
-            n += 1;
-            let col = r
-                .create_collection(
-                    &actor,
-                    json!({"name": format!("c{n}"), "audience": format!("https://c{n}.example/api"),
-                        "scopes": [{"name": format!("c{n}:r")}]}),
-                )
-                .await
-                .unwrap();
-            let client = r
-                .create_client(&actor, json!({"name": format!("x{n}")}))
-                .await
-                .unwrap();
-            refusals(
-                r.create_profile(
-                    &actor,
-                    &client.id,
-                    json!({"name": "o", "auth_type": "oidc", field: url, "jwt_claim_value": format!("c{n}"),
-                        "collections": [col.collection.id], "allowed_audiences": ["https://a"]}),
-                )
-                .await,
-            )
-        };
-        let refused = |field: &str, code: &str| vec![(field.to_owned(), code.to_owned())];
-        for (field, url, code) in [
-            ("oidc_jwks_uri", "https://10.0.0.1/jwks", "internal_address"),
-            ("oidc_issuer", "https://169.254.169.254", "internal_address"),
-            ("oidc_jwks_uri", "https://[::1]/jwks", "internal_address"),
-            ("oidc_issuer", "https://localhost:8443", "internal_address"),
-            ("oidc_jwks_uri", "http://127.0.0.1:9/jwks", "insecure_url"),
-            ("oidc_jwks_uri", "http://idp.corp/jwks", "insecure_url"),
-        ] {
-            assert_eq!(
-                create(&strict, field, url).await,
-                refused(field, code),
-                "{url}"
-            );
-        }
-        for (field, url) in [
-            ("oidc_jwks_uri", "http://127.0.0.1:9/jwks"),
-            ("oidc_issuer", "http://localhost:9"),
-            ("oidc_jwks_uri", "http://idp.corp/jwks"),
-        ] {
-            assert_eq!(create(&allowing, field, url).await, vec![], "{url}");
-        }
-        assert_eq!(
-            create(&allowing, "oidc_jwks_uri", "https://10.0.0.1/jwks").await,
-            refused("oidc_jwks_uri", "internal_address")
-        );
-        assert_eq!(
-            create(&strict, "oidc_issuer", "https://idp.example.com").await,
-            vec![],
-            "a name is judged at fetch time"
-        );
+        crate::service::test_registry(Arc::new(SystemClock)).await
     }
 
     /// A presented JWT costs lookups only for the claim names profiles are configured with,

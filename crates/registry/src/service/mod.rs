@@ -407,3 +407,18 @@ pub fn parse_input<T: serde::de::DeserializeOwned>(
         crate::error::RegistryError::invalid(field, "invalid", message)
     })
 }
+
+/// A registry on a fresh in-memory SQLite database, for unit tests.
+#[cfg(test)]
+pub(crate) async fn test_registry(clock: Arc<dyn Clock>) -> Registry {
+    let db = crate::connect("sqlite::memory:").await.unwrap();
+    crate::migrate(&db).await.unwrap();
+    let (master, _) = gatehouse_jwks::MasterKey::generate();
+    Registry::new(
+        db,
+        clock,
+        crate::secret::PasswordHasher::new(1).unwrap(),
+        RegistrySettings::new("http://127.0.0.1:8080", "http://127.0.0.1:8081"),
+        Arc::new(master),
+    )
+}

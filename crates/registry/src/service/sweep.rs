@@ -153,9 +153,8 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    use crate::Actor;
     use crate::clock::{Clock, ManualClock};
-    use crate::secret::PasswordHasher;
-    use crate::{Actor, Registry, RegistrySettings};
     use serde_json::json;
     use std::sync::Arc;
 
@@ -163,17 +162,8 @@ mod tests {
     /// moved, not slept.
     #[tokio::test]
     async fn expired_rows_are_swept_once() {
-        let db = crate::connect("sqlite::memory:").await.unwrap();
-        crate::migrate(&db).await.unwrap();
         let clock = Arc::new(ManualClock::new());
-        let (master, _) = gatehouse_jwks::MasterKey::generate();
-        let r = Registry::new(
-            db,
-            clock.clone(),
-            PasswordHasher::new(1).unwrap(),
-            RegistrySettings::new("http://127.0.0.1:8080", "http://127.0.0.1:8081"),
-            Arc::new(master),
-        );
+        let r = crate::service::test_registry(clock.clone()).await;
         let actor = Actor::system();
         let col = r
             .create_collection(

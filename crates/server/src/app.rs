@@ -540,6 +540,7 @@ async fn prepare(
     settings.verified_cache_capacity = config.cache_entries;
     settings.redis_url = config.redis_url.clone();
     settings.ratelimit_failure = config.ratelimit_failure;
+    settings.throttle_ipv6_prefix = config.throttle_ipv6_prefix;
     let registry = Registry::new(
         db.clone(),
         config.clock.clone(),

@@ -177,6 +177,10 @@ pub struct Settings {
     /// own) or `closed` (refuse limited requests).
     #[arg(long, env = "GATEHOUSE_RATELIMIT_FAILURE", global = true)]
     pub ratelimit_failure: Option<String>,
+    /// Failed authentications from IPv6 addresses count per network of this many bits
+    /// (default 64: one /64 is one budget; 32..=128). IPv4-mapped addresses count as IPv4.
+    #[arg(long, env = "GATEHOUSE_THROTTLE_IPV6_PREFIX", global = true)]
+    pub throttle_ipv6_prefix: Option<u8>,
     /// `oauth_client_id` of the bootstrap admin created on an empty database.
     #[arg(long, env = "GATEHOUSE_BOOTSTRAP_CLIENT_ID", global = true)]
     pub bootstrap_client_id: Option<String>,
@@ -228,6 +232,7 @@ impl Settings {
                 .or(other.remote_keys_min_refresh),
             redis_url: self.redis_url.or(other.redis_url),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
+            throttle_ipv6_prefix: self.throttle_ipv6_prefix.or(other.throttle_ipv6_prefix),
             counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
             key_rotation_interval: self.key_rotation_interval.or(other.key_rotation_interval),
             cache_entries: self.cache_entries.or(other.cache_entries),
@@ -308,6 +313,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// What limited requests get while Redis is unreachable.
     pub ratelimit_failure: gatehouse_registry::limits::FailureMode,
+    /// Prefix length of the IPv6 network one failed-authentication budget covers.
+    pub throttle_ipv6_prefix: u8,
     /// How often usage and quota counters are written to the database.
     pub counter_flush_interval: std::time::Duration,
     /// How long a key signs before the scheduled rotation (`None`: on demand only).
@@ -454,6 +461,12 @@ impl Config {
             Some("closed") => gatehouse_registry::limits::FailureMode::Closed,
             Some(other) => bail!("GATEHOUSE_RATELIMIT_FAILURE: `{other}` (use open or closed)"),
         };
+        let throttle_ipv6_prefix = s
+            .throttle_ipv6_prefix
+            .unwrap_or(gatehouse_registry::limits::DEFAULT_IPV6_PREFIX);
+        if !(32..=128).contains(&throttle_ipv6_prefix) {
+            bail!("GATEHOUSE_THROTTLE_IPV6_PREFIX must be between 32 and 128 (default 64)");
+        }
         if let Some(url) = s.redis_url.as_deref() {
             gatehouse_registry::limits::Limiter::validate_redis_url(url)
                 .map_err(|e| anyhow::anyhow!(e))?;
@@ -494,6 +507,7 @@ impl Config {
             ),
             redis_url: s.redis_url.clone(),
             ratelimit_failure,
+            throttle_ipv6_prefix,
             counter_flush_interval,
             key_rotation_interval: match s.key_rotation_interval.unwrap_or(2_592_000) {
                 0 => None,
@@ -553,6 +567,7 @@ impl Config {
             remote_keys_min_refresh: std::time::Duration::from_secs(30),
             redis_url: None,
             ratelimit_failure: gatehouse_registry::limits::FailureMode::Open,
+            throttle_ipv6_prefix: gatehouse_registry::limits::DEFAULT_IPV6_PREFIX,
             counter_flush_interval: std::time::Duration::from_secs(10),
             key_rotation_interval: None,
             key_publish_ahead: std::time::Duration::from_secs(3600),
@@ -644,5 +659,21 @@ mod tests {
         assert_eq!(c.max_token_ttl, 900);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.signing_alg, SigningAlg::EdDsa);
+    }
+
+    #[test]
+    fn the_ipv6_throttle_prefix_defaults_to_64_and_is_checked() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert_eq!(c.throttle_ipv6_prefix, 64);
+        let with = |p| {
+            Config::from_settings(Settings {
+                throttle_ipv6_prefix: Some(p),
+                ..Settings::default()
+            })
+        };
+        assert_eq!(with(48).unwrap().throttle_ipv6_prefix, 48);
+        assert_eq!(with(128).unwrap().throttle_ipv6_prefix, 128);
+        assert!(with(16).is_err());
+        assert!(with(129).is_err());
     }
 }

@@ -93,6 +93,9 @@ pub struct RegistrySettings {
     pub redis_url: Option<String>,
     /// What limited requests get while Redis is unreachable.
     pub ratelimit_failure: crate::limits::FailureMode,
+    /// Failed authentications from IPv6 sources count per network of this many bits
+    /// (`GATEHOUSE_THROTTLE_IPV6_PREFIX`; default 64).
+    pub throttle_ipv6_prefix: u8,
 }
 
 impl RegistrySettings {
@@ -109,6 +112,7 @@ impl RegistrySettings {
             cache_ttl: None,
             redis_url: None,
             ratelimit_failure: crate::limits::FailureMode::Open,
+            throttle_ipv6_prefix: crate::limits::DEFAULT_IPV6_PREFIX,
         }
     }
 
@@ -183,7 +187,8 @@ impl Registry {
             // The server validates the URL before this; a library caller gets local limits.
             tracing::error!(error = %why, "Redis unusable: limits are local to this instance");
             crate::limits::Limiter::local(db.clone(), clock.clone())
-        });
+        })
+        .with_ipv6_prefix(settings.throttle_ipv6_prefix);
         Self {
             inner: Arc::new(Inner {
                 db,

@@ -69,6 +69,9 @@ impl Actor {
     }
 }
 
+/// Most unknown-key answers each registry cache remembers, apart from its real entries.
+const NEGATIVE_ENTRIES: usize = 4096;
+
 /// Static settings the registry needs to describe connections and bound token lifetimes.
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
@@ -165,17 +168,24 @@ impl Registry {
         vault: Arc<dyn crate::vault::Vault>,
     ) -> Self {
         let ttl = settings.cache_ttl;
+        // Unknown ids (anyone can send one) are remembered apart, in a few entries of their
+        // own: they never evict what real clients use.
+        let misses = settings.profile_cache_capacity.min(NEGATIVE_ENTRIES);
         let snapshots = TtlCache::new(settings.profile_cache_capacity, ttl)
+            .negatives_apart(misses, Option::is_none)
             .counted(&crate::metrics::METRICS.cache_profiles);
         let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         let collections = TtlCache::new(settings.profile_cache_capacity, ttl)
+            .negatives_apart(misses, Option::is_none)
             .counted(&crate::metrics::METRICS.cache_collections);
         let revocations = TtlCache::new(settings.verified_cache_capacity, ttl)
             .counted(&crate::metrics::METRICS.cache_revocations);
         let api_keys = TtlCache::new(settings.verified_cache_capacity, ttl)
+            .negatives_apart(misses, Option::is_none)
             .counted(&crate::metrics::METRICS.cache_api_keys);
         let key_last_used = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
-        let match_values = TtlCache::new(settings.profile_cache_capacity, ttl);
+        let match_values = TtlCache::new(settings.profile_cache_capacity, ttl)
+            .negatives_apart(misses, |ids: &Arc<[String]>| ids.is_empty());
         let match_claims = TtlCache::new(1, ttl);
         let limiter = crate::limits::Limiter::new(
             db.clone(),

@@ -262,6 +262,7 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn cheap() -> PasswordHasher {
         PasswordHasher::with_params(Params::new(256, 1, 1, None).unwrap(), 2).unwrap()
@@ -313,10 +314,13 @@ mod tests {
         })
         .await;
         let before = crate::metrics::METRICS.argon2_busy.get();
-        assert!(matches!(
-            h.verify_any("c", vec![]).await,
-            Err(HashError::Busy)
-        ));
+        // Refused at once; without a bound it would wait (here: forever, as the running call
+        // is not polled meanwhile).
+        let third = tokio::time::timeout(Duration::from_secs(2), h.verify_any("c", vec![])).await;
+        assert!(
+            matches!(third, Ok(Err(HashError::Busy))),
+            "refused at once: {third:?}"
+        );
         assert!(crate::metrics::METRICS.argon2_busy.get() > before);
         // A caller that gives up frees its place.
         drop(waiting);

@@ -12,6 +12,8 @@ mod admin_auth;
 mod api_keys;
 #[path = "e2e/audit.rs"]
 mod audit;
+#[path = "e2e/bounded.rs"]
+mod bounded;
 #[path = "e2e/discovery.rs"]
 mod discovery;
 #[path = "e2e/faults.rs"]

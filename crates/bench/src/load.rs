@@ -9,6 +9,10 @@
 //! closed loop runs for `warmup`, not counted. **Measure**: the closed loop runs for
 //! `duration`; a request counts if it starts and ends inside the window. Only the measured
 //! phase enters the latency figures; errors of every phase are reported.
+//!
+//! The `hostile` scenario sends 64 KiB bodies of hostile shapes with client ids that do not
+//! exist; a 4xx answer is its success. With the server's process id known, every report also
+//! gives the server's CPU time over the measured window and per request.
 
 use crate::credentials::Credentials;
 use anyhow::{Context, Result, bail};
@@ -44,6 +48,11 @@ pub enum Scenario {
     Jwks,
     /// `GET /.well-known/openid-configuration`.
     Discovery,
+    /// `POST` 64 KiB hostile bodies (thousands of scopes, resources, unknown or valueless
+    /// parameters, long percent-encoded values) to the token, introspection and revocation
+    /// endpoints, with client ids that do not exist: every answer must be a 4xx. Not part of
+    /// `all`.
+    Hostile,
 }
 
 impl Scenario {
@@ -56,6 +65,9 @@ impl Scenario {
         Scenario::Discovery,
     ];
 
+    /// Scenarios run only when named.
+    pub const EXTRA: [Scenario; 1] = [Scenario::Hostile];
+
     /// The command-line name.
     pub fn name(self) -> &'static str {
         match self {
@@ -64,6 +76,7 @@ impl Scenario {
             Scenario::IntrospectKey => "introspect-key",
             Scenario::Jwks => "jwks",
             Scenario::Discovery => "discovery",
+            Scenario::Hostile => "hostile",
         }
     }
 
@@ -135,6 +148,19 @@ pub struct LoadOptions {
     pub prime: bool,
     /// Requests per second in all, paced (open loop); `None`: as fast as answered.
     pub rate: Option<f64>,
+    /// The server's process id, to read its CPU time over the measured window (Linux).
+    pub server_pid: Option<u32>,
+}
+
+/// What answer counts as a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// 2xx.
+    Success,
+    /// 200 with `"active":true` (introspection).
+    Active,
+    /// A 4xx (hostile input); a 5xx is an error.
+    ClientError,
 }
 
 /// One prepared request.
@@ -144,8 +170,7 @@ struct Prepared {
     path: &'static str,
     auth: Option<HeaderValue>,
     body: Bytes,
-    /// Introspection: a 200 must also say `"active":true`.
-    expect_active: bool,
+    expect: Expect,
 }
 
 impl Prepared {
@@ -227,6 +252,11 @@ pub struct Report {
     pub server_rss_mb: Option<f64>,
     /// Milliseconds from starting the server to `/readyz` = 200, when this tool started it.
     pub server_ready_ms: Option<f64>,
+    /// Seconds of CPU (user + system, all threads) the server used during the measured
+    /// window, when its process id is known.
+    pub server_cpu_seconds: Option<f64>,
+    /// `server_cpu_seconds` per request answered in the window, in µs.
+    pub server_cpu_us_per_request: Option<f64>,
 }
 
 impl Report {
@@ -259,6 +289,12 @@ impl Report {
         }
         if let Some(e) = &self.first_error {
             s.push_str(&format!("; first error: {e}"));
+        }
+        if let Some(us) = self.server_cpu_us_per_request {
+            s.push_str(&format!(
+                "; server CPU {:.2} s in the window, {us:.1} µs per request",
+                self.server_cpu_seconds.unwrap_or(0.0)
+            ));
         }
         if let Some(rss) = self.server_peak_rss_mb {
             s.push_str(&format!("; server peak RSS {rss:.1} MB"));
@@ -310,7 +346,7 @@ pub async fn run(
                     path: "/oauth/introspect",
                     auth: Some(basic(&col.client_id, &col.secret)?),
                     body: Bytes::from(format!("token={token}")),
-                    expect_active: true,
+                    expect: Expect::Active,
                 });
             }
             reqs
@@ -327,13 +363,14 @@ pub async fn run(
                         path: "/oauth/introspect",
                         auth: Some(basic(&col.client_id, &col.secret)?),
                         body: Bytes::from(format!("token={}", k.key)),
-                        expect_active: true,
+                        expect: Expect::Active,
                     })
                 })
                 .collect::<Result<_>>()?
         }
         Scenario::Jwks => vec![get("/oauth/jwks")],
         Scenario::Discovery => vec![get("/.well-known/openid-configuration")],
+        Scenario::Hostile => hostile_requests(),
     };
     if prepared.is_empty() {
         bail!(
@@ -392,6 +429,15 @@ pub async fn run(
             seed,
         )));
     }
+    let cpu = match opts.server_pid {
+        Some(pid) => {
+            tokio::time::sleep_until(warm_end.into()).await;
+            let at_start = cpu_seconds(pid);
+            tokio::time::sleep_until(end.into()).await;
+            at_start.zip(cpu_seconds(pid)).map(|(a, b)| b - a)
+        }
+        None => None,
+    };
     let mut all = Stats::default();
     for t in tasks {
         all.merge(t.await.context("a connection task panicked")?);
@@ -430,7 +476,93 @@ pub async fn run(
         server_peak_rss_mb: None,
         server_rss_mb: None,
         server_ready_ms: None,
+        server_cpu_seconds: cpu,
+        server_cpu_us_per_request: cpu
+            .filter(|_| !lat.is_empty())
+            .map(|c| c * 1e6 / lat.len() as f64),
     })
+}
+
+/// User + system CPU seconds a process (all its threads) has used, from `/proc/PID/stat`
+/// (Linux; clock ticks of 1/100 s, USER_HZ on every mainstream architecture).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields are counted after its closing parenthesis.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    // After `)`: state (3), ppid … ; utime is field 14 and stime 15 of the whole line.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// Just under the public listener's 64 KiB body cap.
+const HOSTILE_BODY: usize = 64 * 1024 - 16;
+
+/// `head` followed by `item(0)`, `item(1)`, … while the body stays under [`HOSTILE_BODY`].
+fn fill(head: &str, item: impl Fn(usize) -> String) -> Bytes {
+    let mut body = head.to_owned();
+    for i in 0.. {
+        let next = item(i);
+        if body.len() + next.len() > HOSTILE_BODY {
+            break;
+        }
+        body.push_str(&next);
+    }
+    Bytes::from(body)
+}
+
+/// The `hostile` scenario's requests: 64 KiB of each shape, all from clients that do not
+/// exist. The percent-encoded secrets decode to more than any secret may be, so no shape
+/// reaches argon2 (what argon2 costs a flood is the failure budgets' business).
+fn hostile_requests() -> Vec<Prepared> {
+    let scope = |i: usize| {
+        let l = |n: usize| char::from(b'a' + u8::try_from(n % 26).unwrap_or(0));
+        [l(i / 676), l(i / 26), l(i)].iter().collect::<String>()
+    };
+    const WRONG: &str = "grant_type=client_credentials&client_id=gco_nobody&client_secret=wrong";
+    const RS: &str = "client_id=grs_nobody&client_secret=wrong&token=x";
+    let post = |path: &'static str, body: Bytes| Prepared {
+        method: Method::POST,
+        path,
+        auth: None,
+        body,
+        expect: Expect::ClientError,
+    };
+    vec![
+        post(
+            "/oauth/token",
+            fill(&format!("{WRONG}&scope=aaa"), |i| {
+                format!("+{}", scope(i + 1))
+            }),
+        ),
+        post(
+            "/oauth/token",
+            fill(WRONG, |i| format!("&resource=https%3A%2F%2Fapi{i}.example")),
+        ),
+        post("/oauth/token", fill(WRONG, |i| format!("&p{i}=1"))),
+        post("/oauth/token", fill(WRONG, |_| "&p".to_owned())),
+        post("/oauth/token", fill(WRONG, |_| "&x=1".to_owned())),
+        post(
+            "/oauth/token",
+            fill(&format!("{WRONG}&scope="), |_| "%61".to_owned()),
+        ),
+        post(
+            "/oauth/token",
+            fill(
+                "grant_type=client_credentials&client_id=gco_nobody&client_secret=",
+                |_| "%41".to_owned(),
+            ),
+        ),
+        post("/oauth/introspect", fill(RS, |i| format!("&p{i}=1"))),
+        post(
+            "/oauth/introspect",
+            fill("client_id=grs_nobody&token=x&client_secret=", |_| {
+                "%41".to_owned()
+            }),
+        ),
+        post("/oauth/revoke", fill(RS, |i| format!("&p{i}=1"))),
+    ]
 }
 
 fn get(path: &'static str) -> Prepared {
@@ -439,7 +571,7 @@ fn get(path: &'static str) -> Prepared {
         path,
         auth: None,
         body: Bytes::new(),
-        expect_active: false,
+        expect: Expect::Success,
     }
 }
 
@@ -453,7 +585,7 @@ fn token_requests(c: &Credentials, spread: usize) -> Result<Vec<Prepared>> {
                 path: "/oauth/token",
                 auth: Some(basic(&p.client_id, &p.secret)?),
                 body: Bytes::from_static(b"grant_type=client_credentials"),
-                expect_active: false,
+                expect: Expect::Success,
             })
         })
         .collect()
@@ -502,7 +634,7 @@ async fn exchange(sender: &mut Option<Sender>, target: &Target, req: &Prepared) 
         anyhow::Ok((status, body))
     };
     match tokio::time::timeout(Duration::from_secs(30), result).await {
-        Ok(Ok((status, body))) => judge(status, body, req.expect_active),
+        Ok(Ok((status, body))) => judge(status, body, req.expect),
         Ok(Err(e)) => {
             *sender = None;
             Outcome::Failed {
@@ -520,15 +652,24 @@ async fn exchange(sender: &mut Option<Sender>, target: &Target, req: &Prepared) 
     }
 }
 
-fn judge(status: StatusCode, body: Bytes, expect_active: bool) -> Outcome {
+fn judge(status: StatusCode, body: Bytes, expect: Expect) -> Outcome {
     let snippet = || String::from_utf8_lossy(body.get(..200).unwrap_or(&body)).into_owned();
+    if expect == Expect::ClientError {
+        if status.is_client_error() {
+            return Outcome::Ok(body);
+        }
+        return Outcome::Failed {
+            transport: false,
+            detail: format!("{status} (a 4xx expected): {}", snippet()),
+        };
+    }
     if !status.is_success() {
         return Outcome::Failed {
             transport: false,
             detail: format!("{status}: {}", snippet()),
         };
     }
-    if expect_active && !contains(&body, b"\"active\":true") {
+    if expect == Expect::Active && !contains(&body, b"\"active\":true") {
         return Outcome::Failed {
             transport: false,
             detail: format!("inactive: {}", snippet()),
@@ -719,6 +860,29 @@ mod tests {
     }
 
     #[test]
+    fn hostile_answers_must_be_4xx() {
+        let bad = Bytes::from_static(b"{\"error\":\"invalid_scope\"}");
+        assert!(matches!(
+            judge(StatusCode::BAD_REQUEST, bad.clone(), Expect::ClientError),
+            Outcome::Ok(_)
+        ));
+        for status in [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE] {
+            assert!(matches!(
+                judge(status, bad.clone(), Expect::ClientError),
+                Outcome::Failed { .. }
+            ));
+        }
+        let bodies = hostile_requests();
+        assert!(bodies.iter().all(|r| r.body.len() > HOSTILE_BODY - 64));
+        assert!(bodies.iter().all(|r| r.body.len() <= HOSTILE_BODY));
+    }
+
+    #[test]
+    fn cpu_of_this_process_is_read() {
+        assert!(cpu_seconds(std::process::id()).is_some_and(|s| s >= 0.0));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("20s").unwrap(), Duration::from_secs(20));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
@@ -734,18 +898,22 @@ mod tests {
         let ok = judge(
             StatusCode::OK,
             Bytes::from_static(b"{\"active\":true}"),
-            true,
+            Expect::Active,
         );
         assert!(matches!(ok, Outcome::Ok(_)));
         let no = judge(
             StatusCode::OK,
             Bytes::from_static(b"{\"active\":false}"),
-            true,
+            Expect::Active,
         );
         assert!(
             matches!(no, Outcome::Failed { transport: false, ref detail } if detail.starts_with("inactive"))
         );
-        let e = judge(StatusCode::UNAUTHORIZED, Bytes::from_static(b"{}"), false);
+        let e = judge(
+            StatusCode::UNAUTHORIZED,
+            Bytes::from_static(b"{}"),
+            Expect::Success,
+        );
         assert!(matches!(
             e,
             Outcome::Failed {

@@ -77,6 +77,7 @@ struct SeedArgs {
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// tokens, introspect-jwt, introspect-key, jwks, discovery; `all`; or a comma list.
+    /// `hostile` (64 KiB hostile bodies, every answer a 4xx) runs only when named.
     scenario: String,
     /// The server's public base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -252,9 +253,10 @@ fn scenarios(text: &str) -> Result<Vec<Scenario>> {
             let s = s.trim();
             Scenario::ALL
                 .into_iter()
+                .chain(Scenario::EXTRA)
                 .find(|x| x.name() == s)
                 .with_context(|| {
-                    format!("unknown scenario {s:?} (tokens, introspect-jwt, introspect-key, jwks, discovery, all)")
+                    format!("unknown scenario {s:?} (tokens, introspect-jwt, introspect-key, jwks, discovery, hostile, all)")
                 })
         })
         .collect()
@@ -311,6 +313,7 @@ async fn run_cmd(a: RunArgs) -> Result<()> {
         spread: a.spread,
         prime: !a.no_prime,
         rate: a.rate,
+        server_pid: started.as_ref().map(|s| s.pid).or(a.server_pid),
     };
     let mut failed = None;
     let mut with_errors = Vec::new();

@@ -83,7 +83,7 @@ pub async fn smoke(opts: &SmokeOptions) -> Result<SmokeReport> {
     let target = Target::from_addr(public)?;
     let mut failures = Vec::new();
     let mut requests = Vec::new();
-    for scenario in Scenario::ALL {
+    for scenario in Scenario::ALL.into_iter().chain(Scenario::EXTRA) {
         let lo = LoadOptions {
             connections: opts.connections,
             duration: opts.duration,
@@ -91,6 +91,7 @@ pub async fn smoke(opts: &SmokeOptions) -> Result<SmokeReport> {
             spread: usize::MAX,
             prime: true,
             rate: None,
+            server_pid: Some(running.pid),
         };
         let mut report = match load::run(&target, scenario, Some(&creds), &lo).await {
             Ok(r) => r,

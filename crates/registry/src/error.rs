@@ -103,7 +103,11 @@ fn unique_field(detail: &str) -> &'static str {
 
 impl From<crate::secret::HashError> for RegistryError {
     fn from(err: crate::secret::HashError) -> Self {
-        RegistryError::Internal(err.to_string())
+        match err {
+            // A flood, not a fault: retry shortly (503).
+            crate::secret::HashError::Busy => RegistryError::Unavailable(err.to_string()),
+            _ => RegistryError::Internal(err.to_string()),
+        }
     }
 }
 

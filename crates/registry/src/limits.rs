@@ -10,13 +10,21 @@
 //!   picks up other instances' use); with Redis the live count is shared there, seeded from
 //!   the database. A restart loses nothing that was flushed, and the server flushes on
 //!   graceful shutdown.
-//! - **Redis down**: calls time out after 100 ms and the breaker stays open for 1 s. With
+//! - **Redis down**: calls time out after 100 ms and the breaker stays open for 1 s. One call
+//!   at a time tries to connect; the others do not wait for it. With
 //!   `GATEHOUSE_RATELIMIT_FAILURE=open` (the default) the in-memory limiter takes over (each
 //!   instance then enforces the full limit on its own); with `closed` every limited request is
-//!   refused until Redis answers again.
+//!   refused until Redis answers again. A quota count that cannot be read from the database
+//!   is read again by the next request (never taken as zero use); meanwhile the request is
+//!   judged by the failure mode, as with Redis down.
 //! - **Failed authentication** has a budget per (client id, source address) and per source
 //!   address (RFC 6749 §2.3.1, RFC 7662 §4); past it the answer is 429 without running argon2.
-//!   A caller whose secret is in the verified cache is never throttled.
+//!   A caller whose secret is in the verified cache is never throttled. An IPv6 source counts
+//!   by its network (`GATEHOUSE_THROTTLE_IPV6_PREFIX`, /64 by default: what one subscriber
+//!   gets), an IPv4-mapped IPv6 address as the IPv4 address.
+//! - **Time**: the in-memory rate limits and failure budgets run on the injected clock's
+//!   monotonic reading ([`Clock::monotonic`]), so stepping the wall clock back does not keep
+//!   anyone denied; quota periods are UTC calendar periods of [`Clock::now`].
 
 use crate::api::{Quota, QuotaPer, RateLimit};
 use crate::clock::Clock;
@@ -25,7 +33,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -183,13 +191,34 @@ v = redis.call('INCR', KEYS[1])
 return {1, v}
 ";
 
+/// A profile's quota state for one period, as [`Limiter::quota_load`] found it.
+struct QuotaCell {
+    cell: Arc<Mutex<QuotaState>>,
+    period: String,
+    end: DateTime<Utc>,
+    /// The stored count was read (else the next call reads it again).
+    loaded: bool,
+}
+
 /// Redis, with a breaker.
 struct Shared {
     client: redis::Client,
-    conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    /// The open connection (a `ConnectionManager` multiplexes: each call clones it).
+    conn: RwLock<Option<redis::aio::ConnectionManager>>,
+    /// Held by the one call that is connecting; the others fall back instead of waiting.
+    connecting: tokio::sync::Mutex<()>,
     down_until: Mutex<Option<Instant>>,
     gcra: redis::Script,
     quota: redis::Script,
+}
+
+/// What [`Shared::connection`] found.
+enum Connection {
+    Ready(redis::aio::ConnectionManager),
+    /// Another call is connecting right now.
+    Pending,
+    /// The connect failed or timed out.
+    Failed,
 }
 
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
@@ -213,10 +242,27 @@ impl Shared {
         *guard = Some(Instant::now() + REDIS_BREAK);
     }
 
-    async fn connection(&self) -> Option<redis::aio::ConnectionManager> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Some(c.clone());
+    fn current(&self) -> Option<redis::aio::ConnectionManager> {
+        match self.conn.read() {
+            Ok(slot) => slot.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The connection, opening it if needed. One call at a time connects (up to 300 ms);
+    /// calls that arrive meanwhile get [`Connection::Pending`] at once and fall back, so an
+    /// unreachable Redis costs each of them nothing (they used to queue on one lock and each
+    /// try its own connect in turn).
+    async fn connection(&self) -> Connection {
+        if let Some(c) = self.current() {
+            return Connection::Ready(c);
+        }
+        let Ok(_connecting) = self.connecting.try_lock() else {
+            return Connection::Pending;
+        };
+        // Another call may have connected between the look and the lock.
+        if let Some(c) = self.current() {
+            return Connection::Ready(c);
         }
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -229,16 +275,19 @@ impl Shared {
         .await
         {
             Ok(Ok(c)) => {
-                *slot = Some(c.clone());
-                Some(c)
+                match self.conn.write() {
+                    Ok(mut slot) => *slot = Some(c.clone()),
+                    Err(p) => *p.into_inner() = Some(c.clone()),
+                }
+                Connection::Ready(c)
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "Redis unreachable; limits fall back");
-                None
+                Connection::Failed
             }
             Err(_) => {
                 tracing::warn!("Redis connection timed out; limits fall back");
-                None
+                Connection::Failed
             }
         }
     }
@@ -248,9 +297,14 @@ impl Shared {
         if self.is_down() {
             return None;
         }
-        let Some(mut conn) = self.connection().await else {
-            self.trip();
-            return None;
+        let mut conn = match self.connection().await {
+            Connection::Ready(c) => c,
+            // Another call is connecting: fall back now; it trips the breaker if it fails.
+            Connection::Pending => return None,
+            Connection::Failed => {
+                self.trip();
+                return None;
+            }
         };
         let mut invocation = script.key(key);
         for a in args {
@@ -275,6 +329,9 @@ impl Shared {
 pub struct Limiter {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
+    /// The clock's monotonic reading when the limiter started: in-memory rate states count
+    /// µs from here.
+    epoch: Instant,
     failure: FailureMode,
     shared: Option<Shared>,
     rates: RwLock<HashMap<String, Arc<Mutex<Gcra>>>>,
@@ -310,36 +367,46 @@ impl Limiter {
             Some(url) => Some(Shared {
                 client: redis::Client::open(url)
                     .map_err(|e| format!("GATEHOUSE_REDIS_URL: {e}"))?,
-                conn: tokio::sync::Mutex::new(None),
+                conn: RwLock::new(None),
+                connecting: tokio::sync::Mutex::new(()),
                 down_until: Mutex::new(None),
                 gcra: redis::Script::new(GCRA_SCRIPT),
                 quota: redis::Script::new(QUOTA_SCRIPT),
             }),
         };
-        Ok(Self {
-            db,
-            clock,
-            failure,
-            shared,
-            rates: RwLock::new(HashMap::new()),
-            quotas: RwLock::new(HashMap::new()),
-            parked: Mutex::new(HashMap::new()),
-            throttle: AuthThrottle::new(),
-        })
+        let mut limiter = Self::local(db, clock);
+        limiter.failure = failure;
+        limiter.shared = shared;
+        Ok(limiter)
     }
 
     /// A limiter without Redis.
     pub fn local(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
         Self {
             db,
+            epoch: clock.monotonic(),
             clock,
             failure: FailureMode::Open,
             shared: None,
             rates: RwLock::new(HashMap::new()),
             quotas: RwLock::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
-            throttle: AuthThrottle::new(),
+            throttle: AuthThrottle::new(DEFAULT_IPV6_PREFIX),
         }
+    }
+
+    /// Count failed authentications from IPv6 sources per network of `prefix` bits
+    /// (default [`DEFAULT_IPV6_PREFIX`]).
+    pub fn with_ipv6_prefix(mut self, prefix: u8) -> Self {
+        self.throttle = AuthThrottle::new(prefix);
+        self
+    }
+
+    /// Microseconds of monotonic time since the limiter started (see [`Clock::monotonic`]):
+    /// the time of the in-memory rate limits and failure budgets.
+    pub fn monotonic_micros(&self) -> i64 {
+        let elapsed = self.clock.monotonic().saturating_duration_since(self.epoch);
+        i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
     }
 
     /// Check a Redis URL's syntax (at configuration time).
@@ -371,7 +438,7 @@ impl Limiter {
         }
         let rate_info = match rate {
             None => None,
-            Some(r) => match self.rate(profile_id, r, now).await {
+            Some(r) => match self.rate(profile_id, r).await {
                 Ok(info) => Some(info),
                 Err(denied) => return denied,
             },
@@ -391,12 +458,7 @@ impl Limiter {
         Verdict::Allowed(tighter)
     }
 
-    async fn rate(
-        &self,
-        profile_id: &str,
-        rate: RateLimit,
-        now: DateTime<Utc>,
-    ) -> Result<RateInfo, Verdict> {
+    async fn rate(&self, profile_id: &str, rate: RateLimit) -> Result<RateInfo, Verdict> {
         // Microseconds, so even 1,000,000 per second keeps a whole emission interval.
         let period = rate.per.seconds() * 1_000_000;
         let emission = (period / rate.requests.max(1)).max(1);
@@ -435,7 +497,7 @@ impl Limiter {
                     info: i,
                 });
             }
-            None => self.local_rate(profile_id, emission, period, now.timestamp_micros()),
+            None => self.local_rate(profile_id, emission, period, self.monotonic_micros()),
         };
         if step.allowed {
             Ok(info(step.us, step.reset))
@@ -506,20 +568,20 @@ impl Limiter {
         map.entry(profile_id.to_owned()).or_default().clone()
     }
 
-    /// The state of `profile_id`'s quota for the period containing `now`, its stored count
-    /// read; and the period's key and end. The common case — same period as last time — is
-    /// one map lookup and one lock, with no date arithmetic.
-    async fn quota_load(
-        &self,
-        profile_id: &str,
-        q: Quota,
-        now: DateTime<Utc>,
-    ) -> (Arc<Mutex<QuotaState>>, String, DateTime<Utc>) {
+    /// The state of `profile_id`'s quota for the period containing `now`, with its stored
+    /// count read if it can be; the period's end. The common case — same period as last time
+    /// — is one map lookup and one lock, with no date arithmetic.
+    async fn quota_load(&self, profile_id: &str, q: Quota, now: DateTime<Utc>) -> QuotaCell {
         let cell = self.quota_cell(profile_id);
         {
             let s = lock(&cell);
             if s.loaded && s.per == Some(q.per) && now < s.end {
-                return (cell.clone(), s.period.clone(), s.end);
+                return QuotaCell {
+                    period: s.period.clone(),
+                    end: s.end,
+                    loaded: true,
+                    cell: cell.clone(),
+                };
             }
         }
         let (period, end) = period_of(q.per, now);
@@ -541,14 +603,28 @@ impl Limiter {
             !s.loaded
         };
         if needs_load {
-            let stored = self.read_quota(profile_id, &period).await.unwrap_or(0);
-            let mut s = lock(&cell);
-            if s.period == period && !s.loaded {
-                s.stored = stored;
-                s.loaded = true;
+            match self.read_quota(profile_id, &period).await {
+                Ok(stored) => {
+                    let mut s = lock(&cell);
+                    if s.period == period && !s.loaded {
+                        s.stored = stored;
+                        s.loaded = true;
+                    }
+                }
+                // Not zero use: the cell stays unread, and the next call reads again.
+                Err(e) => tracing::warn!(error = %e, "reading a quota count failed"),
             }
         }
-        (cell, period, end)
+        let loaded = {
+            let s = lock(&cell);
+            s.loaded && s.period == period
+        };
+        QuotaCell {
+            cell,
+            period,
+            end,
+            loaded,
+        }
     }
 
     /// Unflushed use of a finished period, persisted by the next flush.
@@ -559,13 +635,31 @@ impl Limiter {
             .or_insert(0) += n;
     }
 
-    async fn read_quota(&self, profile_id: &str, period: &str) -> Option<i64> {
-        crate::entity::quota_counter::Entity::find_by_id((profile_id.to_owned(), period.to_owned()))
-            .one(&self.db)
-            .await
-            .ok()
-            .flatten()
-            .map(|r| r.count)
+    /// The stored count (0 without a row); an error when the database did not answer.
+    async fn read_quota(&self, profile_id: &str, period: &str) -> Result<i64, sea_orm::DbErr> {
+        Ok(crate::entity::quota_counter::Entity::find_by_id((
+            profile_id.to_owned(),
+            period.to_owned(),
+        ))
+        .one(&self.db)
+        .await?
+        .map_or(0, |r| r.count))
+    }
+
+    /// The answer while the shared count cannot be known (Redis down, or the stored quota
+    /// count unreadable) and the failure mode is `closed`: a short, retryable `rate_limited`,
+    /// not a `quota_exceeded` that would say "come back in days".
+    fn store_unavailable(limit: i64, window: u64) -> Verdict {
+        Verdict::Denied {
+            reason: Reason::RateLimited,
+            retry_after: 1,
+            info: RateInfo {
+                limit,
+                remaining: 0,
+                reset: 1,
+                window,
+            },
+        }
     }
 
     async fn quota_peek(&self, profile_id: &str, q: Quota, now: DateTime<Utc>) -> Option<Verdict> {
@@ -573,13 +667,17 @@ impl Limiter {
             // With Redis the shared count decides, at spend time.
             return None;
         }
-        let (cell, _, end) = self.quota_load(profile_id, q, now).await;
+        let quota = self.quota_load(profile_id, q, now).await;
+        if !quota.loaded && self.failure == FailureMode::Closed {
+            let window = u64::try_from((quota.end - now).num_seconds().max(1)).unwrap_or(1);
+            return Some(Self::store_unavailable(q.requests, window));
+        }
         let used = {
-            let s = lock(&cell);
+            let s = lock(&quota.cell);
             s.stored + s.unflushed
         };
         if used >= q.requests {
-            return Some(quota_denied(q, end, now));
+            return Some(quota_denied(q, quota.end, now));
         }
         None
     }
@@ -590,7 +688,12 @@ impl Limiter {
         q: Quota,
         now: DateTime<Utc>,
     ) -> Result<RateInfo, Verdict> {
-        let (cell, period, end) = self.quota_load(profile_id, q, now).await;
+        let QuotaCell {
+            cell,
+            period,
+            end,
+            loaded,
+        } = self.quota_load(profile_id, q, now).await;
         let window = u64::try_from((end - now).num_seconds().max(1)).unwrap_or(1);
         let info = |used: i64| RateInfo {
             limit: q.requests,
@@ -598,42 +701,29 @@ impl Limiter {
             reset: window,
             window,
         };
-        if let Some(shared) = &self.shared {
+        // Redis is seeded from the stored count: never from one that could not be read.
+        if let Some(shared) = self.shared.as_ref().filter(|_| loaded) {
             let seed = {
                 let s = lock(&cell);
                 s.stored + s.unflushed
             };
             let key = format!("gatehouse:q:{profile_id}:{period}");
             let ttl = i64::try_from(window).unwrap_or(86_400) + 86_400;
-            match shared
+            if let Some(v) = shared
                 .run(&shared.quota, &key, &[seed, q.requests, ttl])
                 .await
+                .filter(|v| v.len() == 2)
             {
-                Some(v) if v.len() == 2 => {
-                    if v[0] != 1 {
-                        return Err(quota_denied(q, end, now));
-                    }
-                    lock(&cell).unflushed += 1;
-                    return Ok(info(v[1]));
+                if v[0] != 1 {
+                    return Err(quota_denied(q, end, now));
                 }
-                // Redis unreachable and failing closed: the refusal is about the shared store,
-                // not the consumer's quota, so it is a short, retryable `rate_limited` (as on
-                // the rate path) rather than a `quota_exceeded` that would say "come back in
-                // days".
-                _ if self.failure == FailureMode::Closed => {
-                    return Err(Verdict::Denied {
-                        reason: Reason::RateLimited,
-                        retry_after: 1,
-                        info: RateInfo {
-                            limit: q.requests,
-                            remaining: 0,
-                            reset: 1,
-                            window,
-                        },
-                    });
-                }
-                _ => {}
+                lock(&cell).unflushed += 1;
+                return Ok(info(v[1]));
             }
+        }
+        let shared_count_unknown = self.shared.is_some() || !loaded;
+        if shared_count_unknown && self.failure == FailureMode::Closed {
+            return Err(Self::store_unavailable(q.requests, window));
         }
         let mut s = lock(&cell);
         let used = s.stored + s.unflushed;
@@ -783,10 +873,34 @@ fn quota_denied(q: Quota, end: DateTime<Utc>, now: DateTime<Utc>) -> Verdict {
     }
 }
 
-/// Failed-authentication budgets (in memory, per instance).
+/// Failed-authentication budgets (in memory, per instance), keyed by [`budget_key`]. Times
+/// are µs of monotonic time ([`Limiter::monotonic_micros`]).
 pub struct AuthThrottle {
     per_client_ip: Mutex<HashMap<(String, IpAddr), Gcra>>,
     per_ip: Mutex<HashMap<IpAddr, Gcra>>,
+    ipv6_prefix: u8,
+}
+
+/// The default IPv6 network a failure budget covers (`GATEHOUSE_THROTTLE_IPV6_PREFIX`): one
+/// /64, what a single subscriber or host usually has.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// The source a failure budget belongs to: an IPv4 address as it is (an IPv4-mapped IPv6
+/// address, `::ffff:a.b.c.d`, counts as that IPv4 address), an IPv6 address by its network
+/// of `ipv6_prefix` bits — whoever holds a /64 holds 2^64 addresses, and they share one
+/// budget.
+pub fn budget_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u32::from(ipv6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        },
+    }
 }
 
 impl std::fmt::Debug for AuthThrottle {
@@ -803,10 +917,11 @@ const FAILURE_WINDOW_US: i64 = 60_000_000;
 const MAX_THROTTLE_ENTRIES: usize = 100_000;
 
 impl AuthThrottle {
-    fn new() -> Self {
+    fn new(ipv6_prefix: u8) -> Self {
         Self {
             per_client_ip: Mutex::new(HashMap::new()),
             per_ip: Mutex::new(HashMap::new()),
+            ipv6_prefix: ipv6_prefix.min(128),
         }
     }
 
@@ -820,16 +935,25 @@ impl AuthThrottle {
     /// Seconds to wait when this (client id, address) is out of budget; `None` when it may
     /// try (argon2 may run).
     pub fn check(&self, client_id: &str, ip: IpAddr, now_us: i64) -> Option<u64> {
+        let ip = budget_key(ip, self.ipv6_prefix);
         let by_pair = lock(&self.per_client_ip);
         let a = Self::blocked(by_pair.get(&(client_id.to_owned(), ip)), now_us);
         drop(by_pair);
         let by_ip = lock(&self.per_ip);
         let b = Self::blocked(by_ip.get(&ip), now_us);
-        a.max(b).map(|ms| ceil_secs(ms).max(1))
+        a.max(b).map(|us| ceil_secs(us).max(1))
+    }
+
+    /// Seconds to wait when this address has spent its budget across all client ids; `None`
+    /// when it may try. For attempts not yet tied to a client id.
+    pub fn check_address(&self, ip: IpAddr, now_us: i64) -> Option<u64> {
+        let ip = budget_key(ip, self.ipv6_prefix);
+        Self::blocked(lock(&self.per_ip).get(&ip), now_us).map(|us| ceil_secs(us).max(1))
     }
 
     /// Spend one failure of both budgets.
     pub fn failed(&self, client_id: &str, ip: IpAddr, now_us: i64) {
+        let ip = budget_key(ip, self.ipv6_prefix);
         fn spend<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Gcra>, key: K, n: i64, now: i64) {
             if map.len() >= MAX_THROTTLE_ENTRIES {
                 map.retain(|_, s| s.tat > now);
@@ -943,7 +1067,7 @@ mod tests {
 
     #[test]
     fn the_failure_budget_is_per_client_and_address() {
-        let t = AuthThrottle::new();
+        let t = AuthThrottle::new(DEFAULT_IPV6_PREFIX);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..FAILURES_PER_CLIENT_IP {
@@ -966,5 +1090,198 @@ mod tests {
             None,
             "one failure back after 6 s"
         );
+    }
+
+    /// Every address of one IPv6 /64 spends the same budget (an attacker with a /64 has
+    /// 2^64 addresses); the next /64 has its own. An IPv4-mapped IPv6 address is its IPv4
+    /// address. The prefix is configurable.
+    #[test]
+    fn ipv6_sources_share_the_budget_of_their_network() {
+        let t = AuthThrottle::new(DEFAULT_IPV6_PREFIX);
+        for i in 0..FAILURES_PER_IP {
+            let ip: IpAddr = format!("2001:db8:0:1:{:x}::{i:x}", i * 7).parse().unwrap();
+            assert_eq!(t.check(&format!("gco_{i}"), ip, 0), None, "failure {i}");
+            t.failed(&format!("gco_{i}"), ip, 0);
+        }
+        let same_64: IpAddr = "2001:db8:0:1:ffff:ffff:ffff:ffff".parse().unwrap();
+        assert!(t.check("gco_new", same_64, 0).is_some(), "the /64 is spent");
+        assert!(t.check_address(same_64, 0).is_some());
+        let next_64: IpAddr = "2001:db8:0:2::1".parse().unwrap();
+        assert_eq!(t.check("gco_new", next_64, 0), None);
+
+        let t = AuthThrottle::new(DEFAULT_IPV6_PREFIX);
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+        for _ in 0..FAILURES_PER_CLIENT_IP {
+            t.failed("gco_x", mapped, 0);
+        }
+        assert!(t.check("gco_x", v4, 0).is_some(), "mapped counts as IPv4");
+        assert_eq!(budget_key(mapped, 64), v4);
+
+        assert_eq!(
+            budget_key("2001:db8:1:2:3:4:5:6".parse().unwrap(), 48),
+            "2001:db8:1::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            budget_key("2001:db8:1:2:3:4:5:6".parse().unwrap(), 128),
+            "2001:db8:1:2:3:4:5:6".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            budget_key("2001:db8::1".parse().unwrap(), 0),
+            "::".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    fn five_a_minute() -> Option<RateLimit> {
+        Some(RateLimit {
+            requests: 5,
+            per: crate::api::RatePer::Minute,
+        })
+    }
+
+    /// The wall clock stepped back an hour after a profile spent its rate limit: the limit
+    /// refills on time (12 s for one call), not an hour later.
+    #[tokio::test]
+    async fn a_wall_clock_step_back_does_not_keep_a_profile_denied() {
+        let db = crate::connect("sqlite::memory:").await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let clock = Arc::new(crate::clock::ManualClock::new());
+        let limiter = Limiter::local(db, clock.clone());
+        let allowed = |v: &Verdict| matches!(v, Verdict::Allowed(_));
+        for _ in 0..5 {
+            assert!(allowed(
+                &limiter.check("prf_a", five_a_minute(), None).await
+            ));
+        }
+        assert!(!allowed(
+            &limiter.check("prf_a", five_a_minute(), None).await
+        ));
+        clock.advance(-3600.0);
+        clock.advance(12.5);
+        assert!(
+            allowed(&limiter.check("prf_a", five_a_minute(), None).await),
+            "one call back 12 s later, whatever the wall clock did"
+        );
+
+        // The failure budget likewise.
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let t = limiter.throttle();
+        for _ in 0..FAILURES_PER_CLIENT_IP {
+            t.failed("gco_x", ip, limiter.monotonic_micros());
+        }
+        assert!(t.check("gco_x", ip, limiter.monotonic_micros()).is_some());
+        clock.advance(-3600.0);
+        clock.advance(6.5);
+        assert_eq!(t.check("gco_x", ip, limiter.monotonic_micros()), None);
+    }
+
+    /// A quota count that cannot be read is read again by the next call, not taken as zero:
+    /// another instance has used the whole quota; this one's first read fails; once the
+    /// database answers, the next call sees the use and refuses.
+    #[tokio::test]
+    async fn an_unreadable_quota_count_is_read_again() {
+        use sea_orm::ConnectionTrait;
+        let db = crate::connect("sqlite::memory:").await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let other = Limiter::local(db.clone(), clock.clone());
+        let q = Some(Quota {
+            requests: 3,
+            per: QuotaPer::Day,
+        });
+        let allowed = |v: &Verdict| matches!(v, Verdict::Allowed(_));
+        for _ in 0..3 {
+            assert!(allowed(&other.check("prf_q", None, q).await));
+        }
+        other.flush().await.unwrap();
+
+        let exec = |sql: &'static str| {
+            let db = db.clone();
+            async move { db.execute_unprepared(sql).await.unwrap() }
+        };
+        let open = Limiter::local(db.clone(), clock.clone());
+        exec("ALTER TABLE quota_counters RENAME TO quota_counters_away").await;
+        // Open (default): judged on what this instance knows; not remembered as zero.
+        assert!(allowed(&open.check("prf_q", None, q).await));
+        exec("ALTER TABLE quota_counters_away RENAME TO quota_counters").await;
+        assert!(
+            !allowed(&open.check("prf_q", None, q).await),
+            "the stored count is read again and the quota is spent"
+        );
+
+        // Closed: while the count cannot be read, refused as a short `rate_limited`.
+        let mut closed = Limiter::local(db.clone(), clock);
+        closed.failure = FailureMode::Closed;
+        exec("ALTER TABLE quota_counters RENAME TO quota_counters_away").await;
+        match closed.check("prf_q", None, q).await {
+            Verdict::Denied {
+                reason,
+                retry_after,
+                ..
+            } => {
+                assert_eq!(reason, Reason::RateLimited);
+                assert_eq!(retry_after, 1);
+            }
+            v => panic!("refused while unknown: {v:?}"),
+        }
+        exec("ALTER TABLE quota_counters_away RENAME TO quota_counters").await;
+        match closed.check("prf_q", None, q).await {
+            Verdict::Denied { reason, .. } => assert_eq!(reason, Reason::QuotaExceeded),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    /// A "Redis" that accepts connections and never answers: the connect of the first call
+    /// takes its full timeout. Calls that arrive meanwhile fall back at once, per the failure
+    /// mode (they used to queue on one lock and each wait for a connect of its own).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn while_redis_hangs_only_one_call_waits_for_a_connect() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", silent.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let db = crate::connect("sqlite::memory:").await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        for failure in [FailureMode::Open, FailureMode::Closed] {
+            let limiter =
+                Arc::new(Limiter::new(db.clone(), clock.clone(), Some(&url), failure).unwrap());
+            let mut calls = Vec::new();
+            for i in 0..8 {
+                let limiter = limiter.clone();
+                calls.push(tokio::spawn(async move {
+                    let started = Instant::now();
+                    let verdict = limiter
+                        .check(&format!("prf_{i}"), five_a_minute(), None)
+                        .await;
+                    (started.elapsed(), verdict)
+                }));
+            }
+            let mut quick = 0;
+            for call in calls {
+                let (took, verdict) = call.await.unwrap();
+                match failure {
+                    FailureMode::Open => assert!(matches!(verdict, Verdict::Allowed(Some(_)))),
+                    FailureMode::Closed => assert!(matches!(
+                        verdict,
+                        Verdict::Denied {
+                            reason: Reason::RateLimited,
+                            ..
+                        }
+                    )),
+                }
+                if took < REDIS_TIMEOUT * 9 / 10 {
+                    quick += 1;
+                }
+            }
+            assert!(
+                quick >= 7,
+                "{failure:?}: at most one call waits for the connect; {quick} of 8 were quick"
+            );
+        }
     }
 }

@@ -81,6 +81,9 @@ pub struct Metrics {
     pub argon2_verifications: Counter,
     /// Client authentications refused by the failed-attempt budget, without argon2.
     pub auth_throttled: Counter,
+    /// argon2id calls refused at once because every worker was busy and the waiting room
+    /// full (answered 503 `temporarily_unavailable`).
+    pub argon2_busy: Counter,
     /// Failed client authentications.
     pub auth_failures: Counter,
     /// Calls to the shared (Redis) limiter that failed or timed out.
@@ -108,6 +111,7 @@ impl Metrics {
             token_policy_refusals: Counter::new(),
             argon2_verifications: Counter::new(),
             auth_throttled: Counter::new(),
+            argon2_busy: Counter::new(),
             auth_failures: Counter::new(),
             redis_errors: Counter::new(),
             cache_profiles: CacheCounters::new(),

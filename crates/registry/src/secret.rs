@@ -1,10 +1,11 @@
 //! Secrets: generation from the OS CSPRNG, a wrapper that never prints, argon2id hashing
-//! behind a bounded semaphore, and SHA-256 digests for cache keys.
+//! behind a bounded semaphore with a bounded waiting room, and SHA-256 digests for cache keys.
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier, Version};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
@@ -76,13 +77,24 @@ pub enum HashError {
     /// argon2 refused the input or parameters.
     #[error("argon2 error: {0}")]
     Argon2(String),
+    /// Every worker is busy and the waiting room is full: refused at once, without waiting.
+    #[error("the hashing pool is busy")]
+    Busy,
 }
+
+/// Calls that may wait for an argon2 worker, per worker, before more are refused with
+/// [`HashError::Busy`]. A run takes ~30 ms, so a full waiting room is about half a second of
+/// work.
+pub const WAITING_PER_WORKER: usize = 16;
 
 /// A job for the argon2 workers.
 type Job = Box<dyn FnOnce(&Argon2<'static>) + Send>;
 
 /// argon2id hashing and verification on a fixed set of long-lived worker threads, entered
-/// through a semaphore so a flood cannot queue unbounded work. Each worker reuses its own
+/// through a semaphore so a flood cannot queue unbounded work: at most `workers` calls run
+/// and [`WAITING_PER_WORKER`] per worker wait; any call beyond that fails at once with
+/// [`HashError::Busy`] (counted in `/metrics`), instead of holding a request and its memory
+/// for as long as the queue ahead of it takes. Each worker reuses its own
 /// memory for every hash, so the process holds at most `workers × m_cost` KiB for argon2 no
 /// matter how many requests arrive (with `spawn_blocking`, every new pool thread got its own
 /// malloc arena and kept the 12–19 MiB it last used).
@@ -92,6 +104,32 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     jobs: std::sync::mpsc::SyncSender<Job>,
     dummy_hash: Arc<str>,
+    /// Calls running or waiting for a permit.
+    admitted: Arc<AtomicUsize>,
+    workers: usize,
+    /// Most calls that may wait for a worker.
+    waiting: usize,
+}
+
+/// A place among the admitted calls, given back when the call ends or is dropped (a client
+/// that hangs up while waiting frees its place).
+struct Admission(Arc<AtomicUsize>);
+
+impl Admission {
+    fn enter(admitted: &Arc<AtomicUsize>, capacity: usize) -> Option<Self> {
+        admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(admitted.clone()))
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -100,6 +138,7 @@ impl fmt::Debug for PasswordHasher {
             .field("m_cost", &self.params.m_cost())
             .field("t_cost", &self.params.t_cost())
             .field("permits", &self.permits.available_permits())
+            .field("waiting_room", &self.waiting)
             .finish()
     }
 }
@@ -147,14 +186,29 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(workers)),
             jobs: tx,
             dummy_hash: dummy.into(),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            workers,
+            waiting: workers * WAITING_PER_WORKER,
         })
     }
 
-    /// Run `f` on a worker and wait for its answer.
+    /// Let at most `waiting` calls wait for a worker (default: [`WAITING_PER_WORKER`] per
+    /// worker); more are refused with [`HashError::Busy`].
+    pub fn with_waiting_room(mut self, waiting: usize) -> Self {
+        self.waiting = waiting;
+        self
+    }
+
+    /// Run `f` on a worker and wait for its answer; [`HashError::Busy`] at once when the
+    /// workers and the waiting room are full.
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
+        let Some(_admission) = Admission::enter(&self.admitted, self.workers + self.waiting) else {
+            crate::metrics::METRICS.argon2_busy.inc();
+            return Err(HashError::Busy);
+        };
         let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |argon| {
@@ -208,6 +262,7 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn cheap() -> PasswordHasher {
         PasswordHasher::with_params(Params::new(256, 1, 1, None).unwrap(), 2).unwrap()
@@ -236,5 +291,47 @@ mod tests {
         );
         assert_eq!(h.verify_any("wrong", vec![phc]).await.unwrap(), None);
         assert_eq!(h.verify_any("anything", vec![]).await.unwrap(), None);
+    }
+
+    /// One worker and a waiting room of one: a third concurrent call is refused at once
+    /// (it used to wait behind every call before it, however many), and a place is given
+    /// back when a call finishes or its caller goes away.
+    #[tokio::test]
+    async fn a_full_waiting_room_refuses_at_once() {
+        use std::future::Future;
+        use std::task::Poll;
+        // Costly enough (~0.1 s a run) that the first call is still running below.
+        let h = PasswordHasher::with_params(Params::new(32 * 1024, 3, 1, None).unwrap(), 1)
+            .unwrap()
+            .with_waiting_room(1);
+        let mut running = Box::pin(h.verify_any("a", vec![]));
+        let mut waiting = Box::pin(h.verify_any("b", vec![]));
+        // Poll both once: the first holds the worker, the second waits for it.
+        std::future::poll_fn(|cx| {
+            assert!(running.as_mut().poll(cx).is_pending());
+            assert!(waiting.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        let before = crate::metrics::METRICS.argon2_busy.get();
+        // Refused at once; without a bound it would wait (here: forever, as the running call
+        // is not polled meanwhile).
+        let third = tokio::time::timeout(Duration::from_secs(2), h.verify_any("c", vec![])).await;
+        assert!(
+            matches!(third, Ok(Err(HashError::Busy))),
+            "refused at once: {third:?}"
+        );
+        assert!(crate::metrics::METRICS.argon2_busy.get() > before);
+        // A caller that gives up frees its place.
+        drop(waiting);
+        let mut again = Box::pin(h.verify_any("d", vec![]));
+        std::future::poll_fn(|cx| {
+            assert!(again.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        assert_eq!(running.await.unwrap(), None);
+        assert_eq!(again.await.unwrap(), None);
+        assert_eq!(h.verify_any("e", vec![]).await.unwrap(), None);
     }
 }

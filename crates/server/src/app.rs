@@ -665,6 +665,7 @@ async fn prepare(
     settings.redis_url = config.redis_url.clone();
     settings.ratelimit_failure = config.ratelimit_failure;
     settings.outbound_allow = config.outbound_allow.clone();
+    settings.throttle_ipv6_prefix = config.throttle_ipv6_prefix;
     let registry = Registry::new(
         db.clone(),
         config.clock.clone(),

@@ -248,6 +248,10 @@ pub struct Settings {
     /// own) or `closed` (refuse limited requests).
     #[arg(long, env = "GATEHOUSE_RATELIMIT_FAILURE", global = true)]
     pub ratelimit_failure: Option<String>,
+    /// Failed authentications from IPv6 addresses count per network of this many bits
+    /// (default 64: one /64 is one budget; 32..=128). IPv4-mapped addresses count as IPv4.
+    #[arg(long, env = "GATEHOUSE_THROTTLE_IPV6_PREFIX", global = true)]
+    pub throttle_ipv6_prefix: Option<u8>,
     /// `oauth_client_id` of the bootstrap admin created on an empty database.
     #[arg(long, env = "GATEHOUSE_BOOTSTRAP_CLIENT_ID", global = true)]
     pub bootstrap_client_id: Option<String>,
@@ -309,6 +313,7 @@ impl std::fmt::Debug for Settings {
             bootstrap_client_secret_file,
             skip_migrations,
             data_dir,
+            throttle_ipv6_prefix,
         } = self;
         f.debug_struct("Settings")
             .field("config", config)
@@ -351,6 +356,7 @@ impl std::fmt::Debug for Settings {
             .field("bootstrap_client_secret_file", bootstrap_client_secret_file)
             .field("skip_migrations", skip_migrations)
             .field("data_dir", data_dir)
+            .field("throttle_ipv6_prefix", throttle_ipv6_prefix)
             .finish()
     }
 }
@@ -390,6 +396,7 @@ impl Settings {
             redis_url: self.redis_url.or(other.redis_url),
             redis_url_file: self.redis_url_file.or(other.redis_url_file),
             ratelimit_failure: self.ratelimit_failure.or(other.ratelimit_failure),
+            throttle_ipv6_prefix: self.throttle_ipv6_prefix.or(other.throttle_ipv6_prefix),
             counter_flush_interval: self.counter_flush_interval.or(other.counter_flush_interval),
             sweep_interval: self.sweep_interval.or(other.sweep_interval),
             key_rotation_interval: self.key_rotation_interval.or(other.key_rotation_interval),
@@ -477,6 +484,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// What limited requests get while Redis is unreachable.
     pub ratelimit_failure: gatehouse_registry::limits::FailureMode,
+    /// Prefix length of the IPv6 network one failed-authentication budget covers.
+    pub throttle_ipv6_prefix: u8,
     /// How often usage and quota counters are written to the database.
     pub counter_flush_interval: std::time::Duration,
     /// How often expired rows are swept.
@@ -518,6 +527,7 @@ impl std::fmt::Debug for Config {
             bootstrap_client_secret,
             run_migrations,
             data_dir,
+            throttle_ipv6_prefix,
             request_timeout,
             header_read_timeout,
             max_connections,
@@ -561,6 +571,7 @@ impl std::fmt::Debug for Config {
             )
             .field("run_migrations", run_migrations)
             .field("data_dir", data_dir)
+            .field("throttle_ipv6_prefix", throttle_ipv6_prefix)
             .field("request_timeout", request_timeout)
             .field("header_read_timeout", header_read_timeout)
             .field("max_connections", max_connections)
@@ -730,6 +741,12 @@ impl Config {
             Some("closed") => gatehouse_registry::limits::FailureMode::Closed,
             Some(other) => bail!("GATEHOUSE_RATELIMIT_FAILURE: `{other}` (use open or closed)"),
         };
+        let throttle_ipv6_prefix = s
+            .throttle_ipv6_prefix
+            .unwrap_or(gatehouse_registry::limits::DEFAULT_IPV6_PREFIX);
+        if !(32..=128).contains(&throttle_ipv6_prefix) {
+            bail!("GATEHOUSE_THROTTLE_IPV6_PREFIX must be between 32 and 128 (default 64)");
+        }
         if let Some(url) = redis_url.as_deref() {
             gatehouse_registry::limits::Limiter::validate_redis_url(url)
                 .map_err(|e| anyhow::anyhow!(e))?;
@@ -774,6 +791,7 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("GATEHOUSE_OUTBOUND_ALLOW: {e}"))?,
             redis_url,
             ratelimit_failure,
+            throttle_ipv6_prefix,
             counter_flush_interval,
             sweep_interval: std::time::Duration::from_secs(
                 s.sweep_interval.unwrap_or(600).clamp(1, 86_400),
@@ -839,6 +857,7 @@ impl Config {
             outbound_allow: gatehouse_jwks::outbound::OutboundAllow::default(),
             redis_url: None,
             ratelimit_failure: gatehouse_registry::limits::FailureMode::Open,
+            throttle_ipv6_prefix: gatehouse_registry::limits::DEFAULT_IPV6_PREFIX,
             counter_flush_interval: std::time::Duration::from_secs(10),
             sweep_interval: std::time::Duration::from_secs(600),
             key_rotation_interval: None,
@@ -1013,5 +1032,21 @@ mod tests {
         assert_eq!(c.max_token_ttl, 900);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.signing_alg, SigningAlg::EdDsa);
+    }
+
+    #[test]
+    fn the_ipv6_throttle_prefix_defaults_to_64_and_is_checked() {
+        let c = Config::from_settings(Settings::default()).unwrap();
+        assert_eq!(c.throttle_ipv6_prefix, 64);
+        let with = |p| {
+            Config::from_settings(Settings {
+                throttle_ipv6_prefix: Some(p),
+                ..Settings::default()
+            })
+        };
+        assert_eq!(with(48).unwrap().throttle_ipv6_prefix, 48);
+        assert_eq!(with(128).unwrap().throttle_ipv6_prefix, 128);
+        assert!(with(16).is_err());
+        assert!(with(129).is_err());
     }
 }

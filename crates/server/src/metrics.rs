@@ -489,6 +489,12 @@ fn render_counters(out: &mut String, m: &Metrics) {
     );
     simple(
         out,
+        "gatehouse_argon2_busy_total",
+        "Client authentications refused at once (503) because every argon2 worker was busy and the waiting room full.",
+        m.argon2_busy.get(),
+    );
+    simple(
+        out,
         "gatehouse_redis_errors_total",
         "Calls to the shared (Redis) limiter that failed or timed out.",
         m.redis_errors.get(),
@@ -763,6 +769,7 @@ mod tests {
             "gatehouse_argon2_verifications_total",
             "gatehouse_auth_failures_total",
             "gatehouse_auth_throttled_total",
+            "gatehouse_argon2_busy_total",
             "gatehouse_redis_errors_total",
             "gatehouse_cache_hits_total",
             "gatehouse_cache_misses_total",

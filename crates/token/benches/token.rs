@@ -1,6 +1,8 @@
 //! Hot-path benchmarks of the token endpoint, in process: request parsing, the warm
 //! verified-secret check, and the whole client-credentials grant (oxide-auth flow, scope
-//! negotiation, ES256 signing), plus verification of the result.
+//! negotiation, ES256 signing), plus verification of the result. The `hostile:` cases time
+//! what an unauthenticated 64 KiB body costs before any credential is looked at (run them
+//! alone with `cargo bench -p gatehouse-token --bench token -- hostile`).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use axum::http::HeaderValue;
@@ -207,9 +209,114 @@ fn grant(c: &mut Criterion) {
     }
 }
 
+/// Just under the public listener's 64 KiB body cap.
+const HOSTILE_BODY: usize = 64 * 1024 - 16;
+
+/// `head` followed by `item(0)`, `item(1)`, … while the body stays under [`HOSTILE_BODY`].
+fn fill(head: &str, item: impl Fn(usize) -> String) -> String {
+    let mut body = head.to_owned();
+    for i in 0.. {
+        let next = item(i);
+        if body.len() + next.len() > HOSTILE_BODY {
+            break;
+        }
+        body.push_str(&next);
+    }
+    body
+}
+
+/// Three lower-case letters: 17,576 distinct scope tokens.
+fn three_letters(i: usize) -> String {
+    let l = |n: usize| char::from(b'a' + u8::try_from(n % 26).unwrap_or(0));
+    [l(i / 676), l(i / 26), l(i)].iter().collect()
+}
+
+/// Hostile 64 KiB bodies of every shape, with a client id that does not exist: what parsing
+/// costs before authentication (the server's answer to each is a 400 or a 401).
+fn hostile_bodies() -> Vec<(&'static str, String)> {
+    const WRONG: &str = "grant_type=client_credentials&client_id=gco_nobody&client_secret=wrong";
+    vec![
+        (
+            "distinct scopes",
+            fill(&format!("{WRONG}&scope=aaa"), |i| {
+                format!("+{}", three_letters(i + 1))
+            }),
+        ),
+        (
+            "resources",
+            fill(WRONG, |i| format!("&resource=https%3A%2F%2Fapi{i}.example")),
+        ),
+        (
+            "repeated resource",
+            fill(WRONG, |_| "&resource=https%3A%2F%2Fapi.example".to_owned()),
+        ),
+        (
+            "distinct unknown parameters",
+            fill(WRONG, |i| format!("&p{i}=1")),
+        ),
+        ("valueless parameters", fill(WRONG, |_| "&p".to_owned())),
+        ("empty parameters", fill(WRONG, |_| "&".to_owned())),
+        (
+            "percent-encoded client_secret",
+            fill(
+                "grant_type=client_credentials&client_id=gco_nobody&client_secret=",
+                |_| "%41".to_owned(),
+            ),
+        ),
+        (
+            "percent-encoded scope",
+            fill(&format!("{WRONG}&scope="), |_| "%61".to_owned()),
+        ),
+    ]
+}
+
+/// Introspection and revocation read their form with [`gatehouse_token::request::parse_form`]
+/// and [`gatehouse_token::request::client_auth`] before authenticating the caller.
+fn hostile_introspection_bodies() -> Vec<(&'static str, String)> {
+    const WRONG: &str = "client_id=grs_nobody&client_secret=wrong&token=x";
+    vec![
+        (
+            "introspection: distinct unknown parameters",
+            fill(WRONG, |i| format!("&p{i}=1")),
+        ),
+        (
+            "introspection: percent-encoded token",
+            fill("client_id=grs_nobody&client_secret=wrong&token=", |_| {
+                "%41".to_owned()
+            }),
+        ),
+    ]
+}
+
+fn hostile(c: &mut Criterion) {
+    let form = HeaderValue::from_static("application/x-www-form-urlencoded");
+    for (name, body) in hostile_bodies() {
+        assert!(body.len() <= HOSTILE_BODY && body.len() > HOSTILE_BODY - 64);
+        c.bench_function(&format!("hostile: token, {name}"), |b| {
+            b.iter(|| {
+                gatehouse_token::request::parse(Some(&form), None, black_box(body.as_bytes()))
+                    .map(|r| r.scope.map(|s| s.len()))
+            })
+        });
+    }
+    for (name, body) in hostile_introspection_bodies() {
+        assert!(body.len() <= HOSTILE_BODY && body.len() > HOSTILE_BODY - 64);
+        c.bench_function(&format!("hostile: {name}"), |b| {
+            b.iter(|| {
+                let params = gatehouse_token::request::parse_form(
+                    Some(&form),
+                    black_box(body.as_bytes()),
+                    &[],
+                )?;
+                gatehouse_token::request::client_auth(None, &params).map(|a| a.is_basic())
+            })
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
-    targets = grant
+    targets = hostile, grant
 }
 criterion_main!(benches);

@@ -130,6 +130,15 @@ pub(crate) async fn jwt_bearer_grant(
         other => Some(crate::client::authenticate(state, other, Some(peer), false).await?),
     };
     let decoded = jws::decode(assertion).map_err(|_| TokenError::InvalidGrant)?;
+    // The profile is found by the assertion's claims: an address that spent its budget gets
+    // no lookup.
+    if let Some(retry_after) = state.registry.auth_throttled_address(peer) {
+        return Err(TokenError::Limited {
+            quota: false,
+            retry_after,
+            info: None,
+        });
+    }
     let found = consumer::profile_and_signature(state, decoded).await?;
     let (profile, signed) = match found {
         Ok(found) => found,

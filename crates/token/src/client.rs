@@ -14,10 +14,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The answer to a failed secret check: `invalid_client` whatever the reason, 429 past the
-/// failure budget (RFC 6749 §2.3.1), 503 when the store is down.
+/// failure budget (RFC 6749 §2.3.1), 503 with `Retry-After` when the store is down or the
+/// argon2 waiting room is full.
 pub(crate) fn auth_error(e: AuthFailure) -> TokenError {
     match e {
-        AuthFailure::Unavailable => TokenError::TemporarilyUnavailable,
+        AuthFailure::Unavailable | AuthFailure::Busy => TokenError::TemporarilyUnavailable,
         AuthFailure::Throttled { retry_after } => TokenError::Limited {
             quota: false,
             retry_after,
@@ -116,4 +117,35 @@ pub(crate) async fn caller(
         };
     }
     authenticate_any(state, auth, peer, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    /// A full argon2 waiting room is the documented 503 with `Retry-After`, never a 401 (it
+    /// says nothing about the credentials) nor a 500.
+    #[test]
+    fn a_busy_hashing_pool_is_503_with_retry_after() {
+        let r = auth_error(AuthFailure::Busy).into_response();
+        assert_eq!(r.status().as_u16(), 503);
+        assert!(r.headers().get("retry-after").is_some());
+        assert_eq!(
+            auth_error(AuthFailure::Busy).code(),
+            "temporarily_unavailable"
+        );
+        assert_eq!(
+            auth_error(AuthFailure::Throttled { retry_after: 7 })
+                .into_response()
+                .headers()
+                .get("retry-after")
+                .map(|v| v.as_bytes().to_vec()),
+            Some(b"7".to_vec())
+        );
+        assert_eq!(
+            auth_error(AuthFailure::InvalidCredentials),
+            TokenError::InvalidClient
+        );
+    }
 }

@@ -5,7 +5,7 @@ use super::Registry;
 use crate::entity::{access_profile, client, client_secret, collection, revoked_token};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
-use crate::secret::sha256;
+use crate::secret::{HashError, sha256};
 use crate::types::{AuthType, IpRules, IpRulesDoc};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -138,6 +138,10 @@ pub enum AuthFailure {
     /// The database or the hashing pool is unavailable.
     #[error("credential store unavailable")]
     Unavailable,
+    /// Every argon2 worker is busy and the waiting room is full: refused at once, without
+    /// hashing; retry shortly (503 `temporarily_unavailable` with `Retry-After`).
+    #[error("too many credential checks waiting")]
+    Busy,
 }
 
 impl Registry {
@@ -237,14 +241,15 @@ impl Registry {
         if oauth_client_id.len() > 128 || secret.len() > 512 || secret.is_empty() {
             return Err(AuthFailure::InvalidCredentials);
         }
-        let snapshot = self
-            .profile_by_client_id(oauth_client_id)
-            .await
-            .map_err(unavailable)?;
-        let secrets = snapshot.as_ref().map(|s| s.secrets.as_slice());
-        self.check_secret(b"profile-secret", oauth_client_id, secret, secrets, peer)
-            .await?;
-        snapshot.ok_or(AuthFailure::InvalidCredentials)
+        self.check_secret(
+            b"profile-secret",
+            oauth_client_id,
+            secret,
+            peer,
+            || self.profile_by_client_id(oauth_client_id),
+            |p| Some(p.secrets.as_slice()),
+        )
+        .await
     }
 
     /// Check a collection's introspection credentials, with the same caching and timing
@@ -258,69 +263,84 @@ impl Registry {
         if introspection_client_id.len() > 128 || secret.len() > 512 || secret.is_empty() {
             return Err(AuthFailure::InvalidCredentials);
         }
-        let snapshot = self
-            .collection_by_client_id(introspection_client_id)
-            .await
-            .map_err(unavailable)?;
-        let secrets = snapshot
-            .as_ref()
-            .filter(|c| !c.builtin)
-            .map(|s| s.secrets.as_slice());
         self.check_secret(
             b"collection-secret",
             introspection_client_id,
             secret,
-            secrets,
             peer,
+            || self.collection_by_client_id(introspection_client_id),
+            // The built-in admin collection never authenticates as a resource server.
+            |c| (!c.builtin).then_some(c.secrets.as_slice()),
         )
-        .await?;
-        snapshot.ok_or(AuthFailure::InvalidCredentials)
+        .await
     }
 
-    /// The shared core: verified-cache hit (still live in the snapshot; never throttled),
-    /// else — unless this address has spent its failure budget (for this id, or at all) —
-    /// argon2id against the live hashes, or (unknown owner) the dummy hash.
-    async fn check_secret(
+    /// The shared core, cheapest first:
+    /// 1. a verified-cache hit (memory), confirmed live against the owner's snapshot: never
+    ///    throttled;
+    /// 2. else, before anything is looked up, the failure budgets of this address (for this
+    ///    id, and at all): past them 429, so a caller that spent its budget costs no query and
+    ///    no cache entry;
+    /// 3. else the owner is looked up and argon2id runs against its live hashes, or (unknown
+    ///    owner) against the dummy hash.
+    async fn check_secret<T, Fut>(
         &self,
         kind: &[u8],
         id: &str,
         secret: &str,
-        records: Option<&[SecretRecord]>,
         peer: Option<IpAddr>,
-    ) -> std::result::Result<(), AuthFailure> {
+        lookup: impl Fn() -> Fut,
+        records: impl Fn(&T) -> Option<&[SecretRecord]>,
+    ) -> std::result::Result<Arc<T>, AuthFailure>
+    where
+        Fut: std::future::Future<Output = Result<Option<Arc<T>>>>,
+    {
         use crate::metrics::METRICS;
         let hasher = &self.inner.hasher;
         let now = self.now();
         let live = |r: &&SecretRecord| r.expires_at.is_none_or(|e| e > now);
         let key = sha256(&[kind, id.as_bytes(), secret.as_bytes()]);
-        if let Some(records) = records
-            && let Some(secret_id) = self.inner.verified.get(&key)
-        {
-            if records.iter().filter(live).any(|r| r.id == secret_id) {
+        let mut found = None;
+        if let Some(secret_id) = self.inner.verified.get(&key) {
+            let owner = lookup().await.map_err(unavailable)?;
+            if let Some(owner) = &owner
+                && records(owner).is_some_and(|r| r.iter().filter(live).any(|r| r.id == secret_id))
+            {
                 METRICS.cache_verified_secrets.record(true);
-                return Ok(());
+                return Ok(owner.clone());
             }
             self.inner.verified.remove(&key);
+            found = Some(owner);
         }
         METRICS.cache_verified_secrets.record(false);
         let throttle = self.inner.limiter.throttle();
-        let now_us = now.timestamp_micros();
+        let now_us = self.inner.limiter.monotonic_micros();
         if let Some(ip) = peer
             && let Some(retry_after) = throttle.check(id, ip, now_us)
         {
             METRICS.auth_throttled.inc();
             return Err(AuthFailure::Throttled { retry_after });
         }
+        let owner = match found {
+            Some(owner) => owner,
+            None => lookup().await.map_err(unavailable)?,
+        };
         let failed = || {
             METRICS.auth_failures.inc();
             if let Some(ip) = peer {
-                throttle.failed(id, ip, now_us);
+                throttle.failed(id, ip, self.inner.limiter.monotonic_micros());
             }
             AuthFailure::InvalidCredentials
         };
         METRICS.argon2_verifications.inc();
-        let Some(records) = records else {
-            let _ = hasher.verify_any(secret, Vec::new()).await;
+        let busy = |e: HashError| match e {
+            HashError::Busy => AuthFailure::Busy,
+            _ => AuthFailure::Unavailable,
+        };
+        let Some((owner, records)) = owner.as_ref().and_then(|o| Some((o, records(o)?))) else {
+            if let Err(HashError::Busy) = hasher.verify_any(secret, Vec::new()).await {
+                return Err(AuthFailure::Busy);
+            }
             return Err(failed());
         };
         let candidates: Vec<&SecretRecord> = records.iter().filter(live).collect();
@@ -330,18 +350,30 @@ impl Registry {
                 if let Some(record) = candidates.get(i) {
                     self.inner.verified.insert(key, record.id.clone());
                 }
-                Ok(())
+                Ok(owner.clone())
             }
             Ok(None) => Err(failed()),
-            Err(_) => Err(AuthFailure::Unavailable),
+            Err(e) => Err(busy(e)),
         }
     }
 
     /// Seconds this address must wait before another credential check for `id` (or for
     /// anything), when it has spent its failure budget; checked before any work.
     pub fn auth_throttled(&self, id: &str, peer: IpAddr) -> Option<u64> {
-        let now_us = self.now().timestamp_micros();
+        let now_us = self.inner.limiter.monotonic_micros();
         let retry = self.inner.limiter.throttle().check(id, peer, now_us);
+        if retry.is_some() {
+            crate::metrics::METRICS.auth_throttled.inc();
+        }
+        retry
+    }
+
+    /// Seconds this address must wait before any credential check, when it has spent its
+    /// failure budget across all client ids: for attempts whose client id is not known yet
+    /// (a JWT-bearer grant is matched to a profile by its claims), checked before the lookup.
+    pub fn auth_throttled_address(&self, peer: IpAddr) -> Option<u64> {
+        let now_us = self.inner.limiter.monotonic_micros();
+        let retry = self.inner.limiter.throttle().check_address(peer, now_us);
         if retry.is_some() {
             crate::metrics::METRICS.auth_throttled.inc();
         }
@@ -352,7 +384,7 @@ impl Registry {
     /// assertion, like a wrong secret.
     pub fn auth_failed(&self, id: &str, peer: IpAddr) {
         crate::metrics::METRICS.auth_failures.inc();
-        let now_us = self.now().timestamp_micros();
+        let now_us = self.inner.limiter.monotonic_micros();
         self.inner.limiter.throttle().failed(id, peer, now_us);
     }
 
@@ -531,5 +563,130 @@ impl Registry {
             .exec(conn)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::PasswordHasher;
+    use crate::{Actor, RegistrySettings};
+    use sea_orm::ConnectionTrait;
+    use serde_json::json;
+
+    async fn registry(profile_cache: usize) -> Registry {
+        let db = crate::connect("sqlite::memory:").await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let (master, _) = gatehouse_jwks::MasterKey::generate();
+        let mut settings = RegistrySettings::new("http://127.0.0.1:8080", "http://127.0.0.1:8081");
+        settings.profile_cache_capacity = profile_cache;
+        let cheap = argon2::Params::new(256, 1, 1, None).unwrap();
+        Registry::new(
+            db,
+            Arc::new(crate::clock::SystemClock),
+            PasswordHasher::with_params(cheap, 1).unwrap(),
+            settings,
+            Arc::new(master),
+        )
+    }
+
+    /// Once an address has spent its failure budget, a random client id from it is refused
+    /// (429) before any lookup: with the profile table gone, it is still a 429 and not a
+    /// database error. A caller whose secret is verified is still served from the cache.
+    #[tokio::test]
+    async fn a_spent_budget_is_checked_before_any_lookup() {
+        let registry = registry(100).await;
+        let actor = Actor::system();
+        let client = registry
+            .create_client(&actor, json!({"name": "ACME"}))
+            .await
+            .unwrap();
+        let created = registry
+            .create_profile(
+                &actor,
+                &client.id,
+                json!({"name": "batch", "auth_type": "oauth2", "all_collections": true}),
+            )
+            .await
+            .unwrap();
+        let (id, secret) = (
+            created.profile.oauth_client_id.clone(),
+            created.oauth_client_secret.clone().unwrap(),
+        );
+        let attacker: IpAddr = "203.0.113.5".parse().unwrap();
+        registry
+            .authenticate_secret(&id, &secret, Some(attacker))
+            .await
+            .unwrap();
+        for i in 0..crate::limits::FAILURES_PER_IP {
+            let got = registry
+                .authenticate_secret(&format!("gco_random{i}"), "wrong", Some(attacker))
+                .await;
+            assert_eq!(got.err(), Some(AuthFailure::InvalidCredentials), "{i}");
+        }
+        registry
+            .db()
+            .execute_unprepared("ALTER TABLE access_profiles RENAME TO away")
+            .await
+            .unwrap();
+        registry.clear_caches();
+        let got = registry
+            .authenticate_secret("gco_random_more", "wrong", Some(attacker))
+            .await;
+        assert!(
+            matches!(got, Err(AuthFailure::Throttled { .. })),
+            "refused before the lookup: {got:?}"
+        );
+        // Another address does look up (and finds the database broken).
+        let other: IpAddr = "203.0.113.6".parse().unwrap();
+        let got = registry
+            .authenticate_secret("gco_random_more", "wrong", Some(other))
+            .await;
+        assert_eq!(got.err(), Some(AuthFailure::Unavailable));
+        registry
+            .db()
+            .execute_unprepared("ALTER TABLE away RENAME TO access_profiles")
+            .await
+            .unwrap();
+        // The verified caller is not throttled at the spent address.
+        let p = registry
+            .authenticate_secret(&id, &secret, Some(attacker))
+            .await
+            .unwrap();
+        assert_eq!(p.oauth_client_id, id);
+    }
+
+    /// Unknown client ids are remembered apart: a thousand of them leave the cached
+    /// snapshot of a real client in the (here tiny) profile cache.
+    #[tokio::test]
+    async fn unknown_ids_do_not_evict_real_profiles() {
+        let registry = registry(16).await;
+        let actor = Actor::system();
+        let client = registry
+            .create_client(&actor, json!({"name": "ACME"}))
+            .await
+            .unwrap();
+        let created = registry
+            .create_profile(
+                &actor,
+                &client.id,
+                json!({"name": "batch", "auth_type": "oauth2", "all_collections": true}),
+            )
+            .await
+            .unwrap();
+        let id = created.profile.oauth_client_id.clone();
+        assert!(registry.profile_by_client_id(&id).await.unwrap().is_some());
+        for i in 0..1000 {
+            let got = registry
+                .profile_by_client_id(&format!("gco_random{i}"))
+                .await
+                .unwrap();
+            assert!(got.is_none());
+        }
+        assert_eq!(registry.inner.snapshots.main_len(), 1);
+        assert!(
+            registry.inner.snapshots.get(id.as_str()).is_some(),
+            "the real profile is still cached"
+        );
     }
 }

@@ -71,6 +71,9 @@ impl Actor {
     }
 }
 
+/// Most unknown-key answers each registry cache remembers, apart from its real entries.
+const NEGATIVE_ENTRIES: usize = 4096;
+
 /// Static settings the registry needs to describe connections and bound token lifetimes.
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
@@ -98,6 +101,9 @@ pub struct RegistrySettings {
     /// Internal CIDRs and host names an `oidc_issuer` / `oidc_jwks_uri` may name
     /// (`GATEHOUSE_OUTBOUND_ALLOW`; empty: public https hosts only).
     pub outbound_allow: gatehouse_jwks::outbound::OutboundAllow,
+    /// Failed authentications from IPv6 sources count per network of this many bits
+    /// (`GATEHOUSE_THROTTLE_IPV6_PREFIX`; default 64).
+    pub throttle_ipv6_prefix: u8,
 }
 
 impl RegistrySettings {
@@ -115,6 +121,7 @@ impl RegistrySettings {
             redis_url: None,
             ratelimit_failure: crate::limits::FailureMode::Open,
             outbound_allow: gatehouse_jwks::outbound::OutboundAllow::default(),
+            throttle_ipv6_prefix: crate::limits::DEFAULT_IPV6_PREFIX,
         }
     }
 
@@ -167,17 +174,24 @@ impl Registry {
         vault: Arc<dyn crate::vault::Vault>,
     ) -> Self {
         let ttl = settings.cache_ttl;
+        // Unknown ids (anyone can send one) are remembered apart, in a few entries of their
+        // own: they never evict what real clients use.
+        let misses = settings.profile_cache_capacity.min(NEGATIVE_ENTRIES);
         let snapshots = TtlCache::new(settings.profile_cache_capacity, ttl)
+            .negatives_apart(misses, Option::is_none)
             .counted(&crate::metrics::METRICS.cache_profiles);
         let verified = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
         let collections = TtlCache::new(settings.profile_cache_capacity, ttl)
+            .negatives_apart(misses, Option::is_none)
             .counted(&crate::metrics::METRICS.cache_collections);
         let revocations = TtlCache::new(settings.verified_cache_capacity, ttl)
             .counted(&crate::metrics::METRICS.cache_revocations);
         let api_keys = TtlCache::new(settings.verified_cache_capacity, ttl)
+            .negatives_apart(misses, Option::is_none)
             .counted(&crate::metrics::METRICS.cache_api_keys);
         let key_last_used = quick_cache::sync::Cache::new(settings.verified_cache_capacity.max(16));
-        let match_values = TtlCache::new(settings.profile_cache_capacity, ttl);
+        let match_values = TtlCache::new(settings.profile_cache_capacity, ttl)
+            .negatives_apart(misses, |ids: &Arc<[String]>| ids.is_empty());
         let match_claims = TtlCache::new(1, ttl);
         let limiter = crate::limits::Limiter::new(
             db.clone(),
@@ -189,7 +203,8 @@ impl Registry {
             // The server validates the URL before this; a library caller gets local limits.
             tracing::error!(error = %why, "Redis unusable: limits are local to this instance");
             crate::limits::Limiter::local(db.clone(), clock.clone())
-        });
+        })
+        .with_ipv6_prefix(settings.throttle_ipv6_prefix);
         Self {
             inner: Arc::new(Inner {
                 db,

@@ -68,11 +68,7 @@ pub(crate) async fn authenticate_client(
     if let Some(ip) = peer
         && let Some(retry_after) = state.registry.auth_throttled(&iss, ip)
     {
-        return Err(TokenError::Limited {
-            quota: false,
-            retry_after,
-            info: None,
-        });
+        return Err(TokenError::throttled(retry_after));
     }
     let failed = || {
         if let Some(ip) = peer {
@@ -133,11 +129,7 @@ pub(crate) async fn jwt_bearer_grant(
     // The profile is found by the assertion's claims: an address that spent its budget gets
     // no lookup.
     if let Some(retry_after) = state.registry.auth_throttled_address(peer) {
-        return Err(TokenError::Limited {
-            quota: false,
-            retry_after,
-            info: None,
-        });
+        return Err(TokenError::throttled(retry_after));
     }
     let found = consumer::profile_and_signature(state, decoded).await?;
     let (profile, signed) = match found {
@@ -145,25 +137,15 @@ pub(crate) async fn jwt_bearer_grant(
         Err(Rejection::Unavailable) => return Err(TokenError::TemporarilyUnavailable),
         Err(why) => {
             tracing::debug!(reason = %why, "jwt-bearer grant refused");
-            // Not attributable to a profile: the per-address budget pays.
-            if let Some(retry_after) = state.registry.auth_throttled("", peer) {
-                return Err(TokenError::Limited {
-                    quota: false,
-                    retry_after,
-                    info: None,
-                });
-            }
+            // Not attributable to a profile (the address budget was checked above): the
+            // per-address budget pays.
             state.registry.auth_failed("", peer);
             return Err(TokenError::InvalidGrant);
         }
     };
     let id = profile.oauth_client_id.clone();
     if let Some(retry_after) = state.registry.auth_throttled(&id, peer) {
-        return Err(TokenError::Limited {
-            quota: false,
-            retry_after,
-            info: None,
-        });
+        return Err(TokenError::throttled(retry_after));
     }
     let failed = || {
         state.registry.auth_failed(&id, peer);

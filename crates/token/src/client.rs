@@ -19,11 +19,7 @@ use std::sync::Arc;
 pub(crate) fn auth_error(e: AuthFailure) -> TokenError {
     match e {
         AuthFailure::Unavailable | AuthFailure::Busy => TokenError::TemporarilyUnavailable,
-        AuthFailure::Throttled { retry_after } => TokenError::Limited {
-            quota: false,
-            retry_after,
-            info: None,
-        },
+        AuthFailure::Throttled { retry_after } => TokenError::throttled(retry_after),
         _ => TokenError::InvalidClient,
     }
 }

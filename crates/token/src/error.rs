@@ -54,6 +54,15 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// 429 for a caller past its failed-attempt budget: retry after this many seconds.
+    pub fn throttled(retry_after: u64) -> Self {
+        TokenError::Limited {
+            quota: false,
+            retry_after,
+            info: None,
+        }
+    }
+
     /// The RFC error code.
     pub fn code(&self) -> &'static str {
         match self {

@@ -28,13 +28,13 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// The answer to an introspection request (RFC 7662 §2.2), with the contract's extensions.
 #[derive(Debug)]
-pub enum IntrospectionResponse {
+pub enum IntrospectionResponse<'s> {
     /// Active: what the credential grants, as the caller may see it.
     Active {
         /// The grant.
         grant: Box<Grant>,
         /// Our issuer (the `iss` of API keys).
-        issuer: Arc<str>,
+        issuer: &'s str,
         /// The policy's figures, when a policy counted this call.
         rate: Option<RateInfo>,
     },
@@ -100,9 +100,9 @@ struct ActiveBody<'a> {
     gatehouse_cache_ttl: i64,
 }
 
-impl IntrospectionResponse {
+impl IntrospectionResponse<'_> {
     fn body(&self) -> Vec<u8> {
-        let grant = match self {
+        let (grant, issuer, rate) = match self {
             IntrospectionResponse::Inactive => return b"{\"active\":false}".to_vec(),
             IntrospectionResponse::Denied {
                 reason,
@@ -112,11 +112,11 @@ impl IntrospectionResponse {
                     "gatehouse_denial": {"reason": reason.code(), "retry_after": retry_after}}))
                 .unwrap_or_else(|_| b"{\"active\":false}".to_vec());
             }
-            IntrospectionResponse::Active { grant, .. } => grant,
-        };
-        let (issuer, rate) = match self {
-            IntrospectionResponse::Active { issuer, rate, .. } => (issuer, rate),
-            _ => return b"{\"active\":false}".to_vec(),
+            IntrospectionResponse::Active {
+                grant,
+                issuer,
+                rate,
+            } => (grant, issuer, rate),
         };
         let claim = |name: &str| grant.claims.as_ref().and_then(|c| c.get(name));
         let profile = &grant.profile;
@@ -165,7 +165,7 @@ impl IntrospectionResponse {
     }
 }
 
-impl IntoResponse for IntrospectionResponse {
+impl IntoResponse for IntrospectionResponse<'_> {
     fn into_response(self) -> Response {
         json_response(StatusCode::OK, self.body())
     }
@@ -233,12 +233,12 @@ pub async fn introspect(State(state): State<Arc<TokenState>>, request: Request) 
 /// Identify, decide, and — for a resource server's call, which stands for one API call by the
 /// consumer — count it under the profile's policy and in usage. An admin's or the client's
 /// own look is neither limited nor counted.
-async fn introspection(
-    state: &TokenState,
+async fn introspection<'s>(
+    state: &'s TokenState,
     caller: &Caller,
     token: &str,
     client_ip: ClientIp,
-) -> Result<IntrospectionResponse, TokenError> {
+) -> Result<IntrospectionResponse<'s>, TokenError> {
     let now = state.registry.clock().now();
     let counted = matches!(caller, Caller::Collection(_));
     let registry = &state.registry;
@@ -289,7 +289,7 @@ async fn introspection(
     METRICS.introspections_active.inc();
     Ok(IntrospectionResponse::Active {
         grant,
-        issuer: Arc::from(state.issuer.as_str()),
+        issuer: &state.issuer,
         rate,
     })
 }

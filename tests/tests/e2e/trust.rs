@@ -277,11 +277,15 @@ fn new_client_body() -> Value {
     })
 }
 
-/// Asserts `aud` names exactly `audience` (a string, or a one-element list).
+/// Asserts `aud` names exactly `audience`, as a string (RFC 7519 §4.1.3: one audience is a
+/// string, as in our tokens).
 #[track_caller]
 fn assert_only_audience(body: &Value, audience: &str) {
-    let ok = body["aud"] == json!(audience) || body["aud"] == json!([audience]);
-    assert!(ok, "aud must name only {audience}: {body}");
+    assert_eq!(
+        body["aud"],
+        json!(audience),
+        "aud must name only {audience}: {body}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -69,5 +69,5 @@ async fn authorize(
             needed: ADMIN_SCOPE,
         });
     }
-    Ok(Actor(profile.oauth_client_id.clone()))
+    Ok(gatehouse_registry::decision::admin_actor(&profile, rights))
 }

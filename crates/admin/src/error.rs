@@ -3,7 +3,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gatehouse_registry::RegistryError;
+use gatehouse_registry::types::ADMIN_SCOPE;
+use gatehouse_registry::{Forbidden, RegistryError};
 use gatehouse_registry::types::FieldError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,7 +13,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable code: `malformed_body`, `validation_failed`, `not_found`, `conflict`,
-    /// `invalid_token`, `insufficient_scope`, `temporarily_unavailable`, `internal_error`.
+    /// `invalid_token`, `insufficient_scope`, `forbidden` (an admin limited to projects),
+    /// `temporarily_unavailable`, `internal_error`.
     pub error: &'static str,
     /// Human-readable explanation.
     pub message: String,
@@ -116,6 +118,24 @@ impl IntoResponse for ApiError {
                 )),
             ),
             ApiError::Registry(e) => match e {
+                RegistryError::Forbidden(Forbidden::ReadOnly) => (
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    format!("this call needs the `{ADMIN_SCOPE}` scope"),
+                    Vec::new(),
+                    Some(format!(
+                        "{REALM}, error=\"insufficient_scope\", scope=\"{ADMIN_SCOPE}\""
+                    )),
+                ),
+                RegistryError::Forbidden(_) => (
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this admin is limited to its projects: shared resources are read-only and \
+                     clients must stay in its projects"
+                        .to_owned(),
+                    Vec::new(),
+                    None,
+                ),
                 RegistryError::NotFound(what) => (
                     StatusCode::NOT_FOUND,
                     "not_found",

@@ -644,7 +644,7 @@ async fn rotate_keys(
     let input: RotateInput = gatehouse_registry::parse_input(json_body(&headers, &body, true)?)?;
     Ok(Json(
         s.keys
-            .rotate(&actor.0, s.key_publish_ahead, input.force)
+            .rotate(actor.id(), s.key_publish_ahead, input.force)
             .await?,
     ))
 }

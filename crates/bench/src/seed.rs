@@ -288,6 +288,7 @@ pub async fn seed(opts: &SeedOptions) -> Result<SeedReport> {
                     })?;
                 }
                 Ok(access_profile::ActiveModel {
+                    admin_projects: Set(None),
                     id: Set(id),
                     client_id: Set(cli_ids.get(j % k).cloned().unwrap_or_default()),
                     name: Set(if oauth2 {

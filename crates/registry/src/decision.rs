@@ -8,7 +8,8 @@
 
 use crate::service::{ApiKeySnapshot, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 use crate::types::{ADMIN_READ_SCOPE, ADMIN_SCOPE};
-use crate::{Registry, RegistryError};
+use crate::service::AdminScope;
+use crate::{Actor, Registry, RegistryError};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::net::IpAddr;
@@ -445,22 +446,69 @@ impl Registry {
         else {
             return Ok(None);
         };
-        let Some(grant) = profile.grants.iter().find(|g| g.audience == admin_audience) else {
-            return Ok(None);
-        };
-        let held = |s: &str| grant.scopes.iter().any(|x| x == s);
         let asked = |s: &str| scope_list(claims).any(|x| x == s);
-        let rights = if asked(ADMIN_SCOPE) && held(ADMIN_SCOPE) {
-            Some(AdminRights::Write)
-        } else if (asked(ADMIN_SCOPE) || asked(ADMIN_READ_SCOPE))
-            && (held(ADMIN_SCOPE) || held(ADMIN_READ_SCOPE))
-        {
-            Some(AdminRights::Read)
-        } else {
-            None
-        };
+        let rights = held_rights(&profile, admin_audience, asked);
         Ok(rights.map(|r| (profile, r)))
     }
+
+    /// A console session's admin: the rights the profile with this `oauth_client_id`
+    /// **currently** holds on the built-in admin collection (all of them: a session asks for
+    /// no narrower scope), as an [`Actor`] carrying its project scope. `Ok(None)`: the
+    /// profile is gone, switched off (or its client), or no longer holds the admin
+    /// collection. Called on every console request, so a removed grant ends the session's
+    /// rights at once, exactly like [`Registry::admin_rights`] does for tokens.
+    pub async fn admin_session(
+        &self,
+        oauth_client_id: &str,
+        admin_audience: &str,
+    ) -> Result<Option<(Arc<ProfileSnapshot>, Actor)>, RegistryError> {
+        let Some(profile) = self
+            .profile_by_client_id(oauth_client_id)
+            .await?
+            .filter(|p| p.is_active())
+        else {
+            return Ok(None);
+        };
+        let Some(rights) = held_rights(&profile, admin_audience, |_| true) else {
+            return Ok(None);
+        };
+        let actor = admin_actor(&profile, rights);
+        Ok(Some((profile, actor)))
+    }
+}
+
+/// The admin rights a profile's current grant of the admin collection gives to a request
+/// that asked for the scopes `asked` accepts.
+fn held_rights(
+    profile: &ProfileSnapshot,
+    admin_audience: &str,
+    asked: impl Fn(&str) -> bool,
+) -> Option<AdminRights> {
+    let grant = profile.grants.iter().find(|g| g.audience == admin_audience)?;
+    let held = |s: &str| grant.scopes.iter().any(|x| x == s);
+    if asked(ADMIN_SCOPE) && held(ADMIN_SCOPE) {
+        Some(AdminRights::Write)
+    } else if (asked(ADMIN_SCOPE) || asked(ADMIN_READ_SCOPE))
+        && (held(ADMIN_SCOPE) || held(ADMIN_READ_SCOPE))
+    {
+        Some(AdminRights::Read)
+    } else {
+        None
+    }
+}
+
+/// The [`Actor`] an admin profile acts as with these rights: its `oauth_client_id`, and its
+/// `admin_projects` limit, if any.
+pub fn admin_actor(profile: &ProfileSnapshot, rights: AdminRights) -> Actor {
+    let scope = match &profile.admin_projects {
+        Some(ids) => AdminScope::Projects(ids.clone()),
+        None => AdminScope::All,
+    };
+    Actor::admin(
+        profile.oauth_client_id.clone(),
+        rights == AdminRights::Write,
+        scope,
+    )
 }
 
 #[cfg(test)]

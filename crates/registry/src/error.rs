@@ -20,12 +20,25 @@ pub enum RegistryError {
     /// The input is well-formed JSON but breaks validation rules.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// The actor may not do this (read-only rights, or limited to projects).
+    #[error("forbidden: {0:?}")]
+    Forbidden(Forbidden),
     /// The database could not be reached.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// Anything else; the text is for logs only.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why an actor may not make a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forbidden {
+    /// The actor holds only `gatehouse:admin:read`.
+    ReadOnly,
+    /// The actor is limited to projects: shared resources (collections, policies, projects,
+    /// keys) are read-only for it, and it may not place a client outside its projects.
+    ProjectLimited,
 }
 
 impl RegistryError {

@@ -28,6 +28,8 @@ pub enum IdKind {
     ApiKey,
     /// A policy.
     Policy,
+    /// A project (a group of clients that admins may be limited to).
+    Project,
     /// The public OAuth client id of a profile.
     OAuthClient,
     /// The introspection client id of a collection.
@@ -47,6 +49,7 @@ impl IdKind {
             IdKind::Profile => "prf_",
             IdKind::ApiKey => "key_",
             IdKind::Policy => "pol_",
+            IdKind::Project => "prj_",
             IdKind::OAuthClient => "gco_",
             IdKind::ResourceServer => "grs_",
             IdKind::Secret => "sec_",

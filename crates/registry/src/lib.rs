@@ -21,9 +21,9 @@ pub mod types;
 pub mod usage;
 pub mod vault;
 
-pub use error::{RegistryError, Result};
+pub use error::{Forbidden, RegistryError, Result};
 pub use service::{
-    Actor, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CHANGE_CHANNEL,
+    Actor, AdminScope, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CHANGE_CHANNEL,
     Change, CollectionSnapshot, GrantedCollection, JwtKeys, JwtRules, PolicySnapshot,
     ProfileSnapshot, Registry, RegistrySettings, StoredKey, SweepReport, parse_input,
 };

@@ -268,7 +268,7 @@ pub async fn admin_recover(config: &Config, output: Option<&Path>) -> Result<Pat
     let written = std::cell::Cell::new(false);
     let result = registry
         .recover_admin(
-            &gatehouse_registry::Actor("cli:admin-recover".to_owned()),
+            &gatehouse_registry::Actor::service("cli:admin-recover"),
             |id, secret| {
                 write_private_file(&path, admin_credentials_doc(id, secret, &issuer).as_bytes())
                     .map_err(|e| format!("{e:#}"))?;

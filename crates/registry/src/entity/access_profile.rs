@@ -29,6 +29,8 @@ pub struct Model {
     pub match_value: Option<String>,
     /// `jwt`/`oidc`: the `jwt_claim` whose value is `match_value`.
     pub match_claim: Option<String>,
+    /// Admin profiles: JSON array of the `prj_…` ids the admin is limited to; NULL for all.
+    pub admin_projects: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -15,6 +15,9 @@ pub struct Model {
     pub target_id: String,
     /// JSON object; never a secret.
     pub details: String,
+    /// The project of the client the event concerns, if any: limited admins see only the
+    /// events of their projects.
+    pub project_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

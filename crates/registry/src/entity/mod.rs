@@ -8,6 +8,7 @@ pub mod client_secret;
 pub mod collection;
 pub mod collection_scope;
 pub mod policy;
+pub mod project;
 pub mod profile_collection;
 pub mod quota_counter;
 pub mod revoked_token;

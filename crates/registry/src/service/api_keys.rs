@@ -392,7 +392,7 @@ impl Registry {
             active.update(&txn).await?;
             self.audit(
                 &txn,
-                &Actor(actor.to_owned()),
+                &Actor::service(actor),
                 "api_key.revoke",
                 "api_key",
                 id,

@@ -22,19 +22,37 @@ impl Registry {
         target_id: &str,
         details: serde_json::Value,
     ) -> Result<()> {
+        self.audit_in(conn, actor, None, action, target_type, target_id, details)
+            .await
+    }
+
+    /// [`Registry::audit`] for a change under a client of `project`: admins limited to that
+    /// project see the event.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit_in<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        project: Option<&str>,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+        details: serde_json::Value,
+    ) -> Result<()> {
         let at = self.now();
         audit_event::ActiveModel {
             id: Set(new_sorted_id(IdKind::Audit, at.timestamp_millis())),
             at: Set(at),
-            actor: Set(actor.0.clone()),
+            actor: Set(actor.id().to_owned()),
             action: Set(action.to_owned()),
             target_type: Set(target_type.to_owned()),
             target_id: Set(target_id.to_owned()),
             details: Set(details.to_string()),
+            project_id: Set(project.map(str::to_owned)),
         }
         .insert(conn)
         .await?;
-        tracing::info!(actor = %actor.0, action, target_type, target_id, "audit");
+        tracing::info!(actor = %actor.id(), action, target_type, target_id, "audit");
         Ok(())
     }
 

@@ -81,6 +81,8 @@ pub struct ProfileSnapshot {
     pub jwt: Option<Arc<super::JwtRules>>,
     /// The attached policy's limits.
     pub policy: Option<super::PolicySnapshot>,
+    /// Admin profiles limited to projects: their `prj_…` ids (`None`: every project).
+    pub admin_projects: Option<Arc<[String]>>,
     secrets: Vec<SecretRecord>,
 }
 
@@ -225,6 +227,11 @@ impl Registry {
             grants,
             jwt,
             secrets,
+            admin_projects: profile
+                .admin_projects
+                .as_deref()
+                .and_then(|text| serde_json::from_str::<Vec<String>>(text).ok())
+                .map(Arc::from),
         }))
     }
 
@@ -483,7 +490,7 @@ impl Registry {
             .await?;
             self.audit(
                 &txn,
-                &super::Actor(actor.to_owned()),
+                &super::Actor::service(actor),
                 "token.revoke",
                 "access_token",
                 jti,

@@ -101,7 +101,7 @@ impl Registry {
         .await?;
         self.audit(
             &txn,
-            &super::Actor(actor.to_owned()),
+            &super::Actor::service(actor),
             "keys.rotate",
             "signing_key",
             next_kid,

@@ -60,14 +60,96 @@ impl Change {
     }
 }
 
-/// Who performed an admin action, for the audit log.
+/// Which clients an admin may see and change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminScope {
+    /// Every client; collections, policies and projects are writable too.
+    All,
+    /// Only the clients of these projects (`prj_…`) and what hangs under them; collections,
+    /// policies and projects are read-only.
+    Projects(Arc<[String]>),
+}
+
+/// Who performs a registry change, and what they may touch: the audit log's `actor`, the
+/// admin's rights (read or write) and project scope. Every registry read and write that an
+/// admin can reach takes one, and the registry, not the front end, enforces it.
 #[derive(Debug, Clone)]
-pub struct Actor(pub String);
+pub struct Actor {
+    id: String,
+    write: bool,
+    scope: AdminScope,
+}
 
 impl Actor {
-    /// The server itself (bootstrap, migrations).
+    /// The server itself (bootstrap, migrations, sweeps).
     pub fn system() -> Self {
-        Actor("system".to_owned())
+        Self::service("system")
+    }
+
+    /// The server acting for someone who is not an admin but was allowed this one change by
+    /// the protocol (a client revoking its own token, the operator's `admin recover`
+    /// command): full rights, named `id` in the audit log.
+    pub fn service(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            write: true,
+            scope: AdminScope::All,
+        }
+    }
+
+    /// An admin with these rights and this scope (see [`crate::Registry::admin_session`]).
+    pub fn admin(id: impl Into<String>, write: bool, scope: AdminScope) -> Self {
+        Self {
+            id: id.into(),
+            write,
+            scope,
+        }
+    }
+
+    /// The id the audit log records (an admin's `oauth_client_id`, or `system`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether this actor may change anything (`gatehouse:admin`, not only `:read`).
+    pub fn can_write(&self) -> bool {
+        self.write
+    }
+
+    /// The clients this actor may see.
+    pub fn scope(&self) -> &AdminScope {
+        &self.scope
+    }
+
+    /// Whether this actor may see (and, with write rights, change) a client of `project`.
+    pub fn sees_project(&self, project: Option<&str>) -> bool {
+        match &self.scope {
+            AdminScope::All => true,
+            AdminScope::Projects(ids) => project.is_some_and(|p| ids.iter().any(|i| i == p)),
+        }
+    }
+
+    /// Refuse a change when the actor may only read.
+    pub(crate) fn require_write(&self) -> crate::error::Result<()> {
+        if self.write {
+            Ok(())
+        } else {
+            Err(crate::error::RegistryError::Forbidden(
+                crate::error::Forbidden::ReadOnly,
+            ))
+        }
+    }
+
+    /// Refuse a change of something every admin shares (collections, policies, projects,
+    /// signing keys) unless the actor is an unlimited writer.
+    pub(crate) fn require_unlimited_write(&self) -> crate::error::Result<()> {
+        self.require_write()?;
+        match self.scope {
+            AdminScope::All => Ok(()),
+            AdminScope::Projects(_) => Err(crate::error::RegistryError::Forbidden(
+                crate::error::Forbidden::ProjectLimited,
+            )),
+        }
     }
 }
 

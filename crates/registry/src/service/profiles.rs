@@ -298,6 +298,7 @@ impl Registry {
             }
         };
         let row = access_profile::ActiveModel {
+            admin_projects: Set(None),
             id: Set(id.clone()),
             client_id: Set(client_id.to_owned()),
             name: Set(valid.name.as_str().to_owned()),

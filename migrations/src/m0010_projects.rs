@@ -27,7 +27,14 @@ fn project_id() -> String {
     const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
     let tail: String = (0..22)
-        .map(|_| char::from(BASE62.get(rng.random_range(0..BASE62.len())).copied().unwrap_or(b'0')))
+        .map(|_| {
+            char::from(
+                BASE62
+                    .get(rng.random_range(0..BASE62.len()))
+                    .copied()
+                    .unwrap_or(b'0'),
+            )
+        })
         .collect();
     format!("prj_{tail}")
 }
@@ -70,15 +77,6 @@ impl MigrationTrait for Migration {
                     .table(id("audit_events"))
                     .col(id("project_id"))
                     .col(id("id"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_clients_project")
-                    .table(id("clients"))
-                    .col(id("project"))
                     .to_owned(),
             )
             .await?;
@@ -140,14 +138,6 @@ impl MigrationTrait for Migration {
                 .to_owned();
             db.execute(&update).await?;
         }
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_clients_project")
-                    .table(id("clients"))
-                    .to_owned(),
-            )
-            .await?;
         manager
             .drop_index(
                 Index::drop()

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod api_key_format;
 pub mod clock;
+pub mod command;
 pub mod decision;
 pub mod entity;
 pub mod error;
@@ -23,9 +24,10 @@ pub mod vault;
 
 pub use error::{Forbidden, RegistryError, Result};
 pub use service::{
-    Actor, AdminScope, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome, CHANGE_CHANNEL,
-    Change, CollectionSnapshot, GrantedCollection, JwtKeys, JwtRules, PolicySnapshot,
-    ProfileSnapshot, Registry, RegistrySettings, StoredKey, SweepReport, parse_input,
+    Actor, AdminScope, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome,
+    CHANGE_CHANNEL, Change, CollectionSnapshot, GrantedCollection, JwtKeys, JwtRules,
+    PolicySnapshot, ProfileSnapshot, Registry, RegistrySettings, StoredKey, SweepReport,
+    parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.

@@ -1,7 +1,7 @@
 //! The audit log: every admin change writes one event, inside the change's transaction.
 
-use super::{Actor, Registry, decode_cursor, encode_cursor};
-use crate::api::{AuditEvent, ListParams, Page};
+use super::{Actor, AdminScope, Registry, decode_cursor, encode_cursor};
+use crate::api::{AuditEvent, AuditFilter, ListParams, Page};
 use crate::entity::audit_event;
 use crate::error::Result;
 use crate::ids::{IdKind, new_sorted_id};
@@ -56,12 +56,42 @@ impl Registry {
         Ok(())
     }
 
-    /// List audit events, oldest first.
-    pub async fn list_audit_events(&self, params: &ListParams) -> Result<Page<AuditEvent>> {
+    /// List the audit events this actor may see (an admin limited to projects: only
+    /// those concerning its projects), oldest first, narrowed by `filter`.
+    pub async fn list_audit_events(
+        &self,
+        actor: &Actor,
+        params: &ListParams,
+        filter: &AuditFilter,
+    ) -> Result<Page<AuditEvent>> {
         let limit = params.limit();
         let mut query = audit_event::Entity::find().order_by_asc(audit_event::Column::Id);
         if let Some(after) = decode_cursor(params.cursor.as_deref())? {
             query = query.filter(audit_event::Column::Id.gt(after));
+        }
+        if let AdminScope::Projects(ids) = actor.scope() {
+            query = query.filter(audit_event::Column::ProjectId.is_in(ids.iter().cloned()));
+        }
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && crate::error::storable(t))
+                .map(str::to_owned)
+        };
+        if let Some(a) = text(&filter.actor) {
+            query = query.filter(audit_event::Column::Actor.eq(a));
+        }
+        if let Some(a) = text(&filter.action) {
+            query = query.filter(audit_event::Column::Action.eq(a));
+        }
+        if let Some(t) = text(&filter.target_id) {
+            query = query.filter(audit_event::Column::TargetId.eq(t));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(audit_event::Column::At.gte(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(audit_event::Column::At.lt(to));
         }
         let rows = query.limit(limit + 1).all(&self.inner.db).await?;
         Ok(page(

@@ -5,7 +5,7 @@
 //! resources (collections, policies, projects, signing keys) are readable and not writable;
 //! and it can neither create nor change an admin profile. One check per admin route.
 
-use gatehouse_tests::{Reply, TINY_PNG, TestApp, Value, json, spawn_app, str_field, unique};
+use gatehouse_tests::{Auth, Reply, TINY_PNG, TestApp, Value, json, spawn_app, str_field, unique};
 use reqwest::Method;
 
 /// The id of the built-in admin collection.
@@ -22,6 +22,8 @@ async fn admin_collection_id(app: &TestApp) -> anyhow::Result<String> {
 /// Two projects with a client each (an oauth2 and a token profile under B's), and an admin
 /// limited to A with its token.
 struct World {
+    /// An access token of B's oauth2 profile.
+    token_b: String,
     a: String,
     b: String,
     client_a: String,
@@ -65,6 +67,13 @@ async fn world(app: &TestApp) -> anyhow::Result<World> {
         )
         .await?;
     let key_b = str_field(&token_profile_b, "api_key_id")?.to_owned();
+    let token_b = app
+        .access_token(
+            str_field(&profile_b, "oauth_client_id")?,
+            str_field(&profile_b, "oauth_client_secret")?,
+            &[],
+        )
+        .await?;
     // The limited admin lives on a client of project A.
     let admin_col = admin_collection_id(app).await?;
     let limited_profile = app
@@ -87,6 +96,7 @@ async fn world(app: &TestApp) -> anyhow::Result<World> {
         )
         .await?;
     Ok(World {
+        token_b,
         a,
         b,
         client_a,
@@ -301,6 +311,27 @@ async fn an_admin_limited_to_a_project_reaches_no_other_projects_client_on_any_r
     )
     .await?;
     assert_eq!(r.status.as_u16(), 404, "logo upload into project B: {r:?}");
+
+    // At the OAuth endpoints too: B's token is inactive for it, and it cannot revoke it.
+    let seen = app
+        .introspect_token(Auth::Bearer(&w.limited), &w.token_b)
+        .await?
+        .expect_status(200)
+        .json();
+    assert_eq!(seen, json!({"active": false}), "project B's token: {seen}");
+    let _ = app
+        .revoke_token(Auth::Bearer(&w.limited), &w.token_b)
+        .await?;
+    let token = app.admin_token().await?;
+    let still = app
+        .introspect_token(Auth::Bearer(&token), &w.token_b)
+        .await?
+        .expect_status(200)
+        .json();
+    assert_eq!(
+        still["active"], true,
+        "a limited admin revoked B's token: {still}"
+    );
 
     // Nothing changed: the unlimited admin still sees B's client, profile and key as before.
     let client_b = app

@@ -436,7 +436,8 @@ pub struct IpRules {
     pub deny: Vec<IpRule>,
 }
 
-/// The input and stored form of a profile's IP rules.
+/// The input and stored form of a profile's IP rules: a deny match denies; else an allow
+/// match allows; else `default_access` decides.
 ///
 /// `default_access` is optional: absent, it is `deny` when `allow` is non-empty (only the
 /// listed addresses get in), else `allow`; it stays absent in storage, so later changes to

@@ -3,6 +3,7 @@
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AdminState;
+use crate::wire::{ClientInput, ClientPatchInput};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -81,6 +82,23 @@ pub(crate) fn json_body(
             e.column()
         ))
     })
+}
+
+/// A merge patch body: JSON, and an object (RFC 7396 allows any value, but a resource is
+/// an object and anything else would replace it whole).
+pub(crate) fn merge_patch_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<serde_json::Value> {
+    let value = json_body(headers, body, false)?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::Registry(
+            gatehouse_registry::RegistryError::invalid(
+                "body",
+                "invalid_type",
+                "a merge patch must be a JSON object",
+            ),
+        ))
+    }
 }
 
 pub(crate) fn created<T: serde::Serialize>(value: T) -> Response {
@@ -251,7 +269,7 @@ async fn refresh_collection_secret(
     ))
 }
 
-#[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = gatehouse_registry::api::ClientInput,
+#[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = ClientInput,
     responses((status = 201, body = Client), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_client(
     State(s): State<Arc<AdminState>>,
@@ -259,11 +277,9 @@ async fn create_client(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    Ok(created(
-        s.registry
-            .create_client(&actor, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<ClientInput>(json_body(&headers, &body, false)?)?.command()?;
+    Ok(created(s.registry.create_client(&actor, command).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "clients", params(ListQuery),
@@ -292,7 +308,7 @@ async fn get_client(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the client input"),
+    request_body(content = ClientPatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of the client"),
     responses((status = 200, body = Client), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_client(
     State(s): State<Arc<AdminState>>,
@@ -301,11 +317,9 @@ async fn update_client(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Client>> {
-    Ok(Json(
-        s.registry
-            .update_client(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<ClientPatchInput>(merge_patch_body(&headers, &body)?)?.command()?;
+    Ok(Json(s.registry.update_client(&actor, &id, command).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),

@@ -9,6 +9,7 @@ pub mod error;
 mod http;
 pub mod projects;
 mod state;
+pub mod wire;
 
 pub use http::{ApiDoc, router};
 pub use state::AdminState;

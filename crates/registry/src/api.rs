@@ -131,26 +131,6 @@ pub struct Contact {
     pub email: Option<String>,
 }
 
-/// Create (or, merged with a patch, replace) a client.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClientInput {
-    /// Display name, unique.
-    pub name: String,
-    /// Free text.
-    #[serde(default)]
-    pub description: String,
-    /// Project the client belongs to (filters lists).
-    #[serde(default)]
-    pub project: Option<String>,
-    /// Who manages the client.
-    #[serde(default)]
-    pub contact: Contact,
-    /// An inactive client cannot obtain or use any credential.
-    #[serde(default = "yes")]
-    pub active: bool,
-}
-
 fn yes() -> bool {
     true
 }

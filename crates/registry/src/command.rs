@@ -2,7 +2,7 @@
 //! registry after parsing its own input. Every field is an already-validated value; the
 //! registry checks only what needs the stored state (uniqueness, existence, rights).
 
-use crate::types::{Description, Name};
+use crate::types::{Description, Email, Name, ProjectId};
 
 /// Create a project.
 #[derive(Debug, Clone)]
@@ -34,5 +34,82 @@ impl ProjectPatch {
             out.push("description");
         }
         out
+    }
+}
+
+/// How to reach the person managing a client.
+#[derive(Debug, Clone, Default)]
+pub struct ContactInfo {
+    /// First name.
+    pub first_name: Option<Name>,
+    /// Last name.
+    pub last_name: Option<Name>,
+    /// Email address.
+    pub email: Option<Email>,
+}
+
+/// Create a client.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    /// Unique name.
+    pub name: Name,
+    /// Free text.
+    pub description: Description,
+    /// The project it belongs to (must exist, and be the actor's when the actor is limited).
+    pub project: Option<ProjectId>,
+    /// Who manages it.
+    pub contact: ContactInfo,
+    /// Whether it may use its credentials.
+    pub active: bool,
+}
+
+impl NewClient {
+    /// A client the server creates for itself (the bootstrap admin's).
+    pub fn system(name: Name) -> Self {
+        Self {
+            name,
+            description: Description::default(),
+            project: None,
+            contact: ContactInfo::default(),
+            active: true,
+        }
+    }
+}
+
+/// Change a client: each `Some` replaces the stored value (`Some(None)` clears an optional
+/// one).
+#[derive(Debug, Clone, Default)]
+pub struct ClientPatch {
+    /// New name.
+    pub name: Option<Name>,
+    /// New description.
+    pub description: Option<Description>,
+    /// New project, or none.
+    pub project: Option<Option<ProjectId>>,
+    /// New contact first name.
+    pub first_name: Option<Option<Name>>,
+    /// New contact last name.
+    pub last_name: Option<Option<Name>>,
+    /// New contact email.
+    pub email: Option<Option<Email>>,
+    /// Switch the client on or off.
+    pub active: Option<bool>,
+}
+
+impl ClientPatch {
+    /// The wire names of the fields this patch changes, for the audit log.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("description", self.description.is_some()),
+            ("project", self.project.is_some()),
+            ("contact.first_name", self.first_name.is_some()),
+            ("contact.last_name", self.last_name.is_some()),
+            ("contact.email", self.email.is_some()),
+            ("active", self.active.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
     }
 }

@@ -560,7 +560,10 @@ mod tests {
             made.push((c.collection.id, snapshot));
         }
         let client = registry
-            .create_client(&actor, json!({"name": "ACME"}))
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("ACME").unwrap()),
+            )
             .await
             .unwrap();
         let ids: Vec<&str> = made.iter().map(|(id, _)| id.as_str()).collect();
@@ -776,7 +779,10 @@ mod tests {
         let actor = Actor::system();
         let admin_collection = r.ensure_admin_collection().await.unwrap();
         let client = r
-            .create_client(&actor, json!({"name": "Ops"}))
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("Ops").unwrap()),
+            )
             .await
             .unwrap();
         let created = r

@@ -56,6 +56,104 @@ impl Invalid {
     }
 }
 
+/// Collects field errors while a front end (the admin JSON API, the console) parses its input
+/// into a typed command, so that every bad field is reported at once.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<FieldError>);
+
+impl Fields {
+    /// No errors yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep a parsed value, or record its error under `field`.
+    pub fn check<T>(&mut self, field: impl Into<String>, parsed: Result<T, Invalid>) -> Option<T> {
+        match parsed {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e.at(field));
+                None
+            }
+        }
+    }
+
+    /// Keep an optional text's parsed value: blank or absent is `None`.
+    pub fn check_optional<T>(
+        &mut self,
+        field: impl Into<String>,
+        text: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        match text.map(str::trim) {
+            None | Some("") => None,
+            Some(t) => self.check(field, parse(t)),
+        }
+    }
+
+    /// Record an error.
+    pub fn push(&mut self, error: FieldError) {
+        self.0.push(error);
+    }
+
+    /// Record several errors.
+    pub fn extend(&mut self, errors: impl IntoIterator<Item = FieldError>) {
+        self.0.extend(errors);
+    }
+
+    /// Whether nothing failed so far.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The command built by `build` when no error was recorded (and `build` has every part),
+    /// else the validation error naming every bad field.
+    pub fn finish<T>(
+        self,
+        build: impl FnOnce() -> Option<T>,
+    ) -> Result<T, crate::error::RegistryError> {
+        if self.0.is_empty()
+            && let Some(value) = build()
+        {
+            return Ok(value);
+        }
+        let mut errors = self.0;
+        if errors.is_empty() {
+            errors.push(FieldError::new(
+                "body",
+                "invalid",
+                "the input is incomplete",
+            ));
+        }
+        Err(crate::error::RegistryError::Validation(errors))
+    }
+}
+
+/// A project id as given (`prj_…`); whether it exists is for the registry to check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProjectId(String);
+
+impl ProjectId {
+    /// Parse a project id.
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        let value = value.trim();
+        let tail = value.strip_prefix("prj_").unwrap_or_default();
+        if !tail.is_empty() && tail.len() <= 60 && tail.chars().all(|c| c.is_ascii_alphanumeric()) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "invalid_project",
+                "must be a project id (`prj_…`) or null",
+            ))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 fn check_text(value: &str, max: usize, allow_empty: bool) -> Result<String, Invalid> {
     let trimmed = value.trim();
     if trimmed.is_empty() && !allow_empty {

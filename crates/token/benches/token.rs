@@ -53,7 +53,12 @@ async fn fixture(alg: SigningAlg) -> Fixture {
         .await
         .unwrap();
     let client = registry
-        .create_client(&actor, serde_json::json!({"name": "ACME"}))
+        .create_client(
+            &actor,
+            gatehouse_registry::command::NewClient::system(
+                gatehouse_registry::types::Name::parse("ACME").expect("name"),
+            ),
+        )
         .await
         .unwrap();
     let profile = registry

@@ -603,7 +603,10 @@ mod tests {
         let registry = registry(100).await;
         let actor = Actor::system();
         let client = registry
-            .create_client(&actor, json!({"name": "ACME"}))
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("ACME").unwrap()),
+            )
             .await
             .unwrap();
         let created = registry
@@ -668,7 +671,10 @@ mod tests {
         let registry = registry(16).await;
         let actor = Actor::system();
         let client = registry
-            .create_client(&actor, json!({"name": "ACME"}))
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("ACME").unwrap()),
+            )
             .await
             .unwrap();
         let created = registry

@@ -210,7 +210,7 @@ impl Registry {
         let client_row = self
             .insert_client(
                 &txn,
-                &super::clients::ValidClient::system(Name::parse(client_name).map_err(invalid)?),
+                &crate::command::NewClient::system(Name::parse(client_name).map_err(invalid)?),
             )
             .await?;
         let profile = super::profiles::ValidProfile {

@@ -650,7 +650,13 @@ mod tests {
             )
             .await
             .unwrap();
-        let client = r.create_client(&actor, json!({"name": "x"})).await.unwrap();
+        let client = r
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("x").unwrap()),
+            )
+            .await
+            .unwrap();
         let profile = r
             .create_profile(
                 &actor,

@@ -172,7 +172,13 @@ mod tests {
             )
             .await
             .unwrap();
-        let client = r.create_client(&actor, json!({"name": "x"})).await.unwrap();
+        let client = r
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("x").unwrap()),
+            )
+            .await
+            .unwrap();
         let ids = [col.collection.id.clone()];
         let oauth = r
             .create_profile(

@@ -1,0 +1,219 @@
+//! Request bodies of the admin API and their parsing into the registry's typed commands.
+//!
+//! Creates deserialize into `*Input` (unknown members refused); a `PATCH` is a JSON Merge
+//! Patch (RFC 7396) and deserializes into `*PatchInput`, where each member is
+//! `Option<Option<T>>`: absent (keep), `null` (remove: clear or reset to the default), or a
+//! value (replace). Nested objects merge member by member, as §2 of the RFC says. The
+//! command each produces holds only validated values; every bad field is reported at once,
+//! in the contract's `{error, message, fields}` shape with the wire field names.
+
+use gatehouse_registry::RegistryError;
+use gatehouse_registry::command::{ClientPatch, ContactInfo, NewClient};
+use gatehouse_registry::types::{Description, Email, FieldError, Fields, Name, ProjectId};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// Tell a member given as `null` (`Some(None)`) from one left out (`None`).
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Parse a JSON value into a wire type, with the registry's safe error messages.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, RegistryError> {
+    gatehouse_registry::parse_input(value)
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The person managing a client.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    /// First name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Email address.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Create a client.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    /// Display name, unique.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// The project (`prj_…`) the client belongs to, or null.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Who manages the client.
+    #[serde(default)]
+    pub contact: ContactInput,
+    /// An inactive client cannot obtain or use any credential.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+impl ClientInput {
+    /// The typed command.
+    pub fn command(self) -> Result<NewClient, RegistryError> {
+        let mut f = Fields::new();
+        let name = f.check("name", Name::parse(&self.name));
+        let description = f.check("description", Description::parse(&self.description));
+        let project = f.check_optional("project", self.project.as_deref(), ProjectId::parse);
+        let contact = contact(&mut f, &self.contact);
+        f.finish(|| {
+            Some(NewClient {
+                name: name?,
+                description: description?,
+                project,
+                contact,
+                active: self.active,
+            })
+        })
+    }
+}
+
+fn contact(f: &mut Fields, c: &ContactInput) -> ContactInfo {
+    ContactInfo {
+        first_name: f.check_optional("contact.first_name", c.first_name.as_deref(), Name::parse),
+        last_name: f.check_optional("contact.last_name", c.last_name.as_deref(), Name::parse),
+        email: f.check_optional("contact.email", c.email.as_deref(), Email::parse),
+    }
+}
+
+/// A merge patch of a client's contact.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPatchInput {
+    /// New first name (null clears).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub first_name: Option<Option<String>>,
+    /// New last name (null clears).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub last_name: Option<Option<String>>,
+    /// New email (null clears).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+}
+
+/// A JSON Merge Patch of a client.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatchInput {
+    /// New name (null is refused: a client always has one).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// New description (null clears).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// New project id (null: no project).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub project: Option<Option<String>>,
+    /// Contact members to change (null clears them all).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<ContactPatchInput>)]
+    pub contact: Option<Option<ContactPatchInput>>,
+    /// Switch the client on or off (null: back to the default, on).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    pub active: Option<Option<bool>>,
+}
+
+/// Replace-or-clear an optional text member of a patch.
+fn patch_optional<T>(
+    f: &mut Fields,
+    field: &str,
+    member: Option<Option<String>>,
+    parse: impl FnOnce(&str) -> Result<T, gatehouse_registry::types::Invalid>,
+) -> Option<Option<T>> {
+    match member {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) if text.trim().is_empty() => Some(None),
+        Some(Some(text)) => f.check(field, parse(&text)).map(Some),
+    }
+}
+
+/// A member that a merge patch may change but not remove.
+fn patch_required<T>(
+    f: &mut Fields,
+    field: &str,
+    member: Option<Option<String>>,
+    parse: impl FnOnce(&str) -> Result<T, gatehouse_registry::types::Invalid>,
+) -> Option<T> {
+    match member {
+        None => None,
+        Some(None) => {
+            f.push(FieldError::new(field, "required", "cannot be removed"));
+            None
+        }
+        Some(Some(text)) => f.check(field, parse(&text)),
+    }
+}
+
+impl ClientPatchInput {
+    /// The typed command.
+    pub fn command(self) -> Result<ClientPatch, RegistryError> {
+        let mut f = Fields::new();
+        let name = patch_required(&mut f, "name", self.name, Name::parse);
+        let description = self.description.map(|d| {
+            f.check(
+                "description",
+                Description::parse(d.as_deref().unwrap_or_default()),
+            )
+        });
+        let project = patch_optional(&mut f, "project", self.project, ProjectId::parse);
+        let contact = match self.contact {
+            None => ContactPatchInput::default(),
+            Some(None) => ContactPatchInput {
+                first_name: Some(None),
+                last_name: Some(None),
+                email: Some(None),
+            },
+            Some(Some(c)) => c,
+        };
+        let first_name = patch_optional(
+            &mut f,
+            "contact.first_name",
+            contact.first_name,
+            Name::parse,
+        );
+        let last_name = patch_optional(&mut f, "contact.last_name", contact.last_name, Name::parse);
+        let email = patch_optional(&mut f, "contact.email", contact.email, Email::parse);
+        f.finish(|| {
+            Some(ClientPatch {
+                name,
+                description: match description {
+                    None => None,
+                    Some(d) => Some(d?),
+                },
+                project,
+                first_name,
+                last_name,
+                email,
+                active: self.active.map(|a| a.unwrap_or(true)),
+            })
+        })
+    }
+}

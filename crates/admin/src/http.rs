@@ -3,7 +3,7 @@
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AdminState;
-use crate::wire::{ClientInput, ClientPatchInput};
+use crate::wire::{ClientInput, ClientPatchInput, PolicyInput, PolicyPatchInput};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -564,7 +564,7 @@ async fn list_audit_events(
     ))
 }
 
-#[utoipa::path(post, path = "/admin/v1/policies", tag = "policies", request_body = gatehouse_registry::api::PolicyInput,
+#[utoipa::path(post, path = "/admin/v1/policies", tag = "policies", request_body = PolicyInput,
     responses((status = 201, body = Policy), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_policy(
     State(s): State<Arc<AdminState>>,
@@ -572,11 +572,9 @@ async fn create_policy(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    Ok(created(
-        s.registry
-            .create_policy(&actor, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<PolicyInput>(json_body(&headers, &body, false)?)?.command()?;
+    Ok(created(s.registry.create_policy(&actor, command).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/policies", tag = "policies", params(ListQuery),
@@ -599,7 +597,7 @@ async fn get_policy(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/policies/{id}", tag = "policies", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the policy input; `null` removes the rate_limit or quota"),
+    request_body(content = PolicyPatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of the policy; `null` removes the rate_limit or quota"),
     responses((status = 200, body = Policy), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_policy(
     State(s): State<Arc<AdminState>>,
@@ -608,11 +606,9 @@ async fn update_policy(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Policy>> {
-    Ok(Json(
-        s.registry
-            .update_policy(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<PolicyPatchInput>(merge_patch_body(&headers, &body)?)?.command()?;
+    Ok(Json(s.registry.update_policy(&actor, &id, command).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/policies/{id}", tag = "policies", params(("id" = String, Path)),

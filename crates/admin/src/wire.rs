@@ -8,7 +8,10 @@
 //! in the contract's `{error, message, fields}` shape with the wire field names.
 
 use gatehouse_registry::RegistryError;
-use gatehouse_registry::command::{ClientPatch, ContactInfo, NewClient};
+use gatehouse_registry::api::{Quota, QuotaPer, RateLimit, RatePer};
+use gatehouse_registry::command::{
+    ClientPatch, ContactInfo, LimitPatch, NewClient, NewPolicy, PolicyPatch,
+};
 use gatehouse_registry::types::{Description, Email, FieldError, Fields, Name, ProjectId};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -213,6 +216,90 @@ impl ClientPatchInput {
                 last_name,
                 email,
                 active: self.active.map(|a| a.unwrap_or(true)),
+            })
+        })
+    }
+}
+
+/// Create a policy.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyInput {
+    /// Display name, unique.
+    pub name: String,
+    /// Optional rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Optional quota.
+    #[serde(default)]
+    pub quota: Option<Quota>,
+}
+
+impl PolicyInput {
+    /// The typed command (ranges and "at least one limit" are the registry's rules).
+    pub fn command(self) -> Result<NewPolicy, RegistryError> {
+        let mut f = Fields::new();
+        let name = f.check("name", Name::parse(&self.name));
+        f.finish(|| {
+            Some(NewPolicy {
+                name: name?,
+                rate_limit: self.rate_limit,
+                quota: self.quota,
+            })
+        })
+    }
+}
+
+/// A merge patch of a rate limit or quota.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, bound = "P: Deserialize<'de>")]
+pub struct LimitPatchInput<P> {
+    /// New request count.
+    #[serde(default)]
+    pub requests: Option<i64>,
+    /// New window (`second|minute|hour`) or period (`day|month`).
+    #[serde(default)]
+    pub per: Option<P>,
+}
+
+/// A JSON Merge Patch of a policy.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPatchInput {
+    /// New name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// Rate limit members to change; null removes the rate limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<LimitPatchInput<RatePer>>)]
+    pub rate_limit: Option<Option<LimitPatchInput<RatePer>>>,
+    /// Quota members to change; null removes the quota.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<LimitPatchInput<QuotaPer>>)]
+    pub quota: Option<Option<LimitPatchInput<QuotaPer>>>,
+}
+
+impl PolicyPatchInput {
+    /// The typed command.
+    pub fn command(self) -> Result<PolicyPatch, RegistryError> {
+        let mut f = Fields::new();
+        let name = patch_required(&mut f, "name", self.name, Name::parse);
+        f.finish(|| {
+            Some(PolicyPatch {
+                name,
+                rate_limit: self.rate_limit.map(|o| {
+                    o.map(|p| LimitPatch {
+                        requests: p.requests,
+                        per: p.per,
+                    })
+                }),
+                quota: self.quota.map(|o| {
+                    o.map(|p| LimitPatch {
+                        requests: p.requests,
+                        per: p.per,
+                    })
+                }),
             })
         })
     }

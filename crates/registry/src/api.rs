@@ -723,20 +723,6 @@ pub struct Quota {
     pub per: QuotaPer,
 }
 
-/// Create (or, merged with a patch, replace) a policy.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyInput {
-    /// Display name, unique.
-    pub name: String,
-    /// Optional rate limit.
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
-    /// Optional quota.
-    #[serde(default)]
-    pub quota: Option<Quota>,
-}
-
 /// A policy: limits applied to every access profile that names it in `policy_id`. Each
 /// profile is counted on its own.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -2,6 +2,7 @@
 //! registry after parsing its own input. Every field is an already-validated value; the
 //! registry checks only what needs the stored state (uniqueness, existence, rights).
 
+use crate::api::{Quota, QuotaPer, RateLimit, RatePer};
 use crate::types::{Description, Email, Name, ProjectId};
 
 /// Create a project.
@@ -107,6 +108,52 @@ impl ClientPatch {
             ("contact.last_name", self.last_name.is_some()),
             ("contact.email", self.email.is_some()),
             ("active", self.active.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
+    }
+}
+
+/// Create a policy. The registry checks the ranges and that it limits something.
+#[derive(Debug, Clone)]
+pub struct NewPolicy {
+    /// Unique name.
+    pub name: Name,
+    /// Optional rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Optional quota.
+    pub quota: Option<Quota>,
+}
+
+/// Change one member of a limit (`{requests, per}`), keeping the other.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LimitPatch<P> {
+    /// New request count.
+    pub requests: Option<i64>,
+    /// New window or period.
+    pub per: Option<P>,
+}
+
+/// Change a policy: `Some(None)` removes a limit; a [`LimitPatch`] merges into the stored
+/// limit (or, where there is none, must give both members).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyPatch {
+    /// New name.
+    pub name: Option<Name>,
+    /// New, changed or removed rate limit.
+    pub rate_limit: Option<Option<LimitPatch<RatePer>>>,
+    /// New, changed or removed quota.
+    pub quota: Option<Option<LimitPatch<QuotaPer>>>,
+}
+
+impl PolicyPatch {
+    /// The wire names of the fields this patch changes, for the audit log.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("rate_limit", self.rate_limit.is_some()),
+            ("quota", self.quota.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))

@@ -157,8 +157,17 @@ fn grant(c: &mut Criterion) {
                 let policy = registry
                     .create_policy(
                         &actor,
-                        serde_json::json!({"name": "bench", "rate_limit": {"requests": 1_000_000, "per": "second"},
-                            "quota": {"requests": 1_000_000_000_000_i64, "per": "month"}}),
+                        gatehouse_registry::command::NewPolicy {
+                            name: gatehouse_registry::types::Name::parse("bench").expect("name"),
+                            rate_limit: Some(gatehouse_registry::api::RateLimit {
+                                requests: 1_000_000,
+                                per: gatehouse_registry::api::RatePer::Second,
+                            }),
+                            quota: Some(gatehouse_registry::api::Quota {
+                                requests: 1_000_000_000_000,
+                                per: gatehouse_registry::api::QuotaPer::Month,
+                            }),
+                        },
                     )
                     .await
                     .unwrap();

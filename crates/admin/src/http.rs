@@ -3,7 +3,9 @@
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AdminState;
-use crate::wire::{ClientInput, ClientPatchInput, PolicyInput, PolicyPatchInput};
+use crate::wire::{
+    ApiKeyInput, ApiKeyPatchInput, ClientInput, ClientPatchInput, PolicyInput, PolicyPatchInput,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -462,7 +464,7 @@ async fn refresh_profile_secret(
 }
 
 #[utoipa::path(post, path = "/admin/v1/access-profiles/{id}/api-keys", tag = "api keys", params(("id" = String, Path, description = "profile id")),
-    request_body = gatehouse_registry::api::ApiKeyInput,
+    request_body = ApiKeyInput,
     responses((status = 201, body = ApiKeyIssued), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_api_key(
     State(s): State<Arc<AdminState>>,
@@ -471,10 +473,10 @@ async fn create_api_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let command =
+        crate::wire::parse::<ApiKeyInput>(json_body(&headers, &body, false)?)?.command()?;
     Ok(created(
-        s.registry
-            .create_api_key(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
+        s.registry.create_api_key(&actor, &id, command).await?,
     ))
 }
 
@@ -501,7 +503,7 @@ async fn get_api_key(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of name, active, expires_at, ip_rules"),
+    request_body(content = ApiKeyPatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of name, active, expires_at, ip_rules"),
     responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_api_key(
     State(s): State<Arc<AdminState>>,
@@ -510,11 +512,9 @@ async fn update_api_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ApiKey>> {
-    Ok(Json(
-        s.registry
-            .update_api_key(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<ApiKeyPatchInput>(merge_patch_body(&headers, &body)?)?.command()?;
+    Ok(Json(s.registry.update_api_key(&actor, &id, command).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),

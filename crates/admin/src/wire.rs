@@ -7,12 +7,15 @@
 //! command each produces holds only validated values; every bad field is reported at once,
 //! in the contract's `{error, message, fields}` shape with the wire field names.
 
+use chrono::{DateTime, Utc};
 use gatehouse_registry::RegistryError;
-use gatehouse_registry::api::{Quota, QuotaPer, RateLimit, RatePer};
+use gatehouse_registry::api::{KeyIpRulesDoc, Quota, QuotaPer, RateLimit, RatePer};
 use gatehouse_registry::command::{
-    ClientPatch, ContactInfo, LimitPatch, NewClient, NewPolicy, PolicyPatch,
+    ApiKeyPatch, ClientPatch, ContactInfo, LimitPatch, NewApiKey, NewClient, NewPolicy, PolicyPatch,
 };
-use gatehouse_registry::types::{Description, Email, FieldError, Fields, Name, ProjectId};
+use gatehouse_registry::types::{
+    Description, Email, FieldError, Fields, IpRule, KeyIpRules, Name, ProjectId,
+};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -300,6 +303,127 @@ impl PolicyPatchInput {
                         per: p.per,
                     })
                 }),
+            })
+        })
+    }
+}
+
+/// Create an API key.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyInput {
+    /// Display name.
+    pub name: String,
+    /// Whether the key may be used.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// When the key stops working; null for never.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Extra IP restrictions for this key.
+    #[serde(default)]
+    pub ip_rules: KeyIpRulesDoc,
+}
+
+impl ApiKeyInput {
+    /// The typed command.
+    pub fn command(self) -> Result<NewApiKey, RegistryError> {
+        let mut f = Fields::new();
+        let name = f.check("name", Name::parse(&self.name));
+        let ip_rules = KeyIpRules::parse(&self.ip_rules, "ip_rules")
+            .map_err(|e| f.extend(e))
+            .ok();
+        f.finish(|| {
+            Some(NewApiKey {
+                name: name?,
+                active: self.active,
+                expires_at: self.expires_at,
+                ip_rules: ip_rules?,
+            })
+        })
+    }
+}
+
+/// A list of IP entries: an array of strings or one comma-separated string.
+#[derive(Debug, Clone, Deserialize)]
+struct IpList(
+    #[serde(deserialize_with = "gatehouse_registry::types::deserialize_ip_list")] Vec<String>,
+);
+
+fn present_ip_list<'de, D>(d: D) -> Result<Option<Option<Vec<String>>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<IpList>::deserialize(d).map(|o| Some(o.map(|l| l.0)))
+}
+
+/// A merge patch of an API key's IP rules: a list given replaces the stored one; null
+/// empties it.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyIpRulesPatchInput {
+    /// New allow list.
+    #[serde(default, deserialize_with = "present_ip_list")]
+    #[schema(schema_with = gatehouse_registry::types::ip_list_schema)]
+    pub allow: Option<Option<Vec<String>>>,
+    /// New deny list.
+    #[serde(default, deserialize_with = "present_ip_list")]
+    #[schema(schema_with = gatehouse_registry::types::ip_list_schema)]
+    pub deny: Option<Option<Vec<String>>>,
+}
+
+/// A JSON Merge Patch of an API key.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyPatchInput {
+    /// New name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// Switch the key on or off (null: back to the default, on).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    pub active: Option<Option<bool>>,
+    /// New expiry (null: never).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// IP rule lists to change (null empties both).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<KeyIpRulesPatchInput>)]
+    pub ip_rules: Option<Option<KeyIpRulesPatchInput>>,
+}
+
+impl ApiKeyPatchInput {
+    /// The typed command.
+    pub fn command(self) -> Result<ApiKeyPatch, RegistryError> {
+        let mut f = Fields::new();
+        let name = patch_required(&mut f, "name", self.name, Name::parse);
+        let rules = match self.ip_rules {
+            None => KeyIpRulesPatchInput::default(),
+            Some(None) => KeyIpRulesPatchInput {
+                allow: Some(None),
+                deny: Some(None),
+            },
+            Some(Some(r)) => r,
+        };
+        let mut list = |member: Option<Option<Vec<String>>>, field: &str| {
+            member.map(|l| {
+                let mut errors = Vec::new();
+                let rules = IpRule::parse_list(&l.unwrap_or_default(), field, &mut errors);
+                f.extend(errors);
+                rules
+            })
+        };
+        let allow = list(rules.allow, "ip_rules.allow");
+        let deny = list(rules.deny, "ip_rules.deny");
+        f.finish(|| {
+            Some(ApiKeyPatch {
+                name,
+                active: self.active.map(|a| a.unwrap_or(true)),
+                expires_at: self.expires_at,
+                allow,
+                deny,
             })
         })
     }

@@ -578,23 +578,6 @@ pub struct KeyIpRulesDoc {
     pub deny: Vec<String>,
 }
 
-/// Create (or, merged with a patch, replace) an API key.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyInput {
-    /// Display name.
-    pub name: String,
-    /// Whether the key may be used.
-    #[serde(default = "yes")]
-    pub active: bool,
-    /// When the key stops working; null for never.
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Extra IP restrictions for this key.
-    #[serde(default)]
-    pub ip_rules: KeyIpRulesDoc,
-}
-
 /// An API key (never its value).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ApiKey {

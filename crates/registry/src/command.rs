@@ -3,7 +3,8 @@
 //! registry checks only what needs the stored state (uniqueness, existence, rights).
 
 use crate::api::{Quota, QuotaPer, RateLimit, RatePer};
-use crate::types::{Description, Email, Name, ProjectId};
+use crate::types::{Description, Email, IpRule, KeyIpRules, Name, ProjectId};
+use chrono::{DateTime, Utc};
 
 /// Create a project.
 #[derive(Debug, Clone)]
@@ -154,6 +155,62 @@ impl PolicyPatch {
             ("name", self.name.is_some()),
             ("rate_limit", self.rate_limit.is_some()),
             ("quota", self.quota.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
+    }
+}
+
+/// Create an API key for a `token` profile.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// Display name.
+    pub name: Name,
+    /// Whether the key may be used.
+    pub active: bool,
+    /// When the key stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Its own IP rules (narrowing the profile's).
+    pub ip_rules: KeyIpRules,
+}
+
+impl NewApiKey {
+    /// The first key a new `token` profile gets.
+    pub fn first() -> Self {
+        Self {
+            name: Name::default_key(),
+            active: true,
+            expires_at: None,
+            ip_rules: KeyIpRules::default(),
+        }
+    }
+}
+
+/// Change an API key; `ip_rules` lists given replace the stored ones.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeyPatch {
+    /// New name.
+    pub name: Option<Name>,
+    /// Switch the key on or off.
+    pub active: Option<bool>,
+    /// New expiry, or none.
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// New allow list.
+    pub allow: Option<Vec<IpRule>>,
+    /// New deny list.
+    pub deny: Option<Vec<IpRule>>,
+}
+
+impl ApiKeyPatch {
+    /// The wire names of the fields this patch changes, for the audit log.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("active", self.active.is_some()),
+            ("expires_at", self.expires_at.is_some()),
+            ("ip_rules.allow", self.allow.is_some()),
+            ("ip_rules.deny", self.deny.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))

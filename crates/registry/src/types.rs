@@ -185,6 +185,11 @@ impl Name {
     /// Maximum length in characters.
     pub const MAX: usize = 100;
 
+    /// `default`: the name of a `token` profile's first API key.
+    pub fn default_key() -> Self {
+        Self("default".to_owned())
+    }
+
     /// Parse a name.
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         let text = check_text(value, Self::MAX, false)?;
@@ -657,6 +662,63 @@ pub fn ip_list_schema() -> utoipa::openapi::schema::Schema {
     Schema::OneOf(one_of)
 }
 
+impl IpRule {
+    /// Parse a list of entries (at most [`IpRules::MAX_ENTRIES`]), reporting each bad one as
+    /// `{field}[i]` and a list too long as `field`.
+    pub fn parse_list(list: &[String], field: &str, errors: &mut Vec<FieldError>) -> Vec<IpRule> {
+        if list.len() > IpRules::MAX_ENTRIES {
+            errors.push(FieldError::new(
+                field,
+                "too_many",
+                format!("at most {} entries", IpRules::MAX_ENTRIES),
+            ));
+            return Vec::new();
+        }
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, s)| match IpRule::parse(s) {
+                Ok(rule) => Some(rule),
+                Err(e) => {
+                    errors.push(e.at(format!("{field}[{i}]")));
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// An API key's own IP rules: they can only narrow its profile's. A deny match refuses; a
+/// non-empty allow list must also match.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyIpRules {
+    /// If not empty, the address must match one of these.
+    pub allow: Vec<IpRule>,
+    /// Addresses refused.
+    pub deny: Vec<IpRule>,
+}
+
+impl KeyIpRules {
+    /// Parse the wire form, reporting bad entries under `{field}.allow[i]` / `.deny[i]`.
+    pub fn parse(doc: &crate::api::KeyIpRulesDoc, field: &str) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let allow = IpRule::parse_list(&doc.allow, &format!("{field}.allow"), &mut errors);
+        let deny = IpRule::parse_list(&doc.deny, &format!("{field}.deny"), &mut errors);
+        if errors.is_empty() {
+            Ok(Self { allow, deny })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The stored and shown form (entries normalised).
+    pub fn to_doc(&self) -> crate::api::KeyIpRulesDoc {
+        crate::api::KeyIpRulesDoc {
+            allow: self.allow.iter().map(ToString::to_string).collect(),
+            deny: self.deny.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
 impl IpRules {
     /// Maximum number of entries per list.
     pub const MAX_ENTRIES: usize = 500;
@@ -703,28 +765,8 @@ impl IpRules {
     }
 
     fn parse_lists(doc: &IpRulesDoc, field: &str, errors: &mut Vec<FieldError>) -> Self {
-        let mut parse_list = |list: &[String], name: &str| -> Vec<IpRule> {
-            if list.len() > Self::MAX_ENTRIES {
-                errors.push(FieldError::new(
-                    format!("{field}.{name}"),
-                    "too_many",
-                    format!("at most {} entries", Self::MAX_ENTRIES),
-                ));
-                return Vec::new();
-            }
-            list.iter()
-                .enumerate()
-                .filter_map(|(i, s)| match IpRule::parse(s) {
-                    Ok(rule) => Some(rule),
-                    Err(e) => {
-                        errors.push(e.at(format!("{field}.{name}[{i}]")));
-                        None
-                    }
-                })
-                .collect()
-        };
-        let allow = parse_list(&doc.allow, "allow");
-        let deny = parse_list(&doc.deny, "deny");
+        let allow = IpRule::parse_list(&doc.allow, &format!("{field}.allow"), errors);
+        let deny = IpRule::parse_list(&doc.deny, &format!("{field}.deny"), errors);
         Self {
             default_access: doc
                 .default_access

@@ -397,12 +397,7 @@ impl Registry {
             .insert_profile(&txn, client_id, &valid, &oauth_client_id, hash)
             .await?;
         let first_key = if valid.auth_type == AuthType::Token {
-            let input = crate::api::ApiKeyInput {
-                name: "default".to_owned(),
-                active: true,
-                expires_at: None,
-                ip_rules: crate::api::KeyIpRulesDoc::default(),
-            };
+            let input = crate::command::NewApiKey::first();
             Some(self.insert_api_key(&txn, &row.id, &input).await?)
         } else {
             None

@@ -4,7 +4,8 @@ use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AdminState;
 use crate::wire::{
-    ApiKeyInput, ApiKeyPatchInput, ClientInput, ClientPatchInput, PolicyInput, PolicyPatchInput,
+    ApiKeyInput, ApiKeyPatchInput, ClientInput, ClientPatchInput, CollectionInput,
+    CollectionPatchInput, PolicyInput, PolicyPatchInput,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -191,7 +192,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     api.merge(swagger)
 }
 
-#[utoipa::path(post, path = "/admin/v1/collections", tag = "collections", request_body = gatehouse_registry::api::CollectionInput,
+#[utoipa::path(post, path = "/admin/v1/collections", tag = "collections", request_body = CollectionInput,
     responses((status = 201, body = CollectionCreated), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_collection(
     State(s): State<Arc<AdminState>>,
@@ -199,10 +200,10 @@ async fn create_collection(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let command =
+        crate::wire::parse::<CollectionInput>(json_body(&headers, &body, false)?)?.command()?;
     Ok(created(
-        s.registry
-            .create_collection(&actor, json_body(&headers, &body, false)?)
-            .await?,
+        s.registry.create_collection(&actor, command).await?,
     ))
 }
 
@@ -226,7 +227,7 @@ async fn get_collection(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/collections/{id}", tag = "collections", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the collection input"),
+    request_body(content = CollectionPatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of the collection; `scopes` replaces the list"),
     responses((status = 200, body = Collection), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_collection(
     State(s): State<Arc<AdminState>>,
@@ -235,10 +236,10 @@ async fn update_collection(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Collection>> {
+    let command = crate::wire::parse::<CollectionPatchInput>(merge_patch_body(&headers, &body)?)?
+        .command()?;
     Ok(Json(
-        s.registry
-            .update_collection(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
+        s.registry.update_collection(&actor, &id, command).await?,
     ))
 }
 

@@ -11,10 +11,12 @@ use chrono::{DateTime, Utc};
 use gatehouse_registry::RegistryError;
 use gatehouse_registry::api::{KeyIpRulesDoc, Quota, QuotaPer, RateLimit, RatePer};
 use gatehouse_registry::command::{
-    ApiKeyPatch, ClientPatch, ContactInfo, LimitPatch, NewApiKey, NewClient, NewPolicy, PolicyPatch,
+    ApiKeyPatch, ClientPatch, CollectionPatch, ContactInfo, LimitPatch, NewApiKey, NewClient,
+    NewCollection, NewPolicy, PolicyPatch, ScopeDef,
 };
 use gatehouse_registry::types::{
-    Description, Email, FieldError, Fields, IpRule, KeyIpRules, Name, ProjectId,
+    Audience, Description, Email, FieldError, Fields, HttpUrl, IpRule, KeyIpRules, Name, ProjectId,
+    ScopeName,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -424,6 +426,165 @@ impl ApiKeyPatchInput {
                 expires_at: self.expires_at,
                 allow,
                 deny,
+            })
+        })
+    }
+}
+
+/// A scope a collection defines.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeInput {
+    /// Scope name, unique server-wide (e.g. `orders:read`); `gatehouse:*` is reserved.
+    pub name: String,
+    /// What the scope allows.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn scope_defs(f: &mut Fields, scopes: &[ScopeInput]) -> Option<Vec<ScopeDef>> {
+    let parsed: Vec<Option<ScopeDef>> = scopes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let name = f.check(format!("scopes[{i}].name"), ScopeName::parse_user(&s.name));
+            let description = f.check(
+                format!("scopes[{i}].description"),
+                Description::parse(&s.description),
+            );
+            Some(ScopeDef {
+                name: name?,
+                description: description?,
+            })
+        })
+        .collect();
+    parsed.into_iter().collect()
+}
+
+/// Create an API collection.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionInput {
+    /// Display name, unique.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// The resource indicator (RFC 8707): an absolute URI, unique.
+    pub audience: String,
+    /// The scopes this collection defines.
+    #[serde(default)]
+    pub scopes: Vec<ScopeInput>,
+    /// Base URL consumers call.
+    #[serde(default)]
+    pub integration_url: Option<String>,
+    /// Link to the API's documentation.
+    #[serde(default)]
+    pub documentation_url: Option<String>,
+}
+
+impl CollectionInput {
+    /// The typed command.
+    pub fn command(self) -> Result<NewCollection, RegistryError> {
+        let mut f = Fields::new();
+        let name = f.check("name", Name::parse(&self.name));
+        let description = f.check("description", Description::parse(&self.description));
+        let audience = f.check("audience", Audience::parse(&self.audience));
+        let scopes = scope_defs(&mut f, &self.scopes);
+        let integration_url = f.check_optional(
+            "integration_url",
+            self.integration_url.as_deref(),
+            HttpUrl::parse,
+        );
+        let documentation_url = f.check_optional(
+            "documentation_url",
+            self.documentation_url.as_deref(),
+            HttpUrl::parse,
+        );
+        f.finish(|| {
+            Some(NewCollection {
+                name: name?,
+                description: description?,
+                audience: audience?,
+                scopes: scopes?,
+                integration_url,
+                documentation_url,
+            })
+        })
+    }
+}
+
+/// A JSON Merge Patch of a collection (`scopes` replaces the whole list).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionPatchInput {
+    /// New name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// New description (null clears).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// New audience.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub audience: Option<Option<String>>,
+    /// The new scope list (null: none).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<ScopeInput>>)]
+    pub scopes: Option<Option<Vec<ScopeInput>>>,
+    /// New integration URL (null clears).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub integration_url: Option<Option<String>>,
+    /// New documentation URL (null clears).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub documentation_url: Option<Option<String>>,
+}
+
+impl CollectionPatchInput {
+    /// The typed command.
+    pub fn command(self) -> Result<CollectionPatch, RegistryError> {
+        let mut f = Fields::new();
+        let name = patch_required(&mut f, "name", self.name, Name::parse);
+        let description = self.description.map(|d| {
+            f.check(
+                "description",
+                Description::parse(d.as_deref().unwrap_or_default()),
+            )
+        });
+        let audience = patch_required(&mut f, "audience", self.audience, Audience::parse);
+        let scopes = self
+            .scopes
+            .map(|s| scope_defs(&mut f, &s.unwrap_or_default()));
+        let integration_url = patch_optional(
+            &mut f,
+            "integration_url",
+            self.integration_url,
+            HttpUrl::parse,
+        );
+        let documentation_url = patch_optional(
+            &mut f,
+            "documentation_url",
+            self.documentation_url,
+            HttpUrl::parse,
+        );
+        f.finish(|| {
+            Some(CollectionPatch {
+                name,
+                description: match description {
+                    None => None,
+                    Some(d) => Some(d?),
+                },
+                audience,
+                scopes: match scopes {
+                    None => None,
+                    Some(s) => Some(s?),
+                },
+                integration_url,
+                documentation_url,
             })
         })
     }

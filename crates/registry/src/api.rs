@@ -42,28 +42,6 @@ pub struct ScopeDoc {
     pub description: String,
 }
 
-/// Create (or, merged with a patch, replace) an API collection.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CollectionInput {
-    /// Display name, unique.
-    pub name: String,
-    /// Free text.
-    #[serde(default)]
-    pub description: String,
-    /// The resource indicator (RFC 8707): an absolute URI, unique.
-    pub audience: String,
-    /// The scopes this collection defines.
-    #[serde(default)]
-    pub scopes: Vec<ScopeDoc>,
-    /// Base URL consumers call.
-    #[serde(default)]
-    pub integration_url: Option<String>,
-    /// Link to the API's documentation.
-    #[serde(default)]
-    pub documentation_url: Option<String>,
-}
-
 /// An API collection (resource server).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Collection {

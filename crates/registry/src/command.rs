@@ -3,7 +3,9 @@
 //! registry checks only what needs the stored state (uniqueness, existence, rights).
 
 use crate::api::{Quota, QuotaPer, RateLimit, RatePer};
-use crate::types::{Description, Email, IpRule, KeyIpRules, Name, ProjectId};
+use crate::types::{
+    Audience, Description, Email, HttpUrl, IpRule, KeyIpRules, Name, ProjectId, ScopeName,
+};
 use chrono::{DateTime, Utc};
 
 /// Create a project.
@@ -215,5 +217,102 @@ impl ApiKeyPatch {
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
         .collect()
+    }
+}
+
+/// A scope a collection defines.
+#[derive(Debug, Clone)]
+pub struct ScopeDef {
+    /// Its name (unique server-wide; `gatehouse:*` only for the built-in collection).
+    pub name: ScopeName,
+    /// What it allows.
+    pub description: Description,
+}
+
+/// Create an API collection. The registry checks uniqueness (name, audience, scopes) and
+/// the scope list (at most 200, no repeats).
+#[derive(Debug, Clone)]
+pub struct NewCollection {
+    /// Unique name.
+    pub name: Name,
+    /// Free text.
+    pub description: Description,
+    /// The resource indicator (RFC 8707), unique.
+    pub audience: Audience,
+    /// The scopes it defines.
+    pub scopes: Vec<ScopeDef>,
+    /// Base URL consumers call.
+    pub integration_url: Option<HttpUrl>,
+    /// Link to the API's documentation.
+    pub documentation_url: Option<HttpUrl>,
+}
+
+/// Change a collection: each `Some` replaces the stored value; `scopes` replaces the list.
+#[derive(Debug, Clone, Default)]
+pub struct CollectionPatch {
+    /// New name.
+    pub name: Option<Name>,
+    /// New description.
+    pub description: Option<Description>,
+    /// New audience.
+    pub audience: Option<Audience>,
+    /// New scope list.
+    pub scopes: Option<Vec<ScopeDef>>,
+    /// New integration URL, or none.
+    pub integration_url: Option<Option<HttpUrl>>,
+    /// New documentation URL, or none.
+    pub documentation_url: Option<Option<HttpUrl>>,
+}
+
+impl CollectionPatch {
+    /// The wire names of the fields this patch changes, for the audit log.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("description", self.description.is_some()),
+            ("audience", self.audience.is_some()),
+            ("scopes", self.scopes.is_some()),
+            ("integration_url", self.integration_url.is_some()),
+            ("documentation_url", self.documentation_url.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
+    }
+}
+
+impl NewCollection {
+    /// A collection from plain text, without links or descriptions (tools, benches, tests).
+    pub fn plain(
+        name: &str,
+        audience: &str,
+        scopes: &[&str],
+    ) -> Result<Self, crate::error::RegistryError> {
+        let mut f = crate::types::Fields::new();
+        let n = f.check("name", Name::parse(name));
+        let a = f.check("audience", Audience::parse(audience));
+        let s: Vec<Option<ScopeName>> = scopes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| f.check(format!("scopes[{i}].name"), ScopeName::parse_user(s)))
+            .collect();
+        f.finish(|| {
+            Some(Self {
+                name: n?,
+                description: Description::default(),
+                audience: a?,
+                scopes: s
+                    .into_iter()
+                    .map(|name| {
+                        Some(ScopeDef {
+                            name: name?,
+                            description: Description::default(),
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+                integration_url: None,
+                documentation_url: None,
+            })
+        })
     }
 }

@@ -545,7 +545,7 @@ mod tests {
             let c = registry
                 .create_collection(
                     &actor,
-                    json!({"name": name, "audience": aud, "scopes": [{"name": scope}]}),
+                    crate::command::NewCollection::plain(name, aud, &[scope]).unwrap(),
                 )
                 .await
                 .unwrap();

@@ -47,8 +47,12 @@ async fn fixture(alg: SigningAlg) -> Fixture {
     let col = registry
         .create_collection(
             &actor,
-            serde_json::json!({"name": "Orders", "audience": "https://api.example.com/orders",
-                "scopes": [{"name": "orders:read"}, {"name": "orders:write"}]}),
+            gatehouse_registry::command::NewCollection::plain(
+                "Orders",
+                "https://api.example.com/orders",
+                &["orders:read", "orders:write"],
+            )
+            .expect("collection"),
         )
         .await
         .unwrap();

@@ -646,7 +646,8 @@ mod tests {
         let col = r
             .create_collection(
                 &actor,
-                json!({"name": "c", "audience": "https://c.example/api", "scopes": [{"name": "c:r"}]}),
+                crate::command::NewCollection::plain("c", "https://c.example/api", &["c:r"])
+                    .unwrap(),
             )
             .await
             .unwrap();

@@ -5,7 +5,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AdminState;
 use crate::wire::{
     ApiKeyInput, ApiKeyPatchInput, ClientInput, ClientPatchInput, CollectionInput,
-    CollectionPatchInput, PolicyInput, PolicyPatchInput,
+    CollectionPatchInput, PolicyInput, PolicyPatchInput, ProfileInput, ProfilePatchInput,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -380,7 +380,7 @@ async fn delete_logo(
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients/{id}/access-profiles", tag = "access profiles", params(("id" = String, Path, description = "client id")),
-    request_body = gatehouse_registry::api::ProfileInput,
+    request_body = ProfileInput,
     responses((status = 201, body = ProfileCreated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_profile(
     State(s): State<Arc<AdminState>>,
@@ -389,10 +389,10 @@ async fn create_profile(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let command =
+        crate::wire::parse::<ProfileInput>(json_body(&headers, &body, false)?)?.command()?;
     Ok(created(
-        s.registry
-            .create_profile(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
+        s.registry.create_profile(&actor, &id, command).await?,
     ))
 }
 
@@ -419,7 +419,7 @@ async fn get_profile(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the profile input; auth_type cannot change"),
+    request_body(content = ProfilePatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of the profile; auth_type and jwt_method cannot change"),
     responses((status = 200, body = Profile), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_profile(
     State(s): State<Arc<AdminState>>,
@@ -428,11 +428,9 @@ async fn update_profile(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Profile>> {
-    Ok(Json(
-        s.registry
-            .update_profile(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<ProfilePatchInput>(merge_patch_body(&headers, &body)?)?.command()?;
+    Ok(Json(s.registry.update_profile(&actor, &id, command).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),

@@ -2,9 +2,11 @@
 //! registry after parsing its own input. Every field is an already-validated value; the
 //! registry checks only what needs the stored state (uniqueness, existence, rights).
 
-use crate::api::{Quota, QuotaPer, RateLimit, RatePer};
+use crate::api::{JwtMethod, Quota, QuotaPer, RateLimit, RatePer, RequiredClaim};
+use crate::secret::SecretString;
 use crate::types::{
-    Audience, Description, Email, HttpUrl, IpRule, KeyIpRules, Name, ProjectId, ScopeName,
+    Audience, AuthType, DefaultAccess, Description, Email, HttpUrl, IpRule, IpRules, KeyIpRules,
+    Name, ProjectId, ScopeName,
 };
 use chrono::{DateTime, Utc};
 
@@ -314,5 +316,193 @@ impl NewCollection {
                 documentation_url: None,
             })
         })
+    }
+}
+
+/// Create an access profile: everything it is, as a front end asks for it. Context-free
+/// values arrive parsed (names, IP rules, project ids); the rules that tie members together
+/// (per auth method), need the server's settings (token lifetime bound, outbound rules) or
+/// the stored state (collections, policy, uniqueness) are the registry's.
+#[derive(Debug)]
+pub struct NewProfile {
+    /// Unique within the client.
+    pub name: Name,
+    /// Free text.
+    pub description: Description,
+    /// Granted collection ids.
+    pub collections: Vec<String>,
+    /// Grant every user collection, present and future.
+    pub all_collections: bool,
+    /// Optional subset of the collections' scopes.
+    pub scopes: Option<Vec<String>>,
+    /// How the consumer proves itself.
+    pub auth_type: AuthType,
+    /// Where the profile may be used from.
+    pub ip_rules: IpRules,
+    /// Attached policy.
+    pub policy_id: Option<String>,
+    /// Admin profiles: the projects the admin is limited to (`None`: all).
+    pub admin_projects: Option<Vec<ProjectId>>,
+    /// Whether it may be used.
+    pub active: bool,
+    /// Access token lifetime (default: the server's).
+    pub token_ttl_seconds: Option<i64>,
+    /// Extra claims for access tokens (the registry refuses registered claim names).
+    pub custom_claims: serde_json::Map<String, serde_json::Value>,
+    /// `jwt`: how the consumer signs.
+    pub jwt_method: Option<JwtMethod>,
+    /// `jwt`/`oidc`: the pinned algorithms.
+    pub jwt_algorithms: Option<Vec<String>>,
+    /// `jwt`/rsa: the consumer's PEM public key.
+    pub jwt_public_key: Option<String>,
+    /// `jwt`/hmac: a secret the owner chose (else generated).
+    pub jwt_secret: Option<SecretString>,
+    /// `jwt`/rsa or `oidc`: a JWKS URL.
+    pub oidc_jwks_uri: Option<String>,
+    /// `oidc`: the identity provider's issuer.
+    pub oidc_issuer: Option<String>,
+    /// The identifying claim (default `sub`).
+    pub jwt_claim: Option<String>,
+    /// Its value (default for `jwt`: the profile's `oauth_client_id`).
+    pub jwt_claim_value: Option<String>,
+    /// Claims that must be present.
+    pub required_claims: Vec<RequiredClaim>,
+    /// Accepted issuers (empty: any).
+    pub allowed_issuers: Vec<String>,
+    /// Accepted audiences.
+    pub allowed_audiences: Vec<String>,
+}
+
+/// Custom claims to set (`Some`, merged into an object value per RFC 7396) or remove
+/// (`None`), by name.
+pub type ClaimsPatch = Vec<(String, Option<serde_json::Value>)>;
+
+/// Change IP rules member by member (a merge patch of `{default_access, allow, deny}`).
+#[derive(Debug, Clone, Default)]
+pub struct IpRulesPatch {
+    /// New default (`Some(None)`: derive it from the allow list).
+    pub default_access: Option<Option<DefaultAccess>>,
+    /// New allow list.
+    pub allow: Option<Vec<IpRule>>,
+    /// New deny list.
+    pub deny: Option<Vec<IpRule>>,
+}
+
+/// Change an access profile: each `Some` replaces the stored member (`Some(None)` removes an
+/// optional one, which then takes its default); `ip_rules` and `custom_claims` merge member
+/// by member. `auth_type` and `jwt_method` may be given only with their current values.
+#[derive(Debug, Default)]
+pub struct ProfilePatch {
+    /// New name.
+    pub name: Option<Name>,
+    /// New description.
+    pub description: Option<Description>,
+    /// New collection grants.
+    pub collections: Option<Vec<String>>,
+    /// Grant every user collection.
+    pub all_collections: Option<bool>,
+    /// New scope subset, or all scopes.
+    pub scopes: Option<Option<Vec<String>>>,
+    /// Must equal the stored one.
+    pub auth_type: Option<AuthType>,
+    /// IP rule members to change (`Some(None)`: no rules).
+    pub ip_rules: Option<Option<IpRulesPatch>>,
+    /// New policy, or none.
+    pub policy_id: Option<Option<String>>,
+    /// New project limit, or none (all projects).
+    pub admin_projects: Option<Option<Vec<ProjectId>>>,
+    /// Switch the profile on or off.
+    pub active: Option<bool>,
+    /// New token lifetime, or the default.
+    pub token_ttl_seconds: Option<Option<i64>>,
+    /// Custom claims to set (`Some`) or remove (`None`); `Some(None)` here removes all.
+    pub custom_claims: Option<Option<ClaimsPatch>>,
+    /// Must equal the stored one.
+    pub jwt_method: Option<Option<JwtMethod>>,
+    /// New pinned algorithms, or the default.
+    pub jwt_algorithms: Option<Option<Vec<String>>>,
+    /// New PEM public key, or none.
+    pub jwt_public_key: Option<Option<String>>,
+    /// Refused: secrets change through a refresh.
+    pub jwt_secret: Option<Option<SecretString>>,
+    /// New JWKS URL, or none.
+    pub oidc_jwks_uri: Option<Option<String>>,
+    /// New issuer, or none.
+    pub oidc_issuer: Option<Option<String>>,
+    /// New identifying claim, or `sub`.
+    pub jwt_claim: Option<Option<String>>,
+    /// New identifying value, or the default.
+    pub jwt_claim_value: Option<Option<String>>,
+    /// New required claims.
+    pub required_claims: Option<Vec<RequiredClaim>>,
+    /// New accepted issuers.
+    pub allowed_issuers: Option<Vec<String>>,
+    /// New accepted audiences.
+    pub allowed_audiences: Option<Vec<String>>,
+}
+
+impl ProfilePatch {
+    /// The wire names of the members this patch changes, for the audit log.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("description", self.description.is_some()),
+            ("collections", self.collections.is_some()),
+            ("all_collections", self.all_collections.is_some()),
+            ("scopes", self.scopes.is_some()),
+            ("auth_type", self.auth_type.is_some()),
+            ("ip_rules", self.ip_rules.is_some()),
+            ("policy_id", self.policy_id.is_some()),
+            ("admin_projects", self.admin_projects.is_some()),
+            ("active", self.active.is_some()),
+            ("token_ttl_seconds", self.token_ttl_seconds.is_some()),
+            ("custom_claims", self.custom_claims.is_some()),
+            ("jwt_method", self.jwt_method.is_some()),
+            ("jwt_algorithms", self.jwt_algorithms.is_some()),
+            ("jwt_public_key", self.jwt_public_key.is_some()),
+            ("jwt_secret", self.jwt_secret.is_some()),
+            ("oidc_jwks_uri", self.oidc_jwks_uri.is_some()),
+            ("oidc_issuer", self.oidc_issuer.is_some()),
+            ("jwt_claim", self.jwt_claim.is_some()),
+            ("jwt_claim_value", self.jwt_claim_value.is_some()),
+            ("required_claims", self.required_claims.is_some()),
+            ("allowed_issuers", self.allowed_issuers.is_some()),
+            ("allowed_audiences", self.allowed_audiences.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
+    }
+}
+
+impl NewProfile {
+    /// A profile with every optional member at its default (no IP rules, no policy, active,
+    /// the server's token lifetime); set the others with struct update syntax.
+    pub fn new(name: Name, auth_type: AuthType, collections: Vec<String>) -> Self {
+        Self {
+            name,
+            description: Description::default(),
+            collections,
+            all_collections: false,
+            scopes: None,
+            auth_type,
+            ip_rules: IpRules::default(),
+            policy_id: None,
+            admin_projects: None,
+            active: true,
+            token_ttl_seconds: None,
+            custom_claims: serde_json::Map::new(),
+            jwt_method: None,
+            jwt_algorithms: None,
+            jwt_public_key: None,
+            jwt_secret: None,
+            oidc_jwks_uri: None,
+            oidc_issuer: None,
+            jwt_claim: None,
+            jwt_claim_value: None,
+            required_claims: Vec::new(),
+            allowed_issuers: Vec::new(),
+            allowed_audiences: Vec::new(),
+        }
     }
 }

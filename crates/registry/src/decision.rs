@@ -571,7 +571,11 @@ mod tests {
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "batch", "auth_type": "oauth2", "collections": ids}),
+                crate::command::NewProfile::new(
+                    crate::types::Name::parse("batch").unwrap(),
+                    crate::types::AuthType::OAuth2,
+                    ids.iter().map(|s| s.to_string()).collect(),
+                ),
             )
             .await
             .unwrap();
@@ -710,7 +714,16 @@ mod tests {
         r.update_profile(
             &actor,
             &w.profile.profile_id,
-            json!({"ip_rules": {"default_access": "deny", "allow": ["198.51.100.0/24"]}}),
+            crate::command::ProfilePatch {
+                ip_rules: Some(Some(crate::command::IpRulesPatch {
+                    default_access: Some(Some(crate::types::DefaultAccess::Deny)),
+                    allow: Some(vec![
+                        crate::types::IpRule::parse("198.51.100.0/24").unwrap(),
+                    ]),
+                    deny: None,
+                })),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -730,9 +743,17 @@ mod tests {
         }
 
         // The profile loses billing: billing's view ends at once, orders' stays.
-        r.update_profile(&actor, &w.profile.profile_id, json!({"collections": [w.orders_id], "ip_rules": {"default_access": "allow", "allow": [], "deny": []}}))
-            .await
-            .unwrap();
+        r.update_profile(
+            &actor,
+            &w.profile.profile_id,
+            crate::command::ProfilePatch {
+                collections: Some(vec![w.orders_id.clone()]),
+                ip_rules: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let t = token(&w, both.clone(), "", "i");
         let d = r
             .decide(&t, &billing, ClientIp::Unknown, now)
@@ -747,9 +768,16 @@ mod tests {
         assert_eq!(reason(&d), None);
 
         // Switched off: inactive for everyone.
-        r.update_profile(&actor, &w.profile.profile_id, json!({"active": false}))
-            .await
-            .unwrap();
+        r.update_profile(
+            &actor,
+            &w.profile.profile_id,
+            crate::command::ProfilePatch {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let d = r.decide(&t, &admin, ClientIp::Unknown, now).await.unwrap();
         assert_eq!(reason(&d), Some(Reason::Inactive));
 
@@ -789,7 +817,11 @@ mod tests {
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "ops", "auth_type": "oauth2", "collections": [admin_collection]}),
+                crate::command::NewProfile::new(
+                    crate::types::Name::parse("ops").unwrap(),
+                    crate::types::AuthType::OAuth2,
+                    vec![admin_collection.to_string()],
+                ),
             )
             .await
             .unwrap();
@@ -828,7 +860,10 @@ mod tests {
         r.update_profile(
             &actor,
             &p.profile_id,
-            json!({"scopes": ["gatehouse:admin:read"]}),
+            crate::command::ProfilePatch {
+                scopes: Some(Some(vec!["gatehouse:admin:read".to_owned()])),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -840,7 +875,11 @@ mod tests {
         r.update_profile(
             &actor,
             &p.profile_id,
-            json!({"collections": [w.orders_id], "scopes": null}),
+            crate::command::ProfilePatch {
+                collections: Some(vec![w.orders_id.clone()]),
+                scopes: Some(None),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();

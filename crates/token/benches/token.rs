@@ -69,7 +69,11 @@ async fn fixture(alg: SigningAlg) -> Fixture {
         .create_profile(
             &actor,
             &client.id,
-            serde_json::json!({"name": "batch", "collections": [col.collection.id], "auth_type": "oauth2"}),
+            gatehouse_registry::command::NewProfile::new(
+                gatehouse_registry::types::Name::parse("batch").expect("name"),
+                gatehouse_registry::types::AuthType::OAuth2,
+                vec![col.collection.id.clone()],
+            ),
         )
         .await
         .unwrap();
@@ -184,7 +188,10 @@ fn grant(c: &mut Criterion) {
                     .update_profile(
                         &actor,
                         &snapshot.profile_id,
-                        serde_json::json!({"policy_id": policy.id}),
+                        gatehouse_registry::command::ProfilePatch {
+                            policy_id: Some(Some(policy.id.clone())),
+                            ..Default::default()
+                        },
                     )
                     .await
                     .unwrap();

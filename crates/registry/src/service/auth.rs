@@ -577,7 +577,6 @@ mod tests {
     use crate::secret::PasswordHasher;
     use crate::{Actor, RegistrySettings};
     use sea_orm::ConnectionTrait;
-    use serde_json::json;
 
     async fn registry(profile_cache: usize) -> Registry {
         let db = crate::connect("sqlite::memory:").await.unwrap();
@@ -613,7 +612,14 @@ mod tests {
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "batch", "auth_type": "oauth2", "all_collections": true}),
+                crate::command::NewProfile {
+                    all_collections: true,
+                    ..crate::command::NewProfile::new(
+                        crate::types::Name::parse("batch").unwrap(),
+                        crate::types::AuthType::OAuth2,
+                        Vec::new(),
+                    )
+                },
             )
             .await
             .unwrap();
@@ -681,7 +687,14 @@ mod tests {
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "batch", "auth_type": "oauth2", "all_collections": true}),
+                crate::command::NewProfile {
+                    all_collections: true,
+                    ..crate::command::NewProfile::new(
+                        crate::types::Name::parse("batch").unwrap(),
+                        crate::types::AuthType::OAuth2,
+                        Vec::new(),
+                    )
+                },
             )
             .await
             .unwrap();

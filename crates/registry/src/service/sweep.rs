@@ -155,7 +155,6 @@ impl Registry {
 mod tests {
     use crate::Actor;
     use crate::clock::{Clock, ManualClock};
-    use serde_json::json;
     use std::sync::Arc;
 
     /// Nothing is swept before it expires; everything that expired is, once; with the clock
@@ -185,7 +184,11 @@ mod tests {
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "o", "auth_type": "oauth2", "collections": ids}),
+                crate::command::NewProfile::new(
+                    crate::types::Name::parse("o").unwrap(),
+                    crate::types::AuthType::OAuth2,
+                    ids.to_vec(),
+                ),
             )
             .await
             .unwrap();
@@ -193,7 +196,11 @@ mod tests {
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "t", "auth_type": "token", "collections": ids}),
+                crate::command::NewProfile::new(
+                    crate::types::Name::parse("t").unwrap(),
+                    crate::types::AuthType::Token,
+                    ids.to_vec(),
+                ),
             )
             .await
             .unwrap();

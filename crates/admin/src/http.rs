@@ -6,6 +6,7 @@ use crate::state::AdminState;
 use crate::wire::{
     ApiKeyInput, ApiKeyPatchInput, ClientInput, ClientPatchInput, CollectionInput,
     CollectionPatchInput, PolicyInput, PolicyPatchInput, ProfileInput, ProfilePatchInput,
+    RefreshSecretInput,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -18,7 +19,7 @@ use gatehouse_registry::Actor;
 use gatehouse_registry::api::{
     ApiKey, ApiKeyIssued, AuditEvent, AuditFilter, Client, Collection, CollectionCreated,
     CollectionSecretIssued, ListParams, Page, Policy, Profile, ProfileCreated, ProfileSecretIssued,
-    RefreshSecretInput, UsageQuery, UsageReport,
+    UsageQuery, UsageReport,
 };
 use gatehouse_registry::usage::Scope;
 use serde::Deserialize;

@@ -956,3 +956,12 @@ impl ProfilePatchInput {
         })
     }
 }
+
+/// Body of a secret refresh.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshSecretInput {
+    /// Keep the previous secret valid this many seconds (default 0: revoke at once).
+    #[serde(default)]
+    pub grace_seconds: Option<i64>,
+}

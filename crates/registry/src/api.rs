@@ -1,5 +1,7 @@
-//! The admin API's wire shapes (as fixed by the contract), independent of any HTTP framework.
-//! Inputs deny unknown fields so typos fail loudly instead of being ignored.
+//! The registry's read models: what a client, profile, key, policy, project, collection,
+//! usage report or audit event looks like to every front end (the admin JSON API serializes
+//! them as the contract fixes; the console renders them). Inputs are not here: front ends
+//! parse their own input into [`crate::command`]s.
 
 use crate::types::{AuthType, FieldError, IpRulesView};
 use chrono::{DateTime, Utc};
@@ -274,15 +276,6 @@ pub struct JwtSettingsView {
     pub allowed_issuers: Vec<String>,
     /// Accepted audiences.
     pub allowed_audiences: Vec<String>,
-}
-
-/// Body of a secret refresh.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshSecretInput {
-    /// Keep the previous secret valid this many seconds (default 0: revoke at once).
-    #[serde(default)]
-    pub grace_seconds: Option<i64>,
 }
 
 /// A freshly issued profile secret.

@@ -112,6 +112,7 @@ pub(crate) fn created<T: serde::Serialize>(value: T) -> Response {
 /// The admin API router (authorization applied to every `/admin/v1` call but the OpenAPI
 /// document) plus Swagger UI at `/admin/docs`.
 pub fn router(state: Arc<AdminState>) -> Router {
+    let token_url = state.registry.settings().endpoint("/oauth/token");
     let api = Router::new()
         .route(
             "/admin/v1/collections",
@@ -186,7 +187,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             require_admin,
         ))
         .with_state(state);
-    let openapi = ApiDoc::openapi();
+    let openapi = document(&token_url);
     let swagger: Router = utoipa_swagger_ui::SwaggerUi::new("/admin/docs")
         .url("/admin/v1/openapi.json", openapi)
         .into();
@@ -723,6 +724,18 @@ impl utoipa::Modify for BearerScheme {
             ),
         );
     }
+}
+
+/// The admin API's OpenAPI 3.1 document: generated from the handlers, then completed (every
+/// answer, the OAuth 2.0 client-credentials scheme with this server's `token_url`).
+pub fn document(token_url: &str) -> utoipa::openapi::OpenApi {
+    let generated = ApiDoc::openapi();
+    let mut doc = match serde_json::to_value(&generated) {
+        Ok(doc) => doc,
+        Err(_) => return generated,
+    };
+    crate::openapi::complete(&mut doc, token_url);
+    serde_json::from_value(doc).unwrap_or(generated)
 }
 
 /// The OpenAPI 3.1 document of the admin API, generated from the handlers above.

@@ -4,6 +4,8 @@
 //! One test binary for the whole suite keeps build time low; each area is a module.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "e2e/access_log.rs"]
+mod access_log;
 #[path = "e2e/admin_api.rs"]
 mod admin_api;
 #[path = "e2e/admin_auth.rs"]

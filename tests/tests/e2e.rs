@@ -14,6 +14,8 @@ mod admin_auth;
 mod api_keys;
 #[path = "e2e/audit.rs"]
 mod audit;
+#[path = "e2e/backup.rs"]
+mod backup;
 #[path = "e2e/bounded.rs"]
 mod bounded;
 #[path = "e2e/cli.rs"]

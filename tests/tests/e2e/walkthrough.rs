@@ -138,6 +138,9 @@ async fn the_readme_walkthrough_runs_as_written() -> anyhow::Result<()> {
             .env("GATEHOUSE_URL", &public)
             .env("GATEHOUSE_ADMIN_URL", &admin)
             .env_remove("GATEHOUSE_DATA_DIR")
+            // A proxy in the environment must not carry the script's loopback requests.
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out)?)
             .stderr(std::fs::File::create(&err)?)

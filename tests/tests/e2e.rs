@@ -86,3 +86,5 @@ mod token_errors;
 mod trust;
 #[path = "e2e/usage.rs"]
 mod usage;
+#[path = "e2e/walkthrough.rs"]
+mod walkthrough;

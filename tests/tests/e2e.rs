@@ -70,6 +70,8 @@ mod refusals;
 mod restart;
 #[path = "e2e/revocation.rs"]
 mod revocation;
+#[path = "e2e/secret_key.rs"]
+mod secret_key;
 #[path = "e2e/secrets.rs"]
 mod secrets;
 #[path = "e2e/slow_clients.rs"]

@@ -26,8 +26,8 @@ pub use error::{Forbidden, RegistryError, Result};
 pub use service::{
     Actor, AdminScope, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome,
     CHANGE_CHANNEL, Change, CollectionSnapshot, GrantedCollection, JwtKeys, JwtRules,
-    PolicySnapshot, ProfileSnapshot, Registry, RegistrySettings, StoredKey, SweepReport,
-    parse_input,
+    PolicySnapshot, ProfileSnapshot, Registry, RegistrySettings, ResealReport, StoredKey,
+    SweepReport, parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.

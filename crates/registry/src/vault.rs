@@ -10,6 +10,9 @@ pub trait Vault: Send + Sync + std::fmt::Debug + 'static {
     fn open(&self, label: &str, sealed: &str) -> Result<Vec<u8>, String>;
     /// Check a PEM public key: RSA of at least 2048 bits.
     fn check_rsa_public_key(&self, pem: &str) -> Result<(), String>;
+    /// During a master-key change: the value sealed again under the current key, or `None`
+    /// when it already is.
+    fn reseal(&self, label: &str, sealed: &str) -> Result<Option<String>, String>;
 }
 
 /// The master key (GATEHOUSE_SECRET_KEY) seals what must be read back.
@@ -24,5 +27,9 @@ impl Vault for gatehouse_jwks::MasterKey {
 
     fn check_rsa_public_key(&self, pem: &str) -> Result<(), String> {
         gatehouse_jwks::jws::check_rsa_public_pem(pem)
+    }
+
+    fn reseal(&self, label: &str, sealed: &str) -> Result<Option<String>, String> {
+        gatehouse_jwks::MasterKey::reseal(self, label, sealed).map_err(|e| e.to_string())
     }
 }

@@ -85,7 +85,21 @@ impl Server {
     }
 }
 
+/// The master key (GATEHOUSE_SECRET_KEY), and during a key change the previous one
+/// (GATEHOUSE_SECRET_KEY_PREVIOUS) for reading.
 fn master_key(config: &Config) -> Result<MasterKey> {
+    let current = current_master_key(config)?;
+    match &config.secret_key_previous {
+        None => Ok(current),
+        Some(text) => {
+            let previous = MasterKey::parse(text)
+                .map_err(|e| anyhow::anyhow!("GATEHOUSE_SECRET_KEY_PREVIOUS: {e}"))?;
+            Ok(current.with_previous(previous))
+        }
+    }
+}
+
+fn current_master_key(config: &Config) -> Result<MasterKey> {
     if let Some(text) = &config.secret_key {
         return MasterKey::parse(text).map_err(|e| anyhow::anyhow!("{e}"));
     }
@@ -251,6 +265,26 @@ pub async fn keys_command(
     tokio::time::sleep(Duration::from_millis(200)).await;
     db.close().await.ok();
     Ok(out)
+}
+
+/// `gatehouse secret-key rotate`: seal every signing key and `jwt`/hmac secret again under
+/// GATEHOUSE_SECRET_KEY, reading what GATEHOUSE_SECRET_KEY_PREVIOUS sealed; online, audited,
+/// idempotent.
+pub async fn secret_key_rotate(config: &Config) -> Result<gatehouse_registry::ResealReport> {
+    if config.secret_key_previous.is_none() {
+        bail!(
+            "set GATEHOUSE_SECRET_KEY_PREVIOUS to the key in use and GATEHOUSE_SECRET_KEY to the new one \
+             (`gatehouse secret-key generate` makes one); give every instance both first, rotate, \
+             then drop the previous key everywhere"
+        );
+    }
+    let (db, registry, _) = open_registry(config).await?;
+    let report = registry
+        .reseal_secrets(&gatehouse_registry::Actor::service("cli:secret-key-rotate"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    db.close().await.ok();
+    Ok(report)
 }
 
 /// `gatehouse admin recover`: a fresh admin directly in the database, its credentials in a

@@ -64,6 +64,16 @@ impl Cli {
     }
 }
 
+/// `gatehouse secret-key …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretKeyCommand {
+    /// Print a fresh random key (base64url of 32 bytes) for GATEHOUSE_SECRET_KEY.
+    Generate,
+    /// Seal every signing key and `jwt`/hmac secret again under GATEHOUSE_SECRET_KEY, reading
+    /// what GATEHOUSE_SECRET_KEY_PREVIOUS sealed. Online; run it after every instance has both.
+    Rotate,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -77,6 +87,9 @@ pub enum Command {
     /// Administrators: a way back in when every admin credential is lost.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The master key (GATEHOUSE_SECRET_KEY) that encrypts signing keys and HMAC secrets.
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
     /// Back the database up into a new file (SQLite: online, while the server serves;
     /// PostgreSQL: pg_dump). Restoring needs the same GATEHOUSE_SECRET_KEY.
     Backup {
@@ -166,6 +179,18 @@ pub struct Settings {
     /// File holding GATEHOUSE_SECRET_KEY.
     #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE", global = true)]
     pub secret_key_file: Option<PathBuf>,
+    /// During a master-key change: the key in use before, accepted for reading only (see
+    /// `gatehouse secret-key rotate`).
+    #[arg(
+        long,
+        env = "GATEHOUSE_SECRET_KEY_PREVIOUS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub secret_key_previous: Option<String>,
+    /// File holding GATEHOUSE_SECRET_KEY_PREVIOUS.
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY_PREVIOUS_FILE", global = true)]
+    pub secret_key_previous_file: Option<PathBuf>,
     /// Signing algorithm of new keys: ES256 (default), RS256, EdDSA.
     #[arg(long, env = "GATEHOUSE_SIGNING_ALG", global = true)]
     pub signing_alg: Option<String>,
@@ -305,6 +330,8 @@ impl std::fmt::Debug for Settings {
             admin_url,
             secret_key,
             secret_key_file,
+            secret_key_previous,
+            secret_key_previous_file,
             signing_alg,
             max_token_ttl,
             trusted_proxies,
@@ -345,6 +372,11 @@ impl std::fmt::Debug for Settings {
                 &secret_key.as_ref().map(|_| "[secret elided]"),
             )
             .field("secret_key_file", secret_key_file)
+            .field(
+                "secret_key_previous",
+                &secret_key_previous.as_ref().map(|_| "[secret elided]"),
+            )
+            .field("secret_key_previous_file", secret_key_previous_file)
             .field("signing_alg", signing_alg)
             .field("max_token_ttl", max_token_ttl)
             .field("trusted_proxies", trusted_proxies)
@@ -391,6 +423,10 @@ impl Settings {
             admin_url: self.admin_url.or(other.admin_url),
             secret_key: self.secret_key.or(other.secret_key),
             secret_key_file: self.secret_key_file.or(other.secret_key_file),
+            secret_key_previous: self.secret_key_previous.or(other.secret_key_previous),
+            secret_key_previous_file: self
+                .secret_key_previous_file
+                .or(other.secret_key_previous_file),
             signing_alg: self.signing_alg.or(other.signing_alg),
             max_token_ttl: self.max_token_ttl.or(other.max_token_ttl),
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
@@ -462,6 +498,8 @@ pub struct Config {
     pub admin_url: Option<String>,
     /// Master key text (base64url of 32 bytes).
     pub secret_key: Option<String>,
+    /// The previous master key, for reading only during a key change.
+    pub secret_key_previous: Option<String>,
     /// Algorithm for new signing keys.
     pub signing_alg: SigningAlg,
     /// Longest token lifetime, seconds.
@@ -534,6 +572,7 @@ impl std::fmt::Debug for Config {
             issuer,
             admin_url,
             secret_key,
+            secret_key_previous,
             signing_alg,
             max_token_ttl,
             trusted_proxies,
@@ -574,6 +613,10 @@ impl std::fmt::Debug for Config {
             .field(
                 "secret_key",
                 &secret_key.as_ref().map(|_| "[secret elided]"),
+            )
+            .field(
+                "secret_key_previous",
+                &secret_key_previous.as_ref().map(|_| "[secret elided]"),
             )
             .field("signing_alg", signing_alg)
             .field("max_token_ttl", max_token_ttl)
@@ -722,6 +765,11 @@ impl Config {
             (None, Some(f)) => Some(read_secret_file(&f)?),
             (None, None) => None,
         };
+        let secret_key_previous = match (s.secret_key_previous, s.secret_key_previous_file) {
+            (Some(k), _) => Some(k),
+            (None, Some(f)) => Some(read_secret_file(&f)?),
+            (None, None) => None,
+        };
         let bootstrap_client_secret =
             match (s.bootstrap_client_secret, s.bootstrap_client_secret_file) {
                 (Some(k), _) => Some(k),
@@ -790,6 +838,7 @@ impl Config {
             issuer: s.issuer,
             admin_url: s.admin_url,
             secret_key,
+            secret_key_previous,
             signing_alg,
             max_token_ttl,
             trusted_proxies,
@@ -855,6 +904,7 @@ impl Config {
             issuer: None,
             admin_url: None,
             secret_key: None,
+            secret_key_previous: None,
             signing_alg: SigningAlg::default(),
             max_token_ttl: 86_400,
             trusted_proxies: Vec::new(),

@@ -9,5 +9,7 @@ mod body_guard;
 pub mod config;
 pub mod metrics;
 
-pub use app::{Server, admin_recover, keys_command, migrate_only as migrate, start};
+pub use app::{
+    Server, admin_recover, keys_command, migrate_only as migrate, secret_key_rotate, start,
+};
 pub use config::Config;

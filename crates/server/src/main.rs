@@ -1,7 +1,7 @@
 //! The `gatehouse` binary: parse the command line, set up logging, run a command.
 
 use anyhow::Result;
-use gatehouse_server::config::{AdminCommand, Cli, Command, Config, LogFormat};
+use gatehouse_server::config::{AdminCommand, Cli, Command, Config, LogFormat, SecretKeyCommand};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(config: &Config) {
@@ -68,6 +68,14 @@ async fn main() -> Result<std::process::ExitCode> {
             tracing::info!("migrations applied");
         }
         Command::Remote(_) => {}
+        Command::SecretKey(SecretKeyCommand::Generate) => {
+            let (_, text) = gatehouse_jwks::MasterKey::generate();
+            println!("{text}");
+        }
+        Command::SecretKey(SecretKeyCommand::Rotate) => {
+            let report = gatehouse_server::secret_key_rotate(&config).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         Command::Backup { file } => {
             let report = gatehouse_server::backup::backup(&config, &file).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

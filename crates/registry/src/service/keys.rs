@@ -185,3 +185,93 @@ impl gatehouse_jwks::KeyStore for Registry {
         self.settings().max_token_ttl
     }
 }
+
+/// What a master-key change re-encrypted.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ResealReport {
+    /// Signing keys now sealed under the current master key.
+    pub signing_keys: u64,
+    /// `jwt`/hmac secrets (current and grace-period ones) now sealed under it.
+    pub hmac_secrets: u64,
+    /// Values that already were.
+    pub already_current: u64,
+}
+
+impl Registry {
+    /// `gatehouse secret-key rotate`: seal every signing key and every `jwt`/hmac secret
+    /// again under the current master key (GATEHOUSE_SECRET_KEY), opening what the previous
+    /// one (GATEHOUSE_SECRET_KEY_PREVIOUS) sealed. One transaction; running again changes
+    /// nothing. No cache is cleared: no secret changed, only its envelope, so instances keep
+    /// serving from memory.
+    pub async fn reseal_secrets(&self, actor: &super::Actor) -> Result<ResealReport> {
+        use crate::entity::access_profile;
+        use crate::error::RegistryError;
+        actor.require_unlimited_write()?;
+        let vault = &self.inner.vault;
+        let txn = self.inner.db.begin().await?;
+        let mut report = ResealReport::default();
+        for row in signing_key::Entity::find().all(&txn).await? {
+            match vault
+                .reseal(&row.kid, &row.private_jwe)
+                .map_err(RegistryError::Internal)?
+            {
+                Some(jwe) => {
+                    let mut active: signing_key::ActiveModel = row.into();
+                    active.private_jwe = Set(jwe);
+                    active.update(&txn).await?;
+                    report.signing_keys += 1;
+                }
+                None => report.already_current += 1,
+            }
+        }
+        let profiles = access_profile::Entity::find()
+            .filter(access_profile::Column::AuthType.eq(crate::types::AuthType::Jwt.as_str()))
+            .all(&txn)
+            .await?;
+        for row in profiles {
+            let Ok(mut stored) = serde_json::from_str::<super::jwt::JwtStored>(&row.settings)
+            else {
+                continue;
+            };
+            let mut changed = false;
+            for sealed in [
+                &mut stored.sealed_secret,
+                &mut stored.previous_sealed_secret,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                match vault
+                    .reseal(&row.id, sealed)
+                    .map_err(RegistryError::Internal)?
+                {
+                    Some(again) => {
+                        *sealed = again;
+                        changed = true;
+                        report.hmac_secrets += 1;
+                    }
+                    None => report.already_current += 1,
+                }
+            }
+            if changed {
+                let settings = serde_json::to_string(&stored)
+                    .map_err(|e| RegistryError::Internal(e.to_string()))?;
+                let mut active: access_profile::ActiveModel = row.into();
+                active.settings = Set(settings);
+                active.update(&txn).await?;
+            }
+        }
+        self.audit(
+            &txn,
+            actor,
+            "secret_key.rotate",
+            "secret_key",
+            "GATEHOUSE_SECRET_KEY",
+            serde_json::json!({"signing_keys": report.signing_keys, "hmac_secrets": report.hmac_secrets,
+                               "already_current": report.already_current}),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(report)
+    }
+}

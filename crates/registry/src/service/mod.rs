@@ -19,7 +19,7 @@ pub use api_keys::ApiKeySnapshot;
 pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
 pub use jwt::{JwtKeys, JwtRules};
-pub use keys::StoredKey;
+pub use keys::{ResealReport, StoredKey};
 pub use policies::PolicySnapshot;
 pub use sweep::SweepReport;
 

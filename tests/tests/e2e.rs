@@ -20,6 +20,8 @@ mod backup;
 mod bounded;
 #[path = "e2e/cli.rs"]
 mod cli;
+#[path = "e2e/config_check.rs"]
+mod config_check;
 #[path = "e2e/discovery.rs"]
 mod discovery;
 #[path = "e2e/faults.rs"]

@@ -30,14 +30,25 @@ pub use service::{
     SweepReport, parse_input,
 };
 
-/// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.
+/// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse
+/// (16 PostgreSQL connections, 5 s timeouts).
 pub async fn connect(
     url: &str,
 ) -> std::result::Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
+    connect_with(url, 16, std::time::Duration::from_secs(5)).await
+}
+
+/// [`connect`] with the PostgreSQL pool size and the connect / acquire timeout given
+/// (`GATEHOUSE_DATABASE_MAX_CONNECTIONS`, `GATEHOUSE_DATABASE_TIMEOUT`).
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    timeout: std::time::Duration,
+) -> std::result::Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
     let mut opts = sea_orm::ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .acquire_timeout(std::time::Duration::from_secs(5));
+        .connect_timeout(timeout)
+        .acquire_timeout(timeout);
     if url.starts_with("sqlite:") {
         // One connection: in-memory SQLite is one database per connection, and for a file it
         // serializes writers. SQLite has a single writer anyway, and a deferred transaction
@@ -45,7 +56,8 @@ pub async fn connect(
         // connection writes meanwhile. The hot paths read memory, not the database.
         opts.max_connections(1).min_connections(1);
     } else {
-        opts.max_connections(16).min_connections(1);
+        opts.max_connections(max_connections.max(1))
+            .min_connections(1);
     }
     let db = sea_orm::Database::connect(opts).await?;
     if url.starts_with("sqlite:") && !url.contains("memory") {

@@ -207,9 +207,13 @@ async fn release_lock(lock: Option<DatabaseConnection>) {
 /// The registry of a command that works on the database directly (`keys`, `admin recover`):
 /// connect, migrate under the start-up lock unless told not to, open the master key.
 async fn open_registry(config: &Config) -> Result<(DatabaseConnection, Registry, Arc<MasterKey>)> {
-    let db = gatehouse_registry::connect(&config.database_url)
-        .await
-        .context("connecting to the database")?;
+    let db = gatehouse_registry::connect_with(
+        &config.database_url,
+        config.database_max_connections,
+        config.database_timeout,
+    )
+    .await
+    .context("connecting to the database")?;
     if config.run_migrations {
         let lock = startup_lock(config).await?;
         let result = gatehouse_registry::migrate(&db).await;
@@ -330,9 +334,13 @@ pub async fn admin_recover(config: &Config, output: Option<&Path>) -> Result<Pat
 
 /// Apply migrations (the `migrate` command).
 pub async fn migrate_only(config: &Config) -> Result<()> {
-    let db = gatehouse_registry::connect(&config.database_url)
-        .await
-        .context("connecting to the database")?;
+    let db = gatehouse_registry::connect_with(
+        &config.database_url,
+        config.database_max_connections,
+        config.database_timeout,
+    )
+    .await
+    .context("connecting to the database")?;
     let lock = startup_lock(config).await?;
     let result = gatehouse_registry::migrate(&db).await;
     release_lock(lock).await;
@@ -375,9 +383,13 @@ pub async fn start(config: Config) -> Result<Server> {
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir).ok();
     }
-    let db = gatehouse_registry::connect(&config.database_url)
-        .await
-        .context("connecting to the database")?;
+    let db = gatehouse_registry::connect_with(
+        &config.database_url,
+        config.database_max_connections,
+        config.database_timeout,
+    )
+    .await
+    .context("connecting to the database")?;
     let lock = startup_lock(&config).await?;
     let prepared = prepare(&config, &db, &issuer, &admin_audience).await;
     release_lock(lock).await;

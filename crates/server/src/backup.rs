@@ -147,7 +147,7 @@ pub async fn backup(config: &Config, file: &Path) -> Result<Report> {
     );
     let url = &config.database_url;
     if url.starts_with("sqlite:") {
-        let db = gatehouse_registry::connect(url)
+        let db = gatehouse_registry::connect_with(url, 1, config.database_timeout)
             .await
             .context("connecting to the database")?;
         let target = file.to_str().context("the backup path is not UTF-8")?;

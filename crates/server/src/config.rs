@@ -48,20 +48,141 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        use clap::{CommandFactory, FromArgMatches};
+        use clap::FromArgMatches;
+        let matches = Self::env_aware_command(&env).try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+
+    /// The command definition, with every argument whose variable `env` reports blank
+    /// forgetting that variable.
+    fn env_aware_command(
+        env: &impl Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
+    ) -> clap::Command {
+        use clap::CommandFactory;
         let blank = |name: &std::ffi::OsStr| {
             env(name).is_some_and(|v| v.to_string_lossy().trim().is_empty())
         };
-        let command = Self::command().mut_args(|arg| {
+        Self::command().mut_args(|arg| {
             if arg.get_env().is_some_and(blank) {
                 arg.env(None::<&str>)
             } else {
                 arg
             }
-        });
-        let matches = command.try_get_matches_from(args)?;
-        Self::from_arg_matches(&matches)
+        })
     }
+
+    /// `gatehouse config check`: every setting that was given, its value (secrets elided)
+    /// and where it came from (flag, environment, TOML file); the rest take their defaults.
+    pub fn explain_from_env<I, T>(
+        args: I,
+        env: impl Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>,
+    ) -> Result<Vec<SettingLine>>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Self::env_aware_command(&env);
+        let matches = command.clone().try_get_matches_from(args)?;
+        // The deepest subcommand's matches carry global arguments given after it too.
+        let mut levels = vec![&matches];
+        while let Some((_, sub)) = levels.last().and_then(|m| m.subcommand()) {
+            levels.push(sub);
+        }
+        let file: Option<toml::Table> = match matches.get_one::<PathBuf>("config") {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Some(toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?)
+            }
+            None => None,
+        };
+        let mut lines = Vec::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.get_long().is_none() || matches!(id, "help" | "version") {
+                continue;
+            }
+            let secret = arg.is_hide_env_values_set();
+            let show = |raw: String| {
+                if id.ends_with("_url") && !id.ends_with("admin_url") {
+                    redact_url(&raw)
+                } else if secret {
+                    "[secret elided]".to_owned()
+                } else {
+                    raw
+                }
+            };
+            let given = levels.iter().rev().find_map(|m| {
+                use clap::parser::ValueSource;
+                let source = match m.value_source(id)? {
+                    ValueSource::CommandLine => Source::Flag,
+                    ValueSource::EnvVariable => Source::Env,
+                    _ => return None,
+                };
+                let raw: Vec<String> = m
+                    .get_raw(id)?
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect();
+                Some((source, raw.join(",")))
+            });
+            let (source, value) = match given {
+                Some((source, raw)) => (source, Some(show(raw))),
+                None => match file.as_ref().and_then(|t| t.get(id)) {
+                    Some(v) => (
+                        Source::File,
+                        Some(show(match v {
+                            toml::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })),
+                    ),
+                    None => (Source::Default, None),
+                },
+            };
+            lines.push(SettingLine {
+                setting: format!("--{}", arg.get_long().unwrap_or(id)),
+                env: arg.get_env().map(|e| e.to_string_lossy().into_owned()),
+                value,
+                source,
+            });
+        }
+        Ok(lines)
+    }
+}
+
+/// Where a setting's value came from (flags win over the environment, which wins over the
+/// TOML file, which wins over the defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A command-line flag.
+    Flag,
+    /// A `GATEHOUSE_*` variable.
+    Env,
+    /// The TOML file (`GATEHOUSE_CONFIG`).
+    File,
+    /// Not given: the default.
+    Default,
+}
+
+/// One setting as `gatehouse config check` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct SettingLine {
+    /// The flag.
+    pub setting: String,
+    /// The environment variable.
+    pub env: Option<String>,
+    /// The value given (secrets elided), or `None` for the default.
+    pub value: Option<String>,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// `gatehouse config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show every setting (secrets elided) and where it came from, then the effective
+    /// configuration; exit 1 if it is not valid.
+    Check,
 }
 
 /// `gatehouse secret-key …`.
@@ -87,6 +208,9 @@ pub enum Command {
     /// Administrators: a way back in when every admin credential is lost.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The configuration: `gatehouse config check`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The master key (GATEHOUSE_SECRET_KEY) that encrypts signing keys and HMAC secrets.
     #[command(subcommand)]
     SecretKey(SecretKeyCommand),
@@ -194,9 +318,10 @@ pub struct Settings {
     /// Signing algorithm of new keys: ES256 (default), RS256, EdDSA.
     #[arg(long, env = "GATEHOUSE_SIGNING_ALG", global = true)]
     pub signing_alg: Option<String>,
-    /// Longest access token lifetime, seconds (default 86400).
+    /// Longest access token lifetime (default 24h). Durations take units: `90`, `90s`,
+    /// `15m`, `1h`, `1d`, `1h30m`.
     #[arg(long, env = "GATEHOUSE_MAX_TOKEN_TTL", global = true)]
-    pub max_token_ttl: Option<i64>,
+    pub max_token_ttl: Option<Seconds>,
     /// Comma-separated CIDRs of proxies whose X-Forwarded-For is believed.
     #[arg(
         long,
@@ -217,11 +342,11 @@ pub struct Settings {
     /// Seconds a fetched remote key set (an identity provider's discovery document and JWKS,
     /// a JWKS URL) is reused before a background refresh (default 600).
     #[arg(long, env = "GATEHOUSE_REMOTE_KEYS_TTL", global = true)]
-    pub remote_keys_ttl: Option<u64>,
+    pub remote_keys_ttl: Option<Seconds>,
     /// Least seconds between two fetches of one remote key set, also when an unknown `kid`
     /// asks for a refresh (default 30).
     #[arg(long, env = "GATEHOUSE_REMOTE_KEYS_MIN_REFRESH", global = true)]
-    pub remote_keys_min_refresh: Option<u64>,
+    pub remote_keys_min_refresh: Option<Seconds>,
     /// CIDRs and host names outbound fetches (discovery, JWKS URLs) may reach although
     /// internal, and over http; comma separated. Default: none (public https hosts only).
     #[arg(
@@ -269,23 +394,23 @@ pub struct Settings {
     /// that connection is down, by clearing the caches every second); this bound only
     /// covers a notification lost in between. Ignored on SQLite.
     #[arg(long, env = "GATEHOUSE_CACHE_TTL", global = true)]
-    pub cache_ttl: Option<u64>,
+    pub cache_ttl: Option<Seconds>,
     /// Seconds a signing key signs before the scheduled rotation (default 2592000 = 30 days;
     /// 0 = rotate only on demand).
     #[arg(long, env = "GATEHOUSE_KEY_ROTATION_INTERVAL", global = true)]
-    pub key_rotation_interval: Option<u64>,
+    pub key_rotation_interval: Option<Seconds>,
     /// Seconds the next signing key is published in the JWKS before it may sign (default
     /// 3600; keep it above the JWKS max-age of 300).
     #[arg(long, env = "GATEHOUSE_KEY_PUBLISH_AHEAD", global = true)]
-    pub key_publish_ahead: Option<u64>,
+    pub key_publish_ahead: Option<Seconds>,
     /// Seconds between writes of usage and quota counters to the database (default 10;
     /// also written at shutdown).
     #[arg(long, env = "GATEHOUSE_COUNTER_FLUSH_INTERVAL", global = true)]
-    pub counter_flush_interval: Option<u64>,
+    pub counter_flush_interval: Option<Seconds>,
     /// Seconds between sweeps of expired rows (used assertion ids, revoked-token ids, API-key
     /// and secret grace periods; default 600).
     #[arg(long, env = "GATEHOUSE_SWEEP_INTERVAL", global = true)]
-    pub sweep_interval: Option<u64>,
+    pub sweep_interval: Option<Seconds>,
     /// Rate limits while Redis is unreachable: `open` (default: each instance limits on its
     /// own) or `closed` (refuse limited requests).
     #[arg(long, env = "GATEHOUSE_RATELIMIT_FAILURE", global = true)]
@@ -315,6 +440,87 @@ pub struct Settings {
     /// SQLite database, or the working directory.
     #[arg(long, env = "GATEHOUSE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// Longest time to serve one request, body included (default 30s).
+    #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", global = true)]
+    pub request_timeout: Option<Seconds>,
+    /// Most open connections per listener (default 10000).
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// Most open connections from one client address (IPv6: one /64; default 256).
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS", global = true)]
+    pub max_connections_per_address: Option<usize>,
+    /// PostgreSQL connection pool size per instance (default 16; SQLite always uses one).
+    #[arg(long, env = "GATEHOUSE_DATABASE_MAX_CONNECTIONS", global = true)]
+    pub database_max_connections: Option<u32>,
+    /// How long to wait to connect to the database or for a pooled connection (default 5s).
+    #[arg(long, env = "GATEHOUSE_DATABASE_TIMEOUT", global = true)]
+    pub database_timeout: Option<Seconds>,
+}
+
+/// A duration in whole seconds, written with units (`90`, `90s`, `15m`, `1h`, `1d`,
+/// `1h30m`) in flags, the environment and the TOML file (where a bare integer also works).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub u64);
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        let bad = || format!("`{text}` is not a duration (use e.g. 90, 90s, 15m, 1h, 1d, 1h30m)");
+        if text.is_empty() {
+            return Err(bad());
+        }
+        if let Ok(n) = text.parse::<u64>() {
+            return Ok(Seconds(n));
+        }
+        let mut total: u64 = 0;
+        let mut digits = String::new();
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let unit: u64 = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3_600,
+                'd' => 86_400,
+                _ => return Err(bad()),
+            };
+            let n: u64 = digits.parse().map_err(|_| bad())?;
+            digits.clear();
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
+        }
+        if !digits.is_empty() {
+            return Err(bad());
+        }
+        Ok(Seconds(total))
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Seconds(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Seconds {
+    fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -358,6 +564,11 @@ impl std::fmt::Debug for Settings {
             skip_migrations,
             data_dir,
             throttle_ipv6_prefix,
+            request_timeout,
+            max_connections,
+            max_connections_per_address,
+            database_max_connections,
+            database_timeout,
         } = self;
         f.debug_struct("Settings")
             .field("config", config)
@@ -406,6 +617,11 @@ impl std::fmt::Debug for Settings {
             .field("skip_migrations", skip_migrations)
             .field("data_dir", data_dir)
             .field("throttle_ipv6_prefix", throttle_ipv6_prefix)
+            .field("request_timeout", request_timeout)
+            .field("max_connections", max_connections)
+            .field("max_connections_per_address", max_connections_per_address)
+            .field("database_max_connections", database_max_connections)
+            .field("database_timeout", database_timeout)
             .finish()
     }
 }
@@ -465,6 +681,15 @@ impl Settings {
                 .or(other.bootstrap_client_secret_file),
             skip_migrations: self.skip_migrations.or(other.skip_migrations),
             data_dir: self.data_dir.or(other.data_dir),
+            request_timeout: self.request_timeout.or(other.request_timeout),
+            max_connections: self.max_connections.or(other.max_connections),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(other.max_connections_per_address),
+            database_max_connections: self
+                .database_max_connections
+                .or(other.database_max_connections),
+            database_timeout: self.database_timeout.or(other.database_timeout),
         }
     }
 }
@@ -529,6 +754,10 @@ pub struct Config {
     /// Most connections open at once from one address (an IPv6 /64 counts as one), so a
     /// single client cannot take the whole connection budget (default 256).
     pub max_connections_per_address: usize,
+    /// PostgreSQL pool size.
+    pub database_max_connections: u32,
+    /// Database connect and pool-acquire timeout.
+    pub database_timeout: std::time::Duration,
     /// How long a remote key set is reused before a background refresh.
     pub remote_keys_ttl: std::time::Duration,
     /// Least time between two fetches of one remote key set.
@@ -588,6 +817,8 @@ impl std::fmt::Debug for Config {
             header_read_timeout,
             max_connections,
             max_connections_per_address,
+            database_max_connections,
+            database_timeout,
             remote_keys_ttl,
             remote_keys_min_refresh,
             outbound_allow,
@@ -650,6 +881,8 @@ impl std::fmt::Debug for Config {
             .field("cache_ttl", cache_ttl)
             .field("cors_token_origins", cors_token_origins)
             .field("cors_discovery_origins", cors_discovery_origins)
+            .field("database_max_connections", database_max_connections)
+            .field("database_timeout", database_timeout)
             .finish()
     }
 }
@@ -816,9 +1049,10 @@ impl Config {
             gatehouse_registry::limits::Limiter::validate_redis_url(url)
                 .map_err(|e| anyhow::anyhow!(e))?;
         }
+        let secs = |v: Option<Seconds>, default: u64| v.map_or(default, |s| s.0);
         let counter_flush_interval =
-            std::time::Duration::from_secs(s.counter_flush_interval.unwrap_or(10).clamp(1, 3600));
-        let max_token_ttl = s.max_token_ttl.unwrap_or(86_400);
+            std::time::Duration::from_secs(secs(s.counter_flush_interval, 10).clamp(1, 3600));
+        let max_token_ttl = i64::try_from(secs(s.max_token_ttl, 86_400)).unwrap_or(i64::MAX);
         if max_token_ttl < 60 {
             bail!("GATEHOUSE_MAX_TOKEN_TTL must be at least 60 seconds");
         }
@@ -845,12 +1079,11 @@ impl Config {
             log_format,
             log: s.log.unwrap_or_else(|| "info".to_owned()),
             max_api_keys_per_profile: s.max_api_keys_per_profile.unwrap_or(20),
-            remote_keys_ttl: std::time::Duration::from_secs(
-                s.remote_keys_ttl.unwrap_or(600).max(1),
-            ),
-            remote_keys_min_refresh: std::time::Duration::from_secs(
-                s.remote_keys_min_refresh.unwrap_or(30),
-            ),
+            remote_keys_ttl: std::time::Duration::from_secs(secs(s.remote_keys_ttl, 600).max(1)),
+            remote_keys_min_refresh: std::time::Duration::from_secs(secs(
+                s.remote_keys_min_refresh,
+                30,
+            )),
             outbound_allow: gatehouse_jwks::outbound::OutboundAllow::parse(
                 &s.outbound_allow.unwrap_or_default(),
             )
@@ -860,16 +1093,16 @@ impl Config {
             throttle_ipv6_prefix,
             counter_flush_interval,
             sweep_interval: std::time::Duration::from_secs(
-                s.sweep_interval.unwrap_or(600).clamp(1, 86_400),
+                secs(s.sweep_interval, 600).clamp(1, 86_400),
             ),
-            key_rotation_interval: match s.key_rotation_interval.unwrap_or(2_592_000) {
+            key_rotation_interval: match secs(s.key_rotation_interval, 2_592_000) {
                 0 => None,
                 secs => Some(std::time::Duration::from_secs(secs)),
             },
-            key_publish_ahead: std::time::Duration::from_secs(s.key_publish_ahead.unwrap_or(3600)),
+            key_publish_ahead: std::time::Duration::from_secs(secs(s.key_publish_ahead, 3600)),
             key_check_interval: std::time::Duration::from_secs(30),
             cache_entries: s.cache_entries.unwrap_or(100_000).clamp(1_000, 10_000_000),
-            cache_ttl: std::time::Duration::from_secs(s.cache_ttl.unwrap_or(300).clamp(1, 86_400)),
+            cache_ttl: std::time::Duration::from_secs(secs(s.cache_ttl, 300).clamp(1, 86_400)),
             cors_token_origins: CorsOrigins::parse(
                 &s.cors_token_origins.unwrap_or_default(),
                 "GATEHOUSE_CORS_TOKEN_ORIGINS",
@@ -883,10 +1116,17 @@ impl Config {
             bootstrap_client_secret,
             run_migrations: !s.skip_migrations.unwrap_or(false),
             data_dir,
-            request_timeout: std::time::Duration::from_secs(30),
+            request_timeout: std::time::Duration::from_secs(
+                secs(s.request_timeout, 30).clamp(1, 3_600),
+            ),
             header_read_timeout: std::time::Duration::from_secs(10),
-            max_connections: 10_000,
-            max_connections_per_address: 256,
+            max_connections: s.max_connections.unwrap_or(10_000).max(1),
+            max_connections_per_address: s.max_connections_per_address.unwrap_or(256).max(1),
+            database_max_connections: s.database_max_connections.unwrap_or(16).clamp(1, 1_000),
+            database_timeout: s
+                .database_timeout
+                .map_or(std::time::Duration::from_secs(5), Seconds::duration)
+                .max(std::time::Duration::from_secs(1)),
         };
         if let Some(issuer) = &config.issuer {
             validate_issuer(issuer)?;
@@ -919,6 +1159,8 @@ impl Config {
             header_read_timeout: std::time::Duration::from_secs(10),
             max_connections: 10_000,
             max_connections_per_address: 256,
+            database_max_connections: 16,
+            database_timeout: std::time::Duration::from_secs(5),
             remote_keys_ttl: std::time::Duration::from_secs(600),
             remote_keys_min_refresh: std::time::Duration::from_secs(30),
             outbound_allow: gatehouse_jwks::outbound::OutboundAllow::default(),
@@ -972,6 +1214,24 @@ pub fn validate_issuer(issuer: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        let p = |t: &str| t.parse::<Seconds>().map(|s| s.0);
+        assert_eq!(p("90"), Ok(90));
+        assert_eq!(p("90s"), Ok(90));
+        assert_eq!(p("15m"), Ok(900));
+        assert_eq!(p("1h30m"), Ok(5_400));
+        assert_eq!(p("1d"), Ok(86_400));
+        assert_eq!(p(" 2h "), Ok(7_200));
+        for bad in ["", "5x", "m", "1h5", "-1s", "1.5h", "99999999999999999999d"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        let t: Settings = toml::from_str("cache_ttl = \"15m\"\nsweep_interval = 30").unwrap();
+        assert_eq!(t.cache_ttl, Some(Seconds(900)));
+        assert_eq!(t.sweep_interval, Some(Seconds(30)));
+        assert!(toml::from_str::<Settings>("cache_ttl = \"soon\"").is_err());
+    }
 
     /// No secret is one `{:?}` away from a log: the master key, the bootstrap secret and the
     /// passwords in the database and Redis URLs (given directly or through `*_FILE`).
@@ -1092,7 +1352,7 @@ mod tests {
         .unwrap();
         let cli = Settings {
             config: Some(file),
-            max_token_ttl: Some(900),
+            max_token_ttl: Some(Seconds(900)),
             ..Settings::default()
         };
         let c = Config::from_settings(cli).unwrap();

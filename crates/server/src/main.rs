@@ -1,7 +1,9 @@
 //! The `gatehouse` binary: parse the command line, set up logging, run a command.
 
 use anyhow::Result;
-use gatehouse_server::config::{AdminCommand, Cli, Command, Config, LogFormat, SecretKeyCommand};
+use gatehouse_server::config::{
+    AdminCommand, Cli, Command, Config, ConfigCommand, LogFormat, SecretKeyCommand, Settings,
+};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(config: &Config) {
@@ -42,12 +44,41 @@ async fn wait_for_signal() {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `gatehouse config check`: the settings given and their sources, then the effective
+/// configuration (secrets elided); exit 1 with the reason when it is not valid.
+fn config_check(settings: Settings) -> Result<std::process::ExitCode> {
+    let lines = Cli::explain_from_env(std::env::args_os(), |n| std::env::var_os(n))?;
+    let width = lines.iter().map(|l| l.setting.len()).max().unwrap_or(0);
+    for l in &lines {
+        println!(
+            "{:<width$}  {:<8} {:<40} {}",
+            l.setting,
+            format!("{:?}", l.source).to_lowercase(),
+            l.env.as_deref().unwrap_or("-"),
+            l.value.as_deref().unwrap_or("(default)")
+        );
+    }
+    match Config::from_settings(settings) {
+        Ok(config) => {
+            println!("\neffective configuration (secrets elided):\n{config:#?}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("\nthe configuration is not valid: {e:#}");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<std::process::ExitCode> {
     let cli = Cli::parse_env_aware();
     // Commands over a running server need no server configuration (no database, no keys).
     if let Some(Command::Remote(command)) = cli.command {
         return Ok(gatehouse_cli::run(command, cli.settings.issuer, cli.settings.admin_url).await);
+    }
+    if let Some(Command::Config(ConfigCommand::Check)) = cli.command {
+        return config_check(cli.settings);
     }
     let config = Config::from_settings(cli.settings)?;
     init_logging(&config);
@@ -67,7 +98,7 @@ async fn main() -> Result<std::process::ExitCode> {
             gatehouse_server::migrate(&config).await?;
             tracing::info!("migrations applied");
         }
-        Command::Remote(_) => {}
+        Command::Remote(_) | Command::Config(_) => {}
         Command::SecretKey(SecretKeyCommand::Generate) => {
             let (_, text) = gatehouse_jwks::MasterKey::generate();
             println!("{text}");

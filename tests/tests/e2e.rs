@@ -54,6 +54,8 @@ mod outbound;
 mod policies;
 #[path = "e2e/profiles.rs"]
 mod profiles;
+#[path = "e2e/projects.rs"]
+mod projects;
 #[path = "e2e/refusals.rs"]
 mod refusals;
 #[path = "e2e/restart.rs"]

@@ -101,6 +101,21 @@ pub struct CollectionCreated {
     pub introspection_client_secret: String,
 }
 
+/// A project: a group of clients; admins may be limited to some projects.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Project {
+    /// `prj_…`
+    pub id: String,
+    /// Display name, unique.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
 /// The person managing a client.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +204,10 @@ pub struct ProfileInput {
     /// Policy (rate limit, quota); reserved for the policies API.
     #[serde(default)]
     pub policy_id: Option<String>,
+    /// Admin profiles only (those granting the built-in admin collection): the project ids
+    /// this admin is limited to; absent or null for all. Only unlimited admins may set it.
+    #[serde(default)]
+    pub admin_projects: Option<Vec<String>>,
     /// An inactive profile cannot obtain or use any credential.
     #[serde(default = "yes")]
     pub active: bool,
@@ -318,6 +337,9 @@ pub struct Profile {
     pub ip_rules: IpRulesDoc,
     /// Attached policy.
     pub policy_id: Option<String>,
+    /// Admin profiles: the project ids this admin is limited to (absent: all projects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_projects: Option<Vec<String>>,
     /// Whether the profile may be used.
     pub active: bool,
     /// Lifetime of issued access tokens.
@@ -438,6 +460,22 @@ pub struct AuditEvent {
     /// Non-secret details.
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+}
+
+/// Which audit events to list (all given conditions hold).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditFilter {
+    /// Only events by this actor (an admin's `oauth_client_id`, or `system`).
+    pub actor: Option<String>,
+    /// Only this action, e.g. `client.update`.
+    pub action: Option<String>,
+    /// Only events about this resource id.
+    pub target_id: Option<String>,
+    /// From this time (RFC 3339, inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Until this time (RFC 3339, exclusive).
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// A logo image, type checked by its magic bytes.

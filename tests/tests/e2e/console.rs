@@ -233,6 +233,9 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
         )
         .await?;
     let policy_id = policy.json()["id"].as_str().unwrap().to_owned();
+    let project = app.admin_post("/projects", &json!({"name": "retail"})).await?;
+    assert_eq!(project.status, 201, "{project:?}");
+    let project_id = project.json()["id"].as_str().unwrap().to_owned();
     let pages = [
         "/console/clients".to_owned(),
         "/console/clients?q=acm".to_owned(),
@@ -251,6 +254,10 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
         "/console/policies".to_owned(),
         "/console/policies/new".to_owned(),
         format!("/console/policies/{policy_id}"),
+        "/console/projects".to_owned(),
+        "/console/projects/new".to_owned(),
+        format!("/console/projects/{project_id}"),
+        format!("/console/clients?project={project_id}"),
         "/console/audit".to_owned(),
         "/console/audit?action=client.create".to_owned(),
         "/console/keys".to_owned(),

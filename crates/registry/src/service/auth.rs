@@ -61,6 +61,8 @@ pub struct ProfileSnapshot {
     pub client_id: String,
     /// The client's display name.
     pub client_name: String,
+    /// The client's project (`prj_…`), if any.
+    pub client_project: Option<String>,
     /// `gco_…`
     pub oauth_client_id: String,
     /// Authentication method.
@@ -217,6 +219,7 @@ impl Registry {
             profile_id: profile.id,
             client_id: owner.id,
             client_name: owner.name,
+            client_project: owner.project,
             oauth_client_id: profile.oauth_client_id,
             auth_type,
             profile_active: profile.active,

@@ -36,6 +36,8 @@ mod housekeeping;
 mod interop;
 #[path = "e2e/introspection.rs"]
 mod introspection;
+#[path = "e2e/ip_rules.rs"]
+mod ip_rules;
 #[path = "e2e/jwt_profiles.rs"]
 mod jwt_profiles;
 #[path = "e2e/keys.rs"]

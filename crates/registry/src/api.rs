@@ -1,7 +1,7 @@
 //! The admin API's wire shapes (as fixed by the contract), independent of any HTTP framework.
 //! Inputs deny unknown fields so typos fail loudly instead of being ignored.
 
-use crate::types::{AuthType, FieldError, IpRulesDoc};
+use crate::types::{AuthType, FieldError, IpRulesDoc, IpRulesView};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -333,8 +333,8 @@ pub struct Profile {
     pub auth_type: AuthType,
     /// The profile's public OAuth identity (`gco_…`).
     pub oauth_client_id: String,
-    /// Where the profile may be used from.
-    pub ip_rules: IpRulesDoc,
+    /// Where the profile may be used from (`default_access` shown as it takes effect).
+    pub ip_rules: IpRulesView,
     /// Attached policy.
     pub policy_id: Option<String>,
     /// Admin profiles: the project ids this admin is limited to (absent: all projects).
@@ -580,15 +580,21 @@ mod tests {
     }
 }
 
-/// An API key's own IP rules; they can only narrow the profile's.
+/// An API key's own IP rules; they can only narrow the profile's (a deny match refuses; a
+/// non-empty allow list must also match). Entries are addresses or CIDR ranges, IPv4 or IPv6;
+/// host bits are cleared (`106.226.100.3/20` is stored and shown as `106.226.96.0/20`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIpRulesDoc {
-    /// If not empty, the address must also match one of these.
-    #[serde(default)]
+    /// If not empty, the address must also match one of these: an array of strings or one
+    /// comma-separated string.
+    #[serde(default, deserialize_with = "crate::types::deserialize_ip_list")]
+    #[schema(schema_with = crate::types::ip_list_schema)]
     pub allow: Vec<String>,
-    /// Addresses refused even if the profile allows them.
-    #[serde(default)]
+    /// Addresses refused even if the profile allows them: an array of strings or one
+    /// comma-separated string.
+    #[serde(default, deserialize_with = "crate::types::deserialize_ip_list")]
+    #[schema(schema_with = crate::types::ip_list_schema)]
     pub deny: Vec<String>,
 }
 

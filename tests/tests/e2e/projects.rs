@@ -189,6 +189,60 @@ async fn projects_crud_names_unique_and_in_use_projects_kept() -> anyhow::Result
     let client = app
         .create_client_json(&json!({"name": unique("c"), "project": id}))
         .await?;
+    // `?q=` searches names, ignoring case; `%` and `_` are literal.
+    let needle = unique("Needle_50%");
+    app.create_client_json(&json!({"name": needle, "project": id}))
+        .await?;
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let found = app
+        .admin_get(&format!(
+            "/clients?q={}",
+            needle.to_uppercase().replace('%', "%25")
+        ))
+        .await?
+        .expect_status(200)
+        .json();
+    assert_eq!(names(&found), vec![needle.clone()], "{found}");
+    let literal = app
+        .admin_get("/clients?q=%25")
+        .await?
+        .expect_status(200)
+        .json();
+    assert_eq!(
+        names(&literal),
+        vec![needle.clone()],
+        "`%` is literal: {literal}"
+    );
+    let none = app
+        .admin_get("/clients?q=_50%25zz")
+        .await?
+        .expect_status(200)
+        .json();
+    assert!(names(&none).is_empty(), "{none}");
+    let clients = app
+        .admin_get(&format!("/clients?project={id}"))
+        .await?
+        .expect_status(200)
+        .json();
+    for c in clients["items"].as_array().cloned().unwrap_or_default() {
+        if c["id"] != client["id"] {
+            app.admin_delete(&format!(
+                "/clients/{}",
+                c["id"].as_str().unwrap_or_default()
+            ))
+            .await?
+            .expect_status(204);
+        }
+    }
     // A project with clients is kept (409); empty, it goes.
     app.admin_delete(&format!("/projects/{id}"))
         .await?

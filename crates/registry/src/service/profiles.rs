@@ -11,7 +11,7 @@ use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::secret::generate_client_secret;
 use crate::types::{
-    AuthType, Description, FieldError, IpRules, IpRulesDoc, Name, parse_custom_claims,
+    AuthType, Description, FieldError, IpRules, IpRulesView, Name, parse_custom_claims,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -576,7 +576,7 @@ impl Registry {
         let settings = &self.inner.settings;
         let auth_type =
             AuthType::parse(&row.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
-        let ip_rules: IpRulesDoc = serde_json::from_str(&row.ip_rules)
+        let ip_rules: IpRulesView = serde_json::from_str(&row.ip_rules)
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
         Ok(Profile {
             effective_scopes: grants

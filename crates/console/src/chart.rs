@@ -25,16 +25,20 @@ pub(crate) fn nice_ceiling(max: u64) -> u64 {
         return 1;
     }
     let mut magnitude: u64 = 1;
-    while magnitude.saturating_mul(10) <= max {
-        magnitude = magnitude.saturating_mul(10);
+    while let Some(next) = magnitude.checked_mul(10) {
+        if next > max {
+            break;
+        }
+        magnitude = next;
     }
     for step in [1u64, 2, 5, 10] {
-        let candidate = magnitude.saturating_mul(step);
-        if candidate >= max {
+        if let Some(candidate) = magnitude.checked_mul(step)
+            && candidate >= max
+        {
             return candidate;
         }
     }
-    magnitude.saturating_mul(10)
+    max
 }
 
 fn escape(text: &str) -> String {

@@ -233,7 +233,9 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
         )
         .await?;
     let policy_id = policy.json()["id"].as_str().unwrap().to_owned();
-    let project = app.admin_post("/projects", &json!({"name": "retail"})).await?;
+    let project = app
+        .admin_post("/projects", &json!({"name": "retail"}))
+        .await?;
     assert_eq!(project.status, 201, "{project:?}");
     let project_id = project.json()["id"].as_str().unwrap().to_owned();
     let pages = [

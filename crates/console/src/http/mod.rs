@@ -95,7 +95,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             "/console/policies/{id}",
             get(policies::show).post(policies::update),
         )
-        .route("/console/projects", get(projects::list).post(projects::create))
+        .route(
+            "/console/projects",
+            get(projects::list).post(projects::create),
+        )
         .route("/console/projects/new", get(projects::new_page))
         .route(
             "/console/projects/{id}",

@@ -156,7 +156,10 @@ async fn show_page(
     key_errors: Errors,
 ) -> ConsoleResult<ShowPage> {
     let profile = state.registry.get_profile(&admin.actor, id).await?;
-    let client = state.registry.get_client(&admin.actor, &profile.client_id).await?;
+    let client = state
+        .registry
+        .get_client(&admin.actor, &profile.client_id)
+        .await?;
     let names = state.registry.list_collections(&all()).await?.items;
     let collections = profile
         .collections
@@ -175,7 +178,11 @@ async fn show_page(
         None => None,
     };
     let keys = if profile.auth_type.as_str() == "token" {
-        state.registry.list_api_keys(&admin.actor, id, &all()).await?.items
+        state
+            .registry
+            .list_api_keys(&admin.actor, id, &all())
+            .await?
+            .items
     } else {
         Vec::new()
     };

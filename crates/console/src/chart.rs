@@ -70,7 +70,15 @@ pub(crate) fn bar_chart(title: &str, class: &str, points: &[Point]) -> String {
         t = escape(title),
     );
     // Axes and gridlines at 0, half and the top.
-    for (i, value) in [0, top / 2, top].into_iter().enumerate() {
+    let half = if top % 2 == 0 {
+        (top / 2).to_string()
+    } else {
+        format!("{:.1}", top as f64 / 2.0)
+    };
+    for (i, value) in ["0".to_owned(), half, top.to_string()]
+        .into_iter()
+        .enumerate()
+    {
         let y = TOP + plot_h - plot_h * (i as f64) / 2.0;
         let _ = write!(
             svg,
@@ -153,6 +161,12 @@ mod tests {
         assert!(svg.contains("<title>Tokens issued: 15 in all</title>"));
         assert!(!svg.contains("style"), "no inline style under the CSP");
         assert!(!svg.contains("No data"));
+        assert!(
+            svg.contains(">5</text>") && svg.contains(">10</text>"),
+            "axis labels"
+        );
+        let one = bar_chart("t", "x", &points(&[1]));
+        assert!(one.contains(">0.5</text>"), "half of 1 is not 0");
     }
 
     #[test]

@@ -883,3 +883,72 @@ async fn console_walks_the_new_client_and_access_profile_flow() -> anyhow::Resul
     assert!(!audit.contains("project.create"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_read_only_and_project_limited_admins_see_what_the_registry_allows()
+-> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let admin = admin_collection(&app).await;
+    let a = app.admin_post("/projects", &json!({"name": "a"})).await?.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b_project = app.admin_post("/projects", &json!({"name": "b"})).await?.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (name, project) in [("In A", &a), ("In B", &b_project)] {
+        app.create_client_json(&json!({"name": name, "project": project}))
+            .await?;
+    }
+    let owner = app.create_client_json(&json!({"name": "admins"})).await?;
+    let owner = owner["id"].as_str().unwrap();
+
+    // A reader: pages, no buttons, and a POST is refused by the registry.
+    let reader = app
+        .create_profile(
+            owner,
+            &json!({"name": "reader", "auth_type": "oauth2", "collections": [admin],
+                    "scopes": ["gatehouse:admin:read"]}),
+        )
+        .await?;
+    let mut b = Browser::new(&app);
+    let r = b
+        .sign_in(
+            reader["oauth_client_id"].as_str().unwrap(),
+            reader["oauth_client_secret"].as_str().unwrap(),
+        )
+        .await;
+    assert_redirect(&r, "/console/clients");
+    let page = b.get("/console/clients").await.text();
+    assert!(page.contains("(read only)"));
+    assert!(!page.contains("New client"), "no write buttons for a reader");
+    let csrf = b.csrf().await;
+    let r = b
+        .post("/console/projects", &[("_csrf", &csrf), ("name", "c")], &[])
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+
+    // An admin limited to project A sees A's clients only.
+    let limited = app
+        .create_profile(
+            owner,
+            &json!({"name": "limited", "auth_type": "oauth2", "collections": [admin],
+                    "admin_projects": [a]}),
+        )
+        .await?;
+    let mut b = Browser::new(&app);
+    let r = b
+        .sign_in(
+            limited["oauth_client_id"].as_str().unwrap(),
+            limited["oauth_client_secret"].as_str().unwrap(),
+        )
+        .await;
+    assert_redirect(&r, "/console/clients");
+    let page = b.get("/console/clients").await.text();
+    assert!(page.contains("In A"));
+    assert!(!page.contains("In B"), "another project's client");
+    let form = b.get("/console/clients/new").await.text();
+    assert!(form.contains(&a) && !form.contains(&b_project), "only its projects to choose");
+    Ok(())
+}

@@ -247,6 +247,7 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
         format!("/console/clients/{client_id}/edit"),
         format!("/console/clients/{client_id}/profiles/new"),
         format!("/console/profiles/{profile_id}"),
+        format!("/console/profiles/{profile_id}/edit"),
         "/console/collections".to_owned(),
         "/console/collections/new".to_owned(),
         format!(
@@ -874,6 +875,41 @@ async fn console_walks_the_new_client_and_access_profile_flow() -> anyhow::Resul
     assert!(page.contains(">second<"), "the key is listed");
     assert!(!page.contains(&token) && !page.contains(&second));
 
+    // Edit the profile: the form comes filled in; saving is a merge patch.
+    let form = b.get(&format!("/console/profiles/{profile_id}/edit")).await;
+    assert_eq!(form.status, 200, "{form:?}");
+    let html = form.text();
+    assert!(
+        html.contains("203.0.113.7\n198.51.100.0/24"),
+        "IP rules one per line"
+    );
+    assert!(html.contains(r#"value="shop""#));
+    let r = b
+        .post(
+            &format!("/console/profiles/{profile_id}/edit"),
+            &[
+                ("_csrf", &csrf),
+                ("name", "shop front"),
+                ("auth_type", "token"),
+                ("collections", collection["id"].as_str().unwrap()),
+                ("ip_default_access", ""),
+                ("ip_allow", "203.0.113.8"),
+                ("ip_deny", ""),
+                ("token_ttl_seconds", "600"),
+                ("active", "on"),
+            ],
+            &[],
+        )
+        .await;
+    assert_redirect(&r, &format!("/console/profiles/{profile_id}"));
+    let edited = app
+        .admin_get(&format!("/access-profiles/{profile_id}"))
+        .await?
+        .json();
+    assert_eq!(edited["name"], "shop front");
+    assert_eq!(edited["ip_rules"]["allow"], json!(["203.0.113.8"]));
+    assert_eq!(edited["token_ttl_seconds"], 600);
+
     // The audit log, filtered.
     let audit = b
         .get(&format!("/console/audit?target_id={client_id}"))
@@ -889,11 +925,17 @@ async fn console_read_only_and_project_limited_admins_see_what_the_registry_allo
 -> anyhow::Result<()> {
     let app = spawn_app().await?;
     let admin = admin_collection(&app).await;
-    let a = app.admin_post("/projects", &json!({"name": "a"})).await?.json()["id"]
+    let a = app
+        .admin_post("/projects", &json!({"name": "a"}))
+        .await?
+        .json()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let b_project = app.admin_post("/projects", &json!({"name": "b"})).await?.json()["id"]
+    let b_project = app
+        .admin_post("/projects", &json!({"name": "b"}))
+        .await?
+        .json()["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -922,7 +964,10 @@ async fn console_read_only_and_project_limited_admins_see_what_the_registry_allo
     assert_redirect(&r, "/console/clients");
     let page = b.get("/console/clients").await.text();
     assert!(page.contains("(read only)"));
-    assert!(!page.contains("New client"), "no write buttons for a reader");
+    assert!(
+        !page.contains("New client"),
+        "no write buttons for a reader"
+    );
     let csrf = b.csrf().await;
     let r = b
         .post("/console/projects", &[("_csrf", &csrf), ("name", "c")], &[])
@@ -949,6 +994,9 @@ async fn console_read_only_and_project_limited_admins_see_what_the_registry_allo
     assert!(page.contains("In A"));
     assert!(!page.contains("In B"), "another project's client");
     let form = b.get("/console/clients/new").await.text();
-    assert!(form.contains(&a) && !form.contains(&b_project), "only its projects to choose");
+    assert!(
+        form.contains(&a) && !form.contains(&b_project),
+        "only its projects to choose"
+    );
     Ok(())
 }

@@ -56,6 +56,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             get(profiles::new_page),
         )
         .route("/console/profiles/{id}", get(profiles::show))
+        .route(
+            "/console/profiles/{id}/edit",
+            get(profiles::edit).post(profiles::update),
+        )
         .route("/console/profiles/{id}/active", post(profiles::toggle))
         .route(
             "/console/profiles/{id}/secret",

@@ -306,6 +306,20 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
     );
     assert!(r.text().contains("htmx"));
     assert_eq!(b.get("/console/static/x/nothing.js").await.status, 404);
+    let missing = b.get("/console/no-such-page").await;
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let api = b.get("/admin/v1/no-such-route").await;
+    assert_eq!(api.status, 404);
+    assert!(
+        api.header("content-type").unwrap().contains("json"),
+        "the admin API keeps its JSON 404"
+    );
     Ok(())
 }
 

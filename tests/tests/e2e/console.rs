@@ -1014,3 +1014,46 @@ async fn console_read_only_and_project_limited_admins_see_what_the_registry_allo
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_sessions_keep_to_the_profiles_ip_rules() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let admin = admin_collection(&app).await;
+    let owner = app.create_client("admins").await?;
+    let p = app
+        .create_profile(
+            owner["id"].as_str().unwrap(),
+            &json!({"name": "office", "auth_type": "oauth2", "collections": [admin],
+                    "ip_rules": {"allow": ["127.0.0.1"]}}),
+        )
+        .await?;
+    let (id, secret) = (
+        p["oauth_client_id"].as_str().unwrap(),
+        p["oauth_client_secret"].as_str().unwrap(),
+    );
+    let mut b = Browser::new(&app);
+    assert_redirect(&b.sign_in(id, secret).await, "/console/clients");
+    let old_cookie = b.cookie.clone();
+    // Signing in again replaces the session: the old cookie no longer works.
+    assert_redirect(&b.sign_in(id, secret).await, "/console/clients");
+    assert_ne!(b.cookie, old_cookie);
+    let mut stale = Browser::new(&app);
+    stale.cookie = old_cookie;
+    assert_redirect(&stale.get("/console/clients").await, "/console/sign-in");
+
+    assert_eq!(b.get("/console/clients").await.status, 200);
+    let r = app
+        .admin_patch(
+            &format!("/access-profiles/{}", p["id"].as_str().unwrap()),
+            &json!({"ip_rules": {"allow": ["10.1.2.3"]}}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_redirect(&b.get("/console/clients").await, "/console/sign-in");
+    assert_eq!(
+        b.sign_in(id, secret).await.status,
+        401,
+        "refused from this address"
+    );
+    Ok(())
+}

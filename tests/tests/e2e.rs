@@ -48,6 +48,8 @@ mod limits;
 mod metrics;
 #[path = "e2e/oidc_profiles.rs"]
 mod oidc_profiles;
+#[path = "e2e/openapi.rs"]
+mod openapi;
 #[path = "e2e/operator.rs"]
 mod operator;
 #[path = "e2e/outbound.rs"]

@@ -611,6 +611,14 @@ async fn console_one_time_secrets_are_shown_once_and_never_stored() -> anyhow::R
         .to_owned();
     let token = app.token_basic(&id, &secret, &[]).await?;
     assert_eq!(token.status, 200, "{token:?}");
+    // The usage chart counts it (hourly, last 24 h), as a bar title and in the table.
+    let usage = b.get(&format!("/console/clients/{client_id}")).await.text();
+    assert!(usage.contains("Tokens issued: 1 in all"), "{usage}");
+    let daily = b
+        .get(&format!("/console/clients/{client_id}?range=30d"))
+        .await
+        .text();
+    assert!(daily.contains("Tokens issued: 1 in all"));
     let profile_id = app
         .admin_get(&format!("/clients/{client_id}/access-profiles"))
         .await?
@@ -888,6 +896,49 @@ async fn console_walks_the_new_client_and_access_profile_flow() -> anyhow::Resul
         .text();
     assert!(page.contains(">second<"), "the key is listed");
     assert!(!page.contains(&token) && !page.contains(&second));
+
+    // A JWT (HMAC) profile whose secret the server generates: shown once.
+    let r = b
+        .post(
+            &format!("/console/clients/{client_id}/profiles"),
+            &[
+                ("_csrf", &csrf),
+                ("name", "signed"),
+                ("auth_type", "jwt"),
+                ("collections", collection["id"].as_str().unwrap()),
+                ("jwt_method", "hmac"),
+                ("hmac_algorithm", "HS256"),
+                ("jwt_secret", ""),
+                ("allowed_audiences", "https://orders.example/api"),
+                ("active", "on"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let html = r.text();
+    assert!(html.contains("JWT HMAC secret"));
+    assert!(hidden_value(&html, "one-time-secret").len() >= 32);
+    // Without allowed audiences, and with a bad JWKS URL, the fields say so.
+    let r = b
+        .post(
+            &format!("/console/clients/{client_id}/profiles"),
+            &[
+                ("_csrf", &csrf),
+                ("name", "signed2"),
+                ("auth_type", "jwt"),
+                ("collections", collection["id"].as_str().unwrap()),
+                ("jwt_method", "rsa"),
+                ("jwt_jwks_uri", "not a url"),
+                ("active", "on"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+    let html = r.text();
+    assert!(html.contains(r#"id="allowed_audiences-error""#), "{html}");
+    assert!(html.contains(r#"id="jwt_jwks_uri-error""#), "{html}");
 
     // Edit the profile: the form comes filled in; saving is a merge patch.
     let form = b.get(&format!("/console/profiles/{profile_id}/edit")).await;

@@ -245,6 +245,28 @@ mod tests {
         );
         assert!(!swept.skipped);
         assert_eq!(
+            swept.console_sessions, 0,
+            "a session two minutes old is live"
+        );
+        // Console sessions go after 30 idle minutes.
+        let session = r.create_console_session("gco_admin").await.unwrap();
+        clock.advance(29.0 * 60.0);
+        assert_eq!(
+            r.sweep_expired(clock.now()).await.unwrap().console_sessions,
+            0
+        );
+        clock.advance(60.0);
+        assert_eq!(
+            r.sweep_expired(clock.now()).await.unwrap().console_sessions,
+            1
+        );
+        assert!(
+            r.console_session(session.token_secret())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
             r.sweep_expired(clock.now()).await.unwrap().total(),
             0,
             "swept once"

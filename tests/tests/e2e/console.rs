@@ -1108,3 +1108,30 @@ async fn console_sessions_keep_to_the_profiles_ip_rules() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_cookie_is_host_prefixed_and_secure_behind_an_https_admin_url() -> anyhow::Result<()>
+{
+    let app = gatehouse_tests::spawn_app_with(|c| {
+        c.admin_url = Some("https://admin.gatehouse.example".to_owned());
+    })
+    .await?;
+    let mut b = Browser::new(&app);
+    let r = b.sign_in(&app.bootstrap_id, &app.bootstrap_secret).await;
+    assert_redirect(&r, "/console/clients");
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("__Host-gatehouse_console="), "{cookie}");
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{flag} missing: {cookie}");
+    }
+    assert!(
+        !cookie.contains("Domain="),
+        "__Host- cookies carry no Domain"
+    );
+    assert_eq!(b.get("/console/clients").await.status, 200);
+    // The plain name means nothing here.
+    let mut plain = Browser::new(&app);
+    plain.cookie = b.cookie.as_ref().map(|c| c.replacen("__Host-", "", 1));
+    assert_redirect(&plain.get("/console/clients").await, "/console/sign-in");
+    Ok(())
+}

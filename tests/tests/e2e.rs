@@ -14,6 +14,8 @@ mod api_keys;
 mod audit;
 #[path = "e2e/bounded.rs"]
 mod bounded;
+#[path = "e2e/cli.rs"]
+mod cli;
 #[path = "e2e/console.rs"]
 mod console;
 #[path = "e2e/discovery.rs"]

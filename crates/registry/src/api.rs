@@ -25,7 +25,7 @@ impl ListParams {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     /// The items on this page.
     pub items: Vec<T>,
@@ -45,7 +45,7 @@ pub struct ScopeDoc {
 }
 
 /// An API collection (resource server).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Collection {
     /// `col_…`
     pub id: String,
@@ -72,7 +72,7 @@ pub struct Collection {
 }
 
 /// The answer to creating a collection: the only time its introspection secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CollectionCreated {
     /// The collection.
     #[serde(flatten)]
@@ -82,7 +82,7 @@ pub struct CollectionCreated {
 }
 
 /// A project: a group of clients; admins may be limited to some projects.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Project {
     /// `prj_…`
     pub id: String,
@@ -112,7 +112,7 @@ pub struct Contact {
 }
 
 /// A client: an organisation that consumes APIs.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Client {
     /// `cli_…`
     pub id: String,
@@ -156,7 +156,7 @@ pub struct RequiredClaim {
 }
 
 /// Where a consumer connects for one granted collection.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionCollection {
     /// The collection's audience (RFC 8707 resource).
     pub audience: String,
@@ -167,7 +167,7 @@ pub struct ConnectionCollection {
 }
 
 /// Everything a consumer needs to connect.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Connection {
     /// The issuer (`iss` of tokens).
     pub issuer: String,
@@ -182,7 +182,7 @@ pub struct Connection {
 }
 
 /// An access profile.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Profile {
     /// `prf_…`
     pub id: String,
@@ -230,7 +230,7 @@ pub struct Profile {
 }
 
 /// The answer to creating a profile: the only time its secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProfileCreated {
     /// The profile.
     #[serde(flatten)]
@@ -279,7 +279,7 @@ pub struct JwtSettingsView {
 }
 
 /// A freshly issued profile secret.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProfileSecretIssued {
     /// The profile's client id.
     pub oauth_client_id: String,
@@ -294,7 +294,7 @@ pub struct ProfileSecretIssued {
 }
 
 /// A freshly issued collection introspection secret.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CollectionSecretIssued {
     /// The collection's introspection client id.
     pub introspection_client_id: String,
@@ -305,7 +305,7 @@ pub struct CollectionSecretIssued {
 }
 
 /// One audit event.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
     /// `evt_…`, ordered by time.
     pub id: String,
@@ -461,7 +461,7 @@ pub struct KeyIpRulesDoc {
 }
 
 /// An API key (never its value).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApiKey {
     /// `key_…`
     pub id: String,
@@ -484,7 +484,7 @@ pub struct ApiKey {
 }
 
 /// An API key with its value: the answer to create and refresh, the only time it is shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyIssued {
     /// The key.
     #[serde(flatten)]
@@ -590,7 +590,7 @@ pub struct Quota {
 
 /// A policy: limits applied to every access profile that names it in `policy_id`. Each
 /// profile is counted on its own.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Policy {
     /// `pol_…`
     pub id: String,
@@ -621,7 +621,7 @@ pub struct UsageQuery {
 }
 
 /// One bucket of a usage report.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UsageItem {
     /// Start of the bucket (UTC hour or day).
     pub start: DateTime<Utc>,
@@ -635,7 +635,7 @@ pub struct UsageItem {
 }
 
 /// A usage report: buckets that saw any use, oldest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UsageReport {
     /// The buckets.
     pub items: Vec<UsageItem>,

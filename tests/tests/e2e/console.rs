@@ -1064,6 +1064,15 @@ async fn console_read_only_and_project_limited_admins_see_what_the_registry_allo
         form.contains(&a) && !form.contains(&b_project),
         "only its projects to choose"
     );
+    assert!(
+        page.contains("New client"),
+        "it may add clients to its project"
+    );
+    let shared = b.get("/console/collections").await.text();
+    assert!(
+        !shared.contains("New collection"),
+        "collections are read-only for it"
+    );
     Ok(())
 }
 

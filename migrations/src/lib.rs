@@ -17,6 +17,7 @@ mod m0007_jwt_match_claim;
 mod m0008_jwt_match_unique;
 mod m0009_ip_rules_defaults;
 mod m0010_projects;
+mod m0011_console_sessions;
 
 /// The ordered list of Gatehouse migrations.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_jwt_match_unique::Migration),
             Box::new(m0009_ip_rules_defaults::Migration),
             Box::new(m0010_projects::Migration),
+            Box::new(m0011_console_sessions::Migration),
         ]
     }
 }

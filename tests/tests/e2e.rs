@@ -22,6 +22,8 @@ mod bounded;
 mod cli;
 #[path = "e2e/config_check.rs"]
 mod config_check;
+#[path = "e2e/console.rs"]
+mod console;
 #[path = "e2e/discovery.rs"]
 mod discovery;
 #[path = "e2e/faults.rs"]

@@ -431,6 +431,13 @@ pub async fn start(config: Config) -> Result<Server> {
                 .layer(cors_layer(&config.cors_discovery_origins, Method::GET)),
         )
         .merge(health_router(readiness.clone()));
+    let console_state = Arc::new(gatehouse_console::ConsoleState {
+        registry: registry.clone(),
+        keys: keys.clone(),
+        admin_audience: admin_audience.clone(),
+        key_publish_ahead: config.key_publish_ahead,
+        trusted_proxies: config.trusted_proxies.clone(),
+    });
     let admin_state = Arc::new(gatehouse_admin::AdminState {
         registry: registry.clone(),
         keys: keys.clone(),
@@ -439,6 +446,7 @@ pub async fn start(config: Config) -> Result<Server> {
     });
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::new());
     let admin_router = gatehouse_admin::router(admin_state)
+        .merge(gatehouse_console::router(console_state))
         .merge(health_router(readiness))
         .merge(crate::metrics::router(http_metrics.clone(), db.clone()))
         .layer(SetResponseHeaderLayer::overriding(
@@ -903,12 +911,13 @@ enum ErrorShape {
 /// JSON in the listener's own error shape, like every other error there.
 async fn json_errors(response: Response, shape: ErrorShape) -> Response {
     let status = response.status();
-    let is_json = response
+    // JSON errors are the handlers' own; so are the console's HTML error pages.
+    let is_own = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.contains("json") || v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_own {
         return response;
     }
     let (error, message) = match status {

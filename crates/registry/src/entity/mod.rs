@@ -7,6 +7,7 @@ pub mod client;
 pub mod client_secret;
 pub mod collection;
 pub mod collection_scope;
+pub mod console_session;
 pub mod policy;
 pub mod profile_collection;
 pub mod project;

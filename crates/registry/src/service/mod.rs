@@ -12,6 +12,7 @@ mod keys;
 mod policies;
 mod profiles;
 mod projects;
+mod sessions;
 mod sweep;
 mod ttl_cache;
 
@@ -21,6 +22,7 @@ pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
 pub use jwt::{JwtKeys, JwtRules};
 pub use keys::{ResealReport, StoredKey};
 pub use policies::PolicySnapshot;
+pub use sessions::{ConsoleSession, NewConsoleSession, SESSION_ABSOLUTE, SESSION_IDLE};
 pub use sweep::SweepReport;
 
 use crate::clock::Clock;

@@ -40,6 +40,8 @@ mod health;
 mod hostile;
 #[path = "e2e/housekeeping.rs"]
 mod housekeeping;
+#[path = "e2e/import_export.rs"]
+mod import_export;
 #[path = "e2e/interop.rs"]
 mod interop;
 #[path = "e2e/introspection.rs"]

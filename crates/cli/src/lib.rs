@@ -11,6 +11,7 @@
 //! Exit codes a script can rely on: 0 done, 1 refused by the server (its error and field
 //! messages on standard error), 2 usage (bad flags, body, credentials file), 3 unreachable.
 
+mod declarative;
 mod output;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -295,6 +296,31 @@ pub enum RemoteCommand {
         /// `hour` or `day`.
         #[arg(long)]
         granularity: Option<String>,
+        /// Credentials and output.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The registry as YAML on standard output (no secrets; references by name).
+    Export {
+        /// Credentials and output.
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Make the registry match a YAML file from `gatehouse export` (creates and changes;
+    /// deletes what the file does not name only with --prune).
+    Import {
+        /// The YAML file.
+        file: PathBuf,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete what the file does not name (never the importing admin's own profile).
+        #[arg(long)]
+        prune: bool,
+        /// Where to write the credentials the import creates (a new file, mode 0600; default
+        /// `gatehouse-import-secrets-<time>.json`).
+        #[arg(long)]
+        secrets_file: Option<PathBuf>,
         /// Credentials and output.
         #[command(flatten)]
         conn: Conn,
@@ -663,6 +689,11 @@ fn divert_secrets(answer: &mut Value, fields: &[&str], file: Option<&Path>) -> O
             }
         }
     }
+    write_private(path, &Value::Object(secrets).to_string())
+}
+
+/// Create `path` (never over an existing file) with mode 0600 and write `text` to it.
+fn write_private(path: &Path, text: &str) -> Outcome<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -673,7 +704,7 @@ fn divert_secrets(answer: &mut Value, fields: &[&str], file: Option<&Path>) -> O
     let mut f = options
         .open(path)
         .map_err(|e| Failure::Usage(format!("secret file {}: {e}", path.display())))?;
-    std::io::Write::write_all(&mut f, format!("{}\n", Value::Object(secrets)).as_bytes())
+    std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes())
         .map_err(|e| Failure::Usage(format!("secret file {}: {e}", path.display())))?;
     Ok(())
 }
@@ -1005,6 +1036,23 @@ async fn execute(
                 OutputFormat::Table => output::print_usage(&report),
             }
             Ok(())
+        }
+        RemoteCommand::Export { conn } => declarative::export(&open(&conn)?).await,
+        RemoteCommand::Import {
+            file,
+            dry_run,
+            prune,
+            secrets_file,
+            conn,
+        } => {
+            declarative::import(
+                &open(&conn)?,
+                &file,
+                dry_run,
+                prune,
+                secrets_file.as_deref(),
+            )
+            .await
         }
         RemoteCommand::Audit { action, conn } => {
             let s = open(&conn)?;

@@ -41,6 +41,18 @@ pub async fn start(
             .cloned()
             .unwrap_or_default()
     );
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    start_with(bin, env, args, &public, &http).await
+}
+
+/// [`start`] for a server reached at `public` with `http` (e.g. https with a test CA).
+pub async fn start_with(
+    bin: &Path,
+    env: &BTreeMap<String, String>,
+    args: &[&str],
+    public: &str,
+    http: &reqwest::Client,
+) -> anyhow::Result<Server> {
     let log = tempfile::NamedTempFile::new()?;
     let mut child = Command::new(bin)
         .args(args)
@@ -50,7 +62,6 @@ pub async fn start(
         .stdout(Stdio::null())
         .stderr(log.reopen()?)
         .spawn()?;
-    let http = reqwest::Client::builder().no_proxy().build()?;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
         if let Some(status) = child.try_wait()? {
@@ -63,7 +74,10 @@ pub async fn start(
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return Ok(Server { child, public });
+            return Ok(Server {
+                child,
+                public: public.to_owned(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -86,6 +86,8 @@ mod slow_clients;
 mod startup;
 #[path = "e2e/throttling.rs"]
 mod throttling;
+#[path = "e2e/tls.rs"]
+mod tls;
 #[path = "e2e/token.rs"]
 mod token;
 #[path = "e2e/token_errors.rs"]

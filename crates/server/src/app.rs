@@ -349,8 +349,8 @@ pub async fn migrate_only(config: &Config) -> Result<()> {
     Ok(())
 }
 
-fn base_url(addr: SocketAddr) -> String {
-    format!("http://{addr}")
+fn base_url(addr: SocketAddr, tls: bool) -> String {
+    format!("{}://{addr}", if tls { "https" } else { "http" })
 }
 
 /// Start the server: both listeners are bound and serving when this returns.
@@ -363,10 +363,14 @@ pub async fn start(config: Config) -> Result<Server> {
         .with_context(|| format!("binding the admin listener on {}", config.admin_addr))?;
     let public_addr = public.local_addr()?;
     let admin_addr = admin.local_addr()?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(crate::tls::Tls::new(cert, key)?),
+        None => None,
+    };
     let issuer = match &config.issuer {
         Some(i) => i.clone(),
         None => {
-            let derived = base_url(public_addr);
+            let derived = base_url(public_addr, tls.is_some());
             let url = url::Url::parse(&derived)?;
             if !url.host().is_some_and(|h| is_loopback_host(&h)) {
                 bail!("GATEHOUSE_ISSUER is required when the public listener is not on loopback");
@@ -378,7 +382,7 @@ pub async fn start(config: Config) -> Result<Server> {
     let admin_audience = config
         .admin_url
         .clone()
-        .unwrap_or_else(|| base_url(admin_addr));
+        .unwrap_or_else(|| base_url(admin_addr, tls.is_some()));
 
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir).ok();
@@ -480,6 +484,7 @@ pub async fn start(config: Config) -> Result<Server> {
             config.clone(),
             BodyGuard::new(PUBLIC_BODY_LIMIT),
             "public",
+            tls.clone(),
         )),
         tokio::spawn(serve(
             admin,
@@ -493,8 +498,12 @@ pub async fn start(config: Config) -> Result<Server> {
             config.clone(),
             BodyGuard::new(ADMIN_BODY_LIMIT),
             "admin",
+            tls.clone(),
         )),
     ];
+    if let Some(tls) = tls {
+        tokio::spawn(reload_on_sighup(tls, shutdown.subscribe()));
+    }
     let flusher = tokio::spawn(flush_counters(
         registry.clone(),
         config.counter_flush_interval,
@@ -1099,6 +1108,37 @@ impl Drop for AddressSlot {
     }
 }
 
+/// On SIGHUP, read the TLS certificate and key again (open connections keep theirs).
+async fn reload_on_sighup(tls: crate::tls::Tls, mut shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP: the TLS certificate will not reload");
+            return;
+        };
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    match tls.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: TLS certificate not reloaded; the previous one stays"),
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (tls, shutdown.changed().await);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     listener: TcpListener,
     router: Router,
@@ -1106,6 +1146,7 @@ async fn serve(
     config: Config,
     body_guard: BodyGuard,
     name: &'static str,
+    tls: Option<crate::tls::Tls>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(config.max_connections));
@@ -1155,16 +1196,55 @@ async fn serve(
                 })),
             }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
-            .max_buf_size(64 * 1024)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+            .max_buf_size(64 * 1024);
+        let Some(tls) = &tls else {
+            let conn = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _per_address = per_address;
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // TLS: the handshake has the header deadline; then HTTP/2 or HTTP/1.1 as negotiated.
+        let acceptor = tls.acceptor();
+        let watcher = graceful.watcher();
+        let handshake_deadline = config.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;
             let _per_address = per_address;
-            if let Err(e) = conn.await {
+            let stream =
+                match tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let result = if h2 {
+                let mut http2 =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+                http2.timer(TokioTimer::new()).max_concurrent_streams(100);
+                watcher
+                    .watch(http2.serve_connection(TokioIo::new(stream), service))
+                    .await
+            } else {
+                watcher
+                    .watch(http1.serve_connection(TokioIo::new(stream), service))
+                    .await
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -455,6 +455,13 @@ pub struct Settings {
     /// How long to wait to connect to the database or for a pooled connection (default 5s).
     #[arg(long, env = "GATEHOUSE_DATABASE_TIMEOUT", global = true)]
     pub database_timeout: Option<Seconds>,
+    /// PEM certificate chain: both listeners speak TLS (HTTP/2 and HTTP/1.1 by ALPN). SIGHUP
+    /// reloads it and the key without dropping connections.
+    #[arg(long, env = "GATEHOUSE_TLS_CERT_FILE", global = true)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "GATEHOUSE_TLS_KEY_FILE", global = true)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// A duration in whole seconds, written with units (`90`, `90s`, `15m`, `1h`, `1d`,
@@ -569,6 +576,8 @@ impl std::fmt::Debug for Settings {
             max_connections_per_address,
             database_max_connections,
             database_timeout,
+            tls_cert_file,
+            tls_key_file,
         } = self;
         f.debug_struct("Settings")
             .field("config", config)
@@ -622,6 +631,8 @@ impl std::fmt::Debug for Settings {
             .field("max_connections_per_address", max_connections_per_address)
             .field("database_max_connections", database_max_connections)
             .field("database_timeout", database_timeout)
+            .field("tls_cert_file", tls_cert_file)
+            .field("tls_key_file", tls_key_file)
             .finish()
     }
 }
@@ -690,6 +701,8 @@ impl Settings {
                 .database_max_connections
                 .or(other.database_max_connections),
             database_timeout: self.database_timeout.or(other.database_timeout),
+            tls_cert_file: self.tls_cert_file.or(other.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(other.tls_key_file),
         }
     }
 }
@@ -756,6 +769,8 @@ pub struct Config {
     pub max_connections_per_address: usize,
     /// PostgreSQL pool size.
     pub database_max_connections: u32,
+    /// TLS certificate chain and key files (`None`: plain HTTP).
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Database connect and pool-acquire timeout.
     pub database_timeout: std::time::Duration,
     /// How long a remote key set is reused before a background refresh.
@@ -819,6 +834,7 @@ impl std::fmt::Debug for Config {
             max_connections_per_address,
             database_max_connections,
             database_timeout,
+            tls,
             remote_keys_ttl,
             remote_keys_min_refresh,
             outbound_allow,
@@ -883,6 +899,7 @@ impl std::fmt::Debug for Config {
             .field("cors_discovery_origins", cors_discovery_origins)
             .field("database_max_connections", database_max_connections)
             .field("database_timeout", database_timeout)
+            .field("tls", tls)
             .finish()
     }
 }
@@ -1127,6 +1144,11 @@ impl Config {
                 .database_timeout
                 .map_or(std::time::Duration::from_secs(5), Seconds::duration)
                 .max(std::time::Duration::from_secs(1)),
+            tls: match (s.tls_cert_file, s.tls_key_file) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => bail!("GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE go together"),
+            },
         };
         if let Some(issuer) = &config.issuer {
             validate_issuer(issuer)?;
@@ -1161,6 +1183,7 @@ impl Config {
             max_connections_per_address: 256,
             database_max_connections: 16,
             database_timeout: std::time::Duration::from_secs(5),
+            tls: None,
             remote_keys_ttl: std::time::Duration::from_secs(600),
             remote_keys_min_refresh: std::time::Duration::from_secs(30),
             outbound_allow: gatehouse_jwks::outbound::OutboundAllow::default(),

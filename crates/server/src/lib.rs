@@ -8,6 +8,7 @@ pub mod backup;
 mod body_guard;
 pub mod config;
 pub mod metrics;
+pub mod tls;
 
 pub use app::{
     Server, admin_recover, keys_command, migrate_only as migrate, secret_key_rotate, start,

@@ -355,13 +355,24 @@ fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
     }
 }
 
-/// Resident set size from `/proc/self/statm` (pages × 4096).
+/// Resident set size: `VmRSS` of `/proc/self/status`, which the kernel gives in kB whatever
+/// the page size (`statm` counts pages, and pages are 16 KiB or 64 KiB on some arm64 kernels).
 #[cfg(target_os = "linux")]
 fn resident_memory_bytes() -> Option<u64> {
-    const PAGE_SIZE: u64 = 4096;
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages.saturating_mul(PAGE_SIZE))
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    vm_rss_bytes(&status)
+}
+
+/// The `VmRSS:  1234 kB` line of a `/proc/<pid>/status` text, in bytes.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn vm_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut parts = line.split_whitespace().skip(1);
+    let value: u64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some("kB") => Some(value.saturating_mul(1024)),
+        _ => None,
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -622,6 +633,16 @@ fn escape_help(out: &mut String, help: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resident_memory_comes_from_vm_rss_in_kilobytes() {
+        let status = "Name:\tgatehouse\nVmPeak:\t  200 kB\nVmRSS:\t   51234 kB\nThreads:\t4\n";
+        assert_eq!(vm_rss_bytes(status), Some(51_234 * 1024));
+        assert_eq!(vm_rss_bytes("VmRSS: 12 pages"), None);
+        assert_eq!(vm_rss_bytes("Name: x"), None);
+        #[cfg(target_os = "linux")]
+        assert!(resident_memory_bytes().is_some_and(|b| b > 1024 * 1024));
+    }
 
     fn lines_of<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
         text.lines().filter(|l| l.starts_with(prefix)).collect()

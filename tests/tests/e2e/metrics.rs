@@ -145,3 +145,89 @@ async fn metrics_exposition_on_the_admin_listener() -> anyhow::Result<()> {
     assert_eq!(r.status.as_u16(), 404, "{r:?}");
     Ok(())
 }
+
+/// The exposition parses with the reference Prometheus text-format parser (Python's
+/// `prometheus_client`), every family has a type, and the series a dashboard needs are there
+/// with their labels. Needs python3 with `prometheus_client`; skipped with a reason without
+/// it unless `GATEHOUSE_TEST_REQUIRE_PROMETHEUS_PARSER=1` (CI sets it).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exposition_parses_with_the_reference_prometheus_parser() -> anyhow::Result<()> {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import prometheus_client.parser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        gatehouse_tests::skip_unless_required(
+            "GATEHOUSE_TEST_REQUIRE_PROMETHEUS_PARSER",
+            "python3 cannot import prometheus_client",
+        )?;
+        return Ok(());
+    }
+    let app = spawn_app().await?;
+    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
+    let token = app
+        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
+    assert_active(&app.introspect_token(fx.collection_basic(), &token).await?);
+    let body = app.get_url(&app.admin_url("/metrics")).await?.text();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, &body)?;
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/parse_metrics.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&file)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "the reference parser refuses /metrics: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let families: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let samples = |family: &str| {
+        families[family]["samples"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    for (family, kind) in [
+        ("gatehouse_tokens_issued", "counter"),
+        ("gatehouse_introspections", "counter"),
+        ("gatehouse_http_requests", "counter"),
+        ("gatehouse_http_request_duration_seconds", "histogram"),
+        ("gatehouse_http_requests_in_flight", "gauge"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("gatehouse_build_info", "gauge"),
+    ] {
+        assert_eq!(families[family]["type"], kind, "{family} in {families}");
+    }
+    // Labels: introspections by outcome and denial reason; HTTP by listener, route template,
+    // method and status class; a histogram's buckets end at +Inf.
+    assert!(
+        samples("gatehouse_introspections")
+            .iter()
+            .any(|s| s[1]["outcome"] == "active")
+    );
+    assert!(
+        samples("gatehouse_introspections")
+            .iter()
+            .any(|s| s[1]["reason"] == "revoked")
+    );
+    assert!(
+        samples("gatehouse_http_requests")
+            .iter()
+            .any(|s| s[1]["endpoint"] == "/oauth/token" && s[1]["listener"] == "public")
+    );
+    assert!(
+        samples("gatehouse_http_request_duration_seconds")
+            .iter()
+            .any(|s| s[1]["le"] == "+Inf")
+    );
+    // The resident memory is a real size (VmRSS), not pages × a guessed page size.
+    let rss = samples("process_resident_memory_bytes")[0][2]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(rss > 1_000_000.0, "{rss}");
+    Ok(())
+}

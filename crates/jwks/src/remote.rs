@@ -343,11 +343,17 @@ impl RemoteKeys {
         }
         match fetch(&self.fetcher, source).await {
             Ok(fetched) => {
+                REMOTE_FETCHES
+                    .ok
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let fetched = Arc::new(fetched);
                 entry.store(fetched.clone());
                 fetched
             }
             Err(why) => {
+                REMOTE_FETCHES
+                    .failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(source = source.url(), error = %why, "remote key set fetch failed");
                 entry.snapshot()
             }
@@ -370,6 +376,22 @@ enum SourceError {
     #[error("{0}")]
     Discovery(String),
 }
+
+/// Outcomes of remote key set fetches (identity providers' discovery and JWKS), for
+/// `/metrics`.
+#[derive(Debug)]
+pub struct RemoteFetches {
+    /// Fetches that brought a key set.
+    pub ok: std::sync::atomic::AtomicU64,
+    /// Fetches that failed (refused address, timeout, bad answer); the last good set stays.
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// This process's remote fetch outcomes.
+pub static REMOTE_FETCHES: RemoteFetches = RemoteFetches {
+    ok: std::sync::atomic::AtomicU64::new(0),
+    failed: std::sync::atomic::AtomicU64::new(0),
+};
 
 async fn fetch(fetcher: &Fetcher, source: &KeySource) -> Result<Fetched, SourceError> {
     let issuer_url = match source {

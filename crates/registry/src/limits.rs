@@ -310,8 +310,12 @@ impl Shared {
         for a in args {
             invocation.arg(*a);
         }
+        let started = std::time::Instant::now();
         match tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut conn)).await {
-            Ok(Ok(v)) => Some(v),
+            Ok(Ok(v)) => {
+                METRICS.redis_seconds.observe(started.elapsed());
+                Some(v)
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "Redis limiter call failed");
                 self.trip();

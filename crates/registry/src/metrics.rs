@@ -2,7 +2,7 @@
 //! by the server's Prometheus exporter. Nothing here carries a credential or an id, so label
 //! cardinality stays fixed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// A monotonically increasing counter.
 #[derive(Debug)]
@@ -31,6 +31,96 @@ impl Counter {
 }
 
 impl Default for Counter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    /// A gauge at zero.
+    pub const fn new() -> Self {
+        Self(AtomicI64::new(0))
+    }
+
+    /// Add one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Take one away.
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Set it.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Upper bounds (seconds) of [`Histogram`] buckets: 0.25 ms to 1 s; `+Inf` is implied.
+pub const FAST_BUCKETS: [f64; 11] = [
+    0.000_25, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A latency histogram with the [`FAST_BUCKETS`], lock-free.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: [AtomicU64; 12],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// An empty histogram.
+    pub const fn new() -> Self {
+        Self {
+            buckets: [const { AtomicU64::new(0) }; 12],
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Record one observation.
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let secs = elapsed.as_secs_f64();
+        let i = FAST_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(FAST_BUCKETS.len());
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Per-bucket (not cumulative) counts, the last for `+Inf`, and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<u64>, f64) {
+        (
+            self.buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            std::time::Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64(),
+        )
+    }
+}
+
+impl Default for Histogram {
     fn default() -> Self {
         Self::new()
     }
@@ -88,6 +178,12 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// Calls to the shared (Redis) limiter that failed or timed out.
     pub redis_errors: Counter,
+    /// Latency of the shared (Redis) limiter's calls that answered.
+    pub redis_seconds: Histogram,
+    /// argon2id calls running or waiting for a worker (the waiting room's occupancy).
+    pub argon2_admitted: Gauge,
+    /// 1 while this instance LISTENs for other instances' changes (PostgreSQL), else 0.
+    pub listen_connected: Gauge,
     /// Profile snapshots.
     pub cache_profiles: CacheCounters,
     /// Collection snapshots.
@@ -114,6 +210,9 @@ impl Metrics {
             argon2_busy: Counter::new(),
             auth_failures: Counter::new(),
             redis_errors: Counter::new(),
+            redis_seconds: Histogram::new(),
+            argon2_admitted: Gauge::new(),
+            listen_connected: Gauge::new(),
             cache_profiles: CacheCounters::new(),
             cache_collections: CacheCounters::new(),
             cache_api_keys: CacheCounters::new(),

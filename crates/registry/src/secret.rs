@@ -122,13 +122,17 @@ impl Admission {
                 (n < capacity).then_some(n + 1)
             })
             .ok()
-            .map(|_| Self(admitted.clone()))
+            .map(|_| {
+                crate::metrics::METRICS.argon2_admitted.inc();
+                Self(admitted.clone())
+            })
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::METRICS.argon2_admitted.dec();
     }
 }
 

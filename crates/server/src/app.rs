@@ -452,7 +452,12 @@ pub async fn start(config: Config) -> Result<Server> {
     let admin_router = gatehouse_admin::router(admin_state)
         .merge(gatehouse_console::router(console_state))
         .merge(health_router(readiness))
-        .merge(crate::metrics::router(http_metrics.clone(), db.clone()))
+        .merge(crate::metrics::router(
+            http_metrics.clone(),
+            db.clone(),
+            keys.clone(),
+            registry.clock().clone(),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -609,6 +614,7 @@ async fn follow_changes(
         };
         let mut listener = match listening {
             Ok(l) => {
+                gatehouse_registry::metrics::METRICS.listen_connected.set(1);
                 if failures > 0 {
                     tracing::info!("LISTEN connection back; following changes again");
                 }
@@ -616,6 +622,7 @@ async fn follow_changes(
                 l
             }
             Err(e) => {
+                gatehouse_registry::metrics::METRICS.listen_connected.set(0);
                 if failures == 0 {
                     tracing::warn!(error = %e, "LISTEN failed; polling every second until it is back");
                 }
@@ -645,6 +652,7 @@ async fn follow_changes(
                     // The connection dropped and came back: changes may have been missed.
                     Ok(None) => catch_up(&registry, &keys).await,
                     Err(e) => {
+                        gatehouse_registry::metrics::METRICS.listen_connected.set(0);
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                         break;
                     }

@@ -38,6 +38,20 @@ const METHODS: [&str; 8] = [
 /// The status class labels.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The status codes counted on their own in `gatehouse_http_responses_total`; any other is
+/// `other` (bounded cardinality).
+const CODES: [u16; 21] = [
+    200, 201, 204, 302, 303, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 431, 500,
+    502, 503,
+];
+
+fn code_index(status: u16) -> usize {
+    CODES
+        .iter()
+        .position(|c| *c == status)
+        .unwrap_or(CODES.len())
+}
+
 /// The endpoint label of requests that matched no route.
 const UNMATCHED: &str = "unmatched";
 
@@ -105,6 +119,8 @@ impl EndpointStats {
 struct ListenerStats {
     name: &'static str,
     in_flight: AtomicI64,
+    /// Responses by status code ([`CODES`], then one for any other code).
+    codes: [AtomicU64; CODES.len() + 1],
     /// By route template. Bounded by the router's routes (plus `unmatched`).
     endpoints: RwLock<HashMap<Arc<str>, Arc<EndpointStats>>>,
 }
@@ -154,6 +170,7 @@ impl HttpMetrics {
         let stats = Arc::new(ListenerStats {
             name,
             in_flight: AtomicI64::new(0),
+            codes: [const { AtomicU64::new(0) }; CODES.len() + 1],
             endpoints: RwLock::new(HashMap::new()),
         });
         listeners.push(stats.clone());
@@ -250,6 +267,27 @@ impl HttpMetrics {
                 l.in_flight.load(Ordering::Relaxed),
             );
         }
+
+        header(
+            out,
+            "gatehouse_http_responses_total",
+            "counter",
+            "HTTP responses, by listener and status code (`other` for codes not listed).",
+        );
+        for l in &listeners {
+            for (i, counter) in l.codes.iter().enumerate() {
+                let n = counter.load(Ordering::Relaxed);
+                if n > 0 {
+                    let code = CODES.get(i).map_or("other".to_owned(), u16::to_string);
+                    sample(
+                        out,
+                        "gatehouse_http_responses_total",
+                        &[("listener", l.name), ("code", &code)],
+                        n,
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -285,27 +323,64 @@ async fn record(
     let endpoint = listener.endpoint(template);
     let _in_flight = InFlight::enter(&listener.in_flight);
     let response = next.run(request).await;
-    endpoint.record(
-        method,
-        class_index(response.status().as_u16()),
-        start.elapsed(),
-    );
+    let status = response.status().as_u16();
+    endpoint.record(method, class_index(status), start.elapsed());
+    if let Some(c) = listener.codes.get(code_index(status)) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
     response
 }
 
 /// `GET /metrics`, for the admin listener only: it is unauthenticated, like most Prometheus
 /// endpoints, so the admin listener must stay on a private network.
-pub fn router(http: Arc<HttpMetrics>, db: DatabaseConnection) -> Router {
+pub fn router(
+    http: Arc<HttpMetrics>,
+    db: DatabaseConnection,
+    keys: Arc<gatehouse_jwks::KeyManager>,
+    clock: Arc<dyn gatehouse_registry::clock::Clock>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
-        .with_state(Arc::new((http, db)))
+        .with_state(Arc::new(Scrape {
+            http,
+            db,
+            keys,
+            clock,
+        }))
 }
 
-async fn metrics_handler(
-    State(state): State<Arc<(Arc<HttpMetrics>, DatabaseConnection)>>,
-) -> Response {
-    let (http, db) = &*state;
-    let body = render(http, &METRICS, pool_stats(db), resident_memory_bytes());
+/// What `/metrics` reads.
+struct Scrape {
+    http: Arc<HttpMetrics>,
+    db: DatabaseConnection,
+    keys: Arc<gatehouse_jwks::KeyManager>,
+    clock: Arc<dyn gatehouse_registry::clock::Clock>,
+}
+
+/// What a scrape reads besides the counters.
+#[derive(Debug, Default, Clone, Copy)]
+struct Readings {
+    pool: Option<PoolStats>,
+    rss: Option<u64>,
+    /// Seconds since the signing key in use began to sign.
+    signing_key_age: Option<i64>,
+}
+
+async fn metrics_handler(State(state): State<Arc<Scrape>>) -> Response {
+    let signing_key_age = match state.keys.list().await {
+        Ok(keys) => keys
+            .iter()
+            .find(|k| k.state == "active")
+            .and_then(|k| k.activated_at)
+            .map(|at| (state.clock.now() - at).num_seconds().max(0)),
+        Err(_) => None,
+    };
+    let readings = Readings {
+        pool: pool_stats(&state.db),
+        rss: resident_memory_bytes(),
+        signing_key_age,
+    };
+    let body = render(&state.http, &METRICS, readings);
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
         body,
@@ -381,15 +456,24 @@ fn resident_memory_bytes() -> Option<u64> {
 }
 
 /// The whole exposition.
-fn render(
-    http: &HttpMetrics,
-    counters: &Metrics,
-    pool: Option<PoolStats>,
-    rss: Option<u64>,
-) -> String {
+fn render(http: &HttpMetrics, counters: &Metrics, readings: Readings) -> String {
+    let Readings {
+        pool,
+        rss,
+        signing_key_age,
+    } = readings;
     let mut out = String::with_capacity(8 * 1024);
     http.render(&mut out);
     render_counters(&mut out, counters);
+    if let Some(age) = signing_key_age {
+        header(
+            &mut out,
+            "gatehouse_signing_key_age_seconds",
+            "gauge",
+            "Seconds since the signing key in use began to sign.",
+        );
+        sample(&mut out, "gatehouse_signing_key_age_seconds", &[], age);
+    }
     if let Some(pool) = pool {
         header(
             &mut out,
@@ -511,6 +595,60 @@ fn render_counters(out: &mut String, m: &Metrics) {
         "Calls to the shared (Redis) limiter that failed or timed out.",
         m.redis_errors.get(),
     );
+    header(
+        out,
+        "gatehouse_redis_call_duration_seconds",
+        "histogram",
+        "Latency of the shared (Redis) limiter's calls that answered.",
+    );
+    let (counts, sum) = m.redis_seconds.snapshot();
+    render_histogram_with(
+        out,
+        "gatehouse_redis_call_duration_seconds",
+        &[],
+        &gatehouse_registry::metrics::FAST_BUCKETS,
+        &counts,
+        sum,
+    );
+    header(
+        out,
+        "gatehouse_argon2_admitted",
+        "gauge",
+        "argon2id verifications running or waiting for a worker.",
+    );
+    sample(
+        out,
+        "gatehouse_argon2_admitted",
+        &[],
+        m.argon2_admitted.get(),
+    );
+    header(
+        out,
+        "gatehouse_listen_connected",
+        "gauge",
+        "1 while this instance LISTENs for other instances' changes (PostgreSQL), else 0.",
+    );
+    sample(
+        out,
+        "gatehouse_listen_connected",
+        &[],
+        m.listen_connected.get(),
+    );
+    header(
+        out,
+        "gatehouse_remote_key_fetches_total",
+        "counter",
+        "Fetches of remote key sets (identity providers' discovery and JWKS), by outcome.",
+    );
+    let fetches = &gatehouse_jwks::remote::REMOTE_FETCHES;
+    for (outcome, n) in [("ok", &fetches.ok), ("failed", &fetches.failed)] {
+        sample(
+            out,
+            "gatehouse_remote_key_fetches_total",
+            &[("outcome", outcome)],
+            n.load(Ordering::Relaxed),
+        );
+    }
 
     let caches = m.caches();
     header(
@@ -592,11 +730,23 @@ fn render_histogram(
     counts: &[u64],
     sum: f64,
 ) {
+    render_histogram_with(out, name, labels, &BUCKETS, counts, sum);
+}
+
+/// [`render_histogram`] with other bucket bounds.
+fn render_histogram_with(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    bounds: &[f64],
+    counts: &[u64],
+    sum: f64,
+) {
     let bucket = format!("{name}_bucket");
     let mut cumulative: u64 = 0;
     for (i, n) in counts.iter().enumerate() {
         cumulative = cumulative.saturating_add(*n);
-        let le = BUCKETS
+        let le = bounds
             .get(i)
             .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
         out.push_str(&bucket);
@@ -780,7 +930,15 @@ mod tests {
                 max: 16
             }
         );
-        let out = render(&http, &METRICS, Some(pool), Some(4096));
+        let out = render(
+            &http,
+            &METRICS,
+            Readings {
+                pool: Some(pool),
+                rss: Some(4096),
+                signing_key_age: Some(60),
+            },
+        );
         for family in [
             "gatehouse_http_requests_total",
             "gatehouse_http_request_duration_seconds",
@@ -797,6 +955,12 @@ mod tests {
             "gatehouse_cache_misses_total",
             "gatehouse_db_pool_connections",
             "gatehouse_db_pool_max",
+            "gatehouse_http_responses_total",
+            "gatehouse_redis_call_duration_seconds",
+            "gatehouse_argon2_admitted",
+            "gatehouse_listen_connected",
+            "gatehouse_remote_key_fetches_total",
+            "gatehouse_signing_key_age_seconds",
             "process_resident_memory_bytes",
             "gatehouse_build_info",
         ] {
@@ -826,7 +990,7 @@ mod tests {
             "gatehouse_build_info{{version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")
         )));
-        let without = render(&http, &METRICS, None, None);
+        let without = render(&http, &METRICS, Readings::default());
         assert!(!without.contains("gatehouse_db_pool"));
         assert!(!without.contains("process_resident_memory_bytes"));
     }

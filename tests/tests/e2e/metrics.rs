@@ -199,6 +199,12 @@ async fn the_exposition_parses_with_the_reference_prometheus_parser() -> anyhow:
         ("gatehouse_http_requests_in_flight", "gauge"),
         ("process_resident_memory_bytes", "gauge"),
         ("gatehouse_build_info", "gauge"),
+        ("gatehouse_http_responses", "counter"),
+        ("gatehouse_redis_call_duration_seconds", "histogram"),
+        ("gatehouse_argon2_admitted", "gauge"),
+        ("gatehouse_listen_connected", "gauge"),
+        ("gatehouse_remote_key_fetches", "counter"),
+        ("gatehouse_signing_key_age_seconds", "gauge"),
     ] {
         assert_eq!(families[family]["type"], kind, "{family} in {families}");
     }
@@ -224,6 +230,15 @@ async fn the_exposition_parses_with_the_reference_prometheus_parser() -> anyhow:
             .iter()
             .any(|s| s[1]["le"] == "+Inf")
     );
+    // Responses by status code, per listener.
+    assert!(
+        samples("gatehouse_http_responses")
+            .iter()
+            .any(|s| s[1]["code"] == "200" && s[1]["listener"] == "public"),
+        "{families}"
+    );
+    let age = samples("gatehouse_signing_key_age_seconds")[0][2].as_f64().unwrap_or(-1.0);
+    assert!(age >= 0.0, "{age}");
     // The resident memory is a real size (VmRSS), not pages × a guessed page size.
     let rss = samples("process_resident_memory_bytes")[0][2]
         .as_f64()

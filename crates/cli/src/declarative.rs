@@ -676,6 +676,123 @@ fn check_references(want: &Document, have: &Document) -> Outcome<()> {
     }
 }
 
+// Apply (or, dry, print) one step; created ids are returned for references.
+async fn apply(
+    s: &Session,
+    step: Step,
+    dry_run: bool,
+    log: &mut Vec<String>,
+    secrets: &mut serde_json::Map<String, Value>,
+) -> Outcome<Option<Value>> {
+    log.push(step.line());
+    if dry_run {
+        return Ok(None);
+    }
+    match step {
+        Step::Create {
+            path,
+            body,
+            secret_of,
+            ..
+        } => {
+            let mut answer = s.admin(Method::POST, &path, Some(&body)).await?;
+            if let Some(label) = secret_of {
+                let mut found = serde_json::Map::new();
+                if let Some(map) = answer.as_object_mut() {
+                    for f in crate::SECRET_FIELDS {
+                        if let Some(v) = map.get(f).filter(|v| v.is_string()).cloned() {
+                            found.insert(f.to_owned(), v);
+                            map.remove(f);
+                        }
+                    }
+                    for f in ["oauth_client_id", "introspection_client_id", "api_key_id"] {
+                        if let Some(v) = map.get(f).cloned() {
+                            found.insert(f.to_owned(), v);
+                        }
+                    }
+                }
+                if found
+                    .keys()
+                    .any(|k| crate::SECRET_FIELDS.contains(&k.as_str()))
+                {
+                    secrets.insert(label, Value::Object(found));
+                }
+            }
+            Ok(Some(answer))
+        }
+        Step::Update { path, body, .. } => {
+            s.admin(Method::PATCH, &path, Some(&body)).await?;
+            Ok(None)
+        }
+        Step::Delete { path, .. } => {
+            s.admin(Method::DELETE, &path, None).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A project, collection or policy as the file wants it and as the registry has it.
+struct Named<'a> {
+    kind: &'static str,
+    base: &'static str,
+    name: &'a str,
+    live_id: Option<&'a str>,
+    old: Option<Value>,
+    new: Value,
+    secret: bool,
+}
+
+/// Create `n` when the registry lacks it, patch it when it differs; answers its id (a
+/// placeholder in a dry run).
+async fn sync_named(
+    s: &Session,
+    n: Named<'_>,
+    dry_run: bool,
+    log: &mut Vec<String>,
+    secrets: &mut serde_json::Map<String, Value>,
+) -> Outcome<String> {
+    let what = format!("{} {}", n.kind, n.name);
+    match n.live_id {
+        None => {
+            let made = apply(
+                s,
+                Step::Create {
+                    what: what.clone(),
+                    path: n.base.to_owned(),
+                    body: n.new,
+                    secret_of: n.secret.then(|| what.clone()),
+                },
+                dry_run,
+                log,
+                secrets,
+            )
+            .await?;
+            Ok(made
+                .and_then(|m| m["id"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("(new {what})")))
+        }
+        Some(id) => {
+            let old = n.old.unwrap_or(Value::Null);
+            if old != n.new {
+                apply(
+                    s,
+                    Step::Update {
+                        what,
+                        path: format!("{}/{id}", n.base),
+                        body: merge_patch(&old, &n.new),
+                        changes: differences(&old, &n.new),
+                    },
+                    dry_run,
+                    log,
+                    secrets,
+                )
+                .await?;
+            }
+            Ok(id.to_owned())
+        }
+    }
+}
+
 /// `gatehouse import FILE [--dry-run] [--prune] [--secrets-file F]`.
 pub(crate) async fn import(
     s: &Session,
@@ -717,211 +834,91 @@ pub(crate) async fn import(
     let mut log: Vec<String> = Vec::new();
     let mut secrets = serde_json::Map::new();
 
-    // Apply (or, dry, print) one step; created ids are returned for references.
-    async fn apply(
-        s: &Session,
-        step: Step,
-        dry_run: bool,
-        log: &mut Vec<String>,
-        secrets: &mut serde_json::Map<String, Value>,
-    ) -> Outcome<Option<Value>> {
-        log.push(step.line());
-        if dry_run {
-            return Ok(None);
-        }
-        match step {
-            Step::Create {
-                path,
-                body,
-                secret_of,
-                ..
-            } => {
-                let mut answer = s.admin(Method::POST, &path, Some(&body)).await?;
-                if let Some(label) = secret_of {
-                    let mut found = serde_json::Map::new();
-                    if let Some(map) = answer.as_object_mut() {
-                        for f in crate::SECRET_FIELDS {
-                            if let Some(v) = map.get(f).filter(|v| v.is_string()).cloned() {
-                                found.insert(f.to_owned(), v);
-                                map.remove(f);
-                            }
-                        }
-                        for f in ["oauth_client_id", "introspection_client_id", "api_key_id"] {
-                            if let Some(v) = map.get(f).cloned() {
-                                found.insert(f.to_owned(), v);
-                            }
-                        }
-                    }
-                    if found
-                        .keys()
-                        .any(|k| crate::SECRET_FIELDS.contains(&k.as_str()))
-                    {
-                        secrets.insert(label, Value::Object(found));
-                    }
-                }
-                Ok(Some(answer))
-            }
-            Step::Update { path, body, .. } => {
-                s.admin(Method::PATCH, &path, Some(&body)).await?;
-                Ok(None)
-            }
-            Step::Delete { path, .. } => {
-                s.admin(Method::DELETE, &path, None).await?;
-                Ok(None)
-            }
-        }
-    }
-
-    // Projects.
+    // Projects, collections and policies: created when missing, patched when different.
+    // Collections are created before the clients that name them, and so on.
     for p in &want.projects {
-        match l.projects.iter().find(|x| x.name == p.name) {
-            None => {
-                let made = apply(
-                    s,
-                    Step::Create {
-                        what: format!("project {}", p.name),
-                        path: "/projects".to_owned(),
-                        body: to_value(p)?,
-                        secret_of: None,
-                    },
-                    dry_run,
-                    &mut log,
-                    &mut secrets,
-                )
-                .await?;
-                let id = made
-                    .and_then(|m| m["id"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| format!("prj_(new:{})", p.name));
-                ids.projects.insert(p.name.clone(), id);
-            }
-            Some(x) => {
-                let old = have
+        let id = sync_named(
+            s,
+            Named {
+                kind: "project",
+                base: "/projects",
+                name: &p.name,
+                live_id: l
+                    .projects
+                    .iter()
+                    .find(|x| x.name == p.name)
+                    .map(|x| x.id.as_str()),
+                old: have
                     .projects
                     .iter()
                     .find(|h| h.name == p.name)
                     .map(to_value)
-                    .transpose()?
-                    .unwrap_or(Value::Null);
-                let new = to_value(p)?;
-                if old != new {
-                    apply(
-                        s,
-                        Step::Update {
-                            what: format!("project {}", p.name),
-                            path: format!("/projects/{}", x.id),
-                            body: json!({"description": p.description}),
-                            changes: differences(&old, &new),
-                        },
-                        dry_run,
-                        &mut log,
-                        &mut secrets,
-                    )
-                    .await?;
-                }
-            }
-        }
+                    .transpose()?,
+                new: to_value(p)?,
+                secret: false,
+            },
+            dry_run,
+            &mut log,
+            &mut secrets,
+        )
+        .await?;
+        ids.projects.insert(p.name.clone(), id);
     }
-    // Collections.
     for c in &want.collections {
-        match l
+        let live = l
             .collections
             .iter()
-            .find(|x| x.name == c.name && !x.builtin)
-        {
-            None => {
-                let made = apply(
-                    s,
-                    Step::Create {
-                        what: format!("collection {}", c.name),
-                        path: "/collections".to_owned(),
-                        body: to_value(c)?,
-                        secret_of: Some(format!("collection {}", c.name)),
-                    },
-                    dry_run,
-                    &mut log,
-                    &mut secrets,
-                )
-                .await?;
-                let id = made
-                    .and_then(|m| m["id"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| format!("col_(new:{})", c.name));
-                ids.collections.insert(c.name.clone(), id);
-            }
-            Some(x) => {
-                let old = have
+            .find(|x| x.name == c.name && !x.builtin);
+        let id = sync_named(
+            s,
+            Named {
+                kind: "collection",
+                base: "/collections",
+                name: &c.name,
+                live_id: live.map(|x| x.id.as_str()),
+                old: have
                     .collections
                     .iter()
                     .find(|h| h.name == c.name)
                     .map(to_value)
-                    .transpose()?
-                    .unwrap_or(Value::Null);
-                let new = to_value(c)?;
-                if old != new {
-                    apply(
-                        s,
-                        Step::Update {
-                            what: format!("collection {}", c.name),
-                            path: format!("/collections/{}", x.id),
-                            body: merge_patch(&old, &new),
-                            changes: differences(&old, &new),
-                        },
-                        dry_run,
-                        &mut log,
-                        &mut secrets,
-                    )
-                    .await?;
-                }
-            }
-        }
+                    .transpose()?,
+                new: to_value(c)?,
+                secret: true,
+            },
+            dry_run,
+            &mut log,
+            &mut secrets,
+        )
+        .await?;
+        ids.collections.insert(c.name.clone(), id);
     }
-    // Policies.
     for p in &want.policies {
-        match l.policies.iter().find(|x| x.name == p.name) {
-            None => {
-                let made = apply(
-                    s,
-                    Step::Create {
-                        what: format!("policy {}", p.name),
-                        path: "/policies".to_owned(),
-                        body: to_value(p)?,
-                        secret_of: None,
-                    },
-                    dry_run,
-                    &mut log,
-                    &mut secrets,
-                )
-                .await?;
-                let id = made
-                    .and_then(|m| m["id"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| format!("pol_(new:{})", p.name));
-                ids.policies.insert(p.name.clone(), id);
-            }
-            Some(x) => {
-                let old = have
+        let id = sync_named(
+            s,
+            Named {
+                kind: "policy",
+                base: "/policies",
+                name: &p.name,
+                live_id: l
+                    .policies
+                    .iter()
+                    .find(|x| x.name == p.name)
+                    .map(|x| x.id.as_str()),
+                old: have
                     .policies
                     .iter()
                     .find(|h| h.name == p.name)
                     .map(to_value)
-                    .transpose()?
-                    .unwrap_or(Value::Null);
-                let new = to_value(p)?;
-                if old != new {
-                    apply(
-                        s,
-                        Step::Update {
-                            what: format!("policy {}", p.name),
-                            path: format!("/policies/{}", x.id),
-                            body: merge_patch(&old, &new),
-                            changes: differences(&old, &new),
-                        },
-                        dry_run,
-                        &mut log,
-                        &mut secrets,
-                    )
-                    .await?;
-                }
-            }
-        }
+                    .transpose()?,
+                new: to_value(p)?,
+                secret: false,
+            },
+            dry_run,
+            &mut log,
+            &mut secrets,
+        )
+        .await?;
+        ids.policies.insert(p.name.clone(), id);
     }
     // Clients, their profiles and keys.
     for c in &want.clients {

@@ -237,7 +237,9 @@ async fn the_exposition_parses_with_the_reference_prometheus_parser() -> anyhow:
             .any(|s| s[1]["code"] == "200" && s[1]["listener"] == "public"),
         "{families}"
     );
-    let age = samples("gatehouse_signing_key_age_seconds")[0][2].as_f64().unwrap_or(-1.0);
+    let age = samples("gatehouse_signing_key_age_seconds")[0][2]
+        .as_f64()
+        .unwrap_or(-1.0);
     assert!(age >= 0.0, "{age}");
     // The resident memory is a real size (VmRSS), not pages × a guessed page size.
     let rss = samples("process_resident_memory_bytes")[0][2]

@@ -32,6 +32,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../static/console.js"),
     ),
     (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../static/favicon.svg"),
+    ),
+    (
         "htmx.LICENSE",
         "text/plain; charset=utf-8",
         include_bytes!("../static/htmx.LICENSE"),

@@ -23,6 +23,7 @@ pub(crate) struct Layout {
     pub section: &'static str,
     /// The page shows a one-time secret: htmx must not keep it in its history.
     pub no_history: bool,
+    pub icon: String,
     pub pico: String,
     pub htmx: String,
     pub css: String,
@@ -40,6 +41,7 @@ impl Layout {
             shared_write: false,
             section: "",
             no_history: false,
+            icon: crate::assets::url("favicon.svg"),
             pico: crate::assets::url("pico.min.css"),
             htmx: crate::assets::url("htmx.min.js"),
             css: crate::assets::url("console.css"),

@@ -183,8 +183,14 @@ pub(crate) struct SecretPage {
 
 impl IntoResponse for SecretPageResponse {
     fn into_response(self) -> Response {
+        let done = HeaderValue::from_str(&self.0.done).ok();
         let mut response = self.0.into_response();
         let h = response.headers_mut();
+        // htmx shows the "Done" page's address instead of the form's: a reload then gets
+        // that page (no secret), never a re-post or a 405.
+        if let Some(done) = done {
+            h.insert("hx-replace-url", done);
+        }
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store, max-age=0"),

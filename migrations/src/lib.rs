@@ -16,6 +16,7 @@ mod m0006_policies;
 mod m0007_jwt_match_claim;
 mod m0008_jwt_match_unique;
 mod m0010_projects;
+mod m0011_console_sessions;
 
 /// The ordered list of Gatehouse migrations.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_jwt_match_claim::Migration),
             Box::new(m0008_jwt_match_unique::Migration),
             Box::new(m0010_projects::Migration),
+            Box::new(m0011_console_sessions::Migration),
         ]
     }
 }

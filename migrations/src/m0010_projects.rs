@@ -27,7 +27,14 @@ fn project_id() -> String {
     const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
     let tail: String = (0..22)
-        .map(|_| char::from(BASE62.get(rng.random_range(0..BASE62.len())).copied().unwrap_or(b'0')))
+        .map(|_| {
+            char::from(
+                BASE62
+                    .get(rng.random_range(0..BASE62.len()))
+                    .copied()
+                    .unwrap_or(b'0'),
+            )
+        })
         .collect();
     format!("prj_{tail}")
 }
@@ -77,6 +84,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("idx_clients_project")
+                    .if_not_exists()
                     .table(id("clients"))
                     .col(id("project"))
                     .to_owned(),

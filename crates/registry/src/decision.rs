@@ -6,9 +6,9 @@
 //! checks all come here. The credential has already passed the one JWS verifier (the jwks
 //! crate) or the API-key lookup; this module knows nothing of HTTP or of signatures.
 
+use crate::service::AdminScope;
 use crate::service::{ApiKeySnapshot, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 use crate::types::{ADMIN_READ_SCOPE, ADMIN_SCOPE};
-use crate::service::AdminScope;
 use crate::{Actor, Registry, RegistryError};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -484,7 +484,10 @@ fn held_rights(
     admin_audience: &str,
     asked: impl Fn(&str) -> bool,
 ) -> Option<AdminRights> {
-    let grant = profile.grants.iter().find(|g| g.audience == admin_audience)?;
+    let grant = profile
+        .grants
+        .iter()
+        .find(|g| g.audience == admin_audience)?;
     let held = |s: &str| grant.scopes.iter().any(|x| x == s);
     if asked(ADMIN_SCOPE) && held(ADMIN_SCOPE) {
         Some(AdminRights::Write)

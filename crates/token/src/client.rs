@@ -74,12 +74,9 @@ async fn authenticate_any(
     }
     let profile = state
         .registry
-        .authenticate_secret(id, secret, peer)
+        .authenticate_client_secret(id, secret, peer)
         .await
         .map_err(auth_error)?;
-    if !profile.is_active() || peer.is_some_and(|ip| !profile.allows_ip(ip)) {
-        return Err(TokenError::InvalidClient);
-    }
     Ok(Caller::Client(profile))
 }
 

@@ -10,6 +10,21 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
+/// Which audit events to list; every field that is set must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Exactly this actor (an admin's `oauth_client_id`, or `system`).
+    pub actor: Option<String>,
+    /// Exactly this action, e.g. `client.create`.
+    pub action: Option<String>,
+    /// Exactly this target id.
+    pub target_id: Option<String>,
+    /// At or after this time.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before this time.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 impl Registry {
     /// Append an audit event through `conn` (normally the change's transaction).
     /// `details` must never contain a secret.
@@ -58,8 +73,33 @@ impl Registry {
 
     /// List audit events, oldest first.
     pub async fn list_audit_events(&self, params: &ListParams) -> Result<Page<AuditEvent>> {
+        self.list_audit_events_filtered(params, &AuditFilter::default())
+            .await
+    }
+
+    /// List the audit events that match `filter`, oldest first.
+    pub async fn list_audit_events_filtered(
+        &self,
+        params: &ListParams,
+        filter: &AuditFilter,
+    ) -> Result<Page<AuditEvent>> {
         let limit = params.limit();
         let mut query = audit_event::Entity::find().order_by_asc(audit_event::Column::Id);
+        if let Some(actor) = filter.actor.as_deref().filter(|s| !s.is_empty()) {
+            query = query.filter(audit_event::Column::Actor.eq(actor));
+        }
+        if let Some(action) = filter.action.as_deref().filter(|s| !s.is_empty()) {
+            query = query.filter(audit_event::Column::Action.eq(action));
+        }
+        if let Some(target) = filter.target_id.as_deref().filter(|s| !s.is_empty()) {
+            query = query.filter(audit_event::Column::TargetId.eq(target));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(audit_event::Column::At.gte(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(audit_event::Column::At.lt(to));
+        }
         if let Some(after) = decode_cursor(params.cursor.as_deref())? {
             query = query.filter(audit_event::Column::Id.gt(after));
         }

@@ -259,6 +259,27 @@ impl Registry {
         .await
     }
 
+    /// Authenticate a profile's client by id and secret, the one sequence the token endpoint
+    /// and the admin console share: the failure budgets first (throttled → no work), then the
+    /// secret, then the profile (and its client) must be switched on and its IP rules must
+    /// admit `peer`. Every refusal but [`AuthFailure::Throttled`], [`AuthFailure::Busy`] and
+    /// [`AuthFailure::Unavailable`] is [`AuthFailure::InvalidCredentials`], so a caller cannot
+    /// tell an inactive or address-limited profile from a wrong secret.
+    pub async fn authenticate_client_secret(
+        &self,
+        oauth_client_id: &str,
+        secret: &str,
+        peer: Option<IpAddr>,
+    ) -> std::result::Result<Arc<ProfileSnapshot>, AuthFailure> {
+        let profile = self
+            .authenticate_secret(oauth_client_id, secret, peer)
+            .await?;
+        if !profile.is_active() || peer.is_some_and(|ip| !profile.allows_ip(ip)) {
+            return Err(AuthFailure::InvalidCredentials);
+        }
+        Ok(profile)
+    }
+
     /// Check a collection's introspection credentials, with the same caching and timing
     /// rules as [`Registry::authenticate_secret`].
     pub async fn authenticate_collection(

@@ -11,15 +11,18 @@ mod jwt;
 mod keys;
 mod policies;
 mod profiles;
+mod sessions;
 mod sweep;
 mod ttl_cache;
 
 pub use api_keys::ApiKeySnapshot;
+pub use audit::AuditFilter;
 pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
 pub use jwt::{JwtKeys, JwtRules};
 pub use keys::StoredKey;
 pub use policies::PolicySnapshot;
+pub use sessions::{ConsoleSession, NewConsoleSession, SESSION_ABSOLUTE, SESSION_IDLE};
 pub use sweep::SweepReport;
 
 use crate::clock::Clock;

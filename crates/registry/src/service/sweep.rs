@@ -29,6 +29,8 @@ pub struct SweepReport {
     pub api_key_graces: u64,
     /// Client secrets past their grace.
     pub client_secrets: u64,
+    /// Admin console sessions past their idle or absolute expiry.
+    pub console_sessions: u64,
     /// Another instance held the sweep lock: nothing was done here.
     pub skipped: bool,
 }
@@ -36,7 +38,11 @@ pub struct SweepReport {
 impl SweepReport {
     /// Rows touched in all.
     pub fn total(&self) -> u64 {
-        self.used_assertions + self.revoked_tokens + self.api_key_graces + self.client_secrets
+        self.used_assertions
+            + self.revoked_tokens
+            + self.api_key_graces
+            + self.client_secrets
+            + self.console_sessions
     }
 }
 
@@ -139,7 +145,10 @@ impl Registry {
                     .await?
                     .rows_affected
             };
+            // Sessions are few (one per signed-in browser): one statement, not batched.
+            let sessions = self.sweep_console_sessions(&txn, now).await?;
             txn.commit().await?;
+            report.console_sessions += sessions;
             report.used_assertions += assertions;
             report.revoked_tokens += revoked;
             report.api_key_graces += graces;

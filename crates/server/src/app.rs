@@ -385,6 +385,13 @@ pub async fn start(config: Config) -> Result<Server> {
                 .layer(cors_layer(&config.cors_discovery_origins, Method::GET)),
         )
         .merge(health_router(readiness.clone()));
+    let console_state = Arc::new(gatehouse_console::ConsoleState {
+        registry: registry.clone(),
+        keys: keys.clone(),
+        admin_audience: admin_audience.clone(),
+        key_publish_ahead: config.key_publish_ahead,
+        trusted_proxies: config.trusted_proxies.clone(),
+    });
     let admin_state = Arc::new(gatehouse_admin::AdminState {
         registry: registry.clone(),
         keys: keys.clone(),
@@ -393,6 +400,7 @@ pub async fn start(config: Config) -> Result<Server> {
     });
     let http_metrics = Arc::new(crate::metrics::HttpMetrics::new());
     let admin_router = gatehouse_admin::router(admin_state)
+        .merge(gatehouse_console::router(console_state))
         .merge(health_router(readiness))
         .merge(crate::metrics::router(http_metrics.clone(), db.clone()))
         .layer(SetResponseHeaderLayer::overriding(

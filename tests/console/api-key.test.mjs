@@ -9,7 +9,7 @@ import {
 } from './harness.mjs';
 import {
   NAMES, signIn, nav, fill, submit, action, clickAndSettle, selectByText, copyAll, pick, ID_RE,
-  SECRET_RE, reloadAsGet,
+  SECRET_RE, reloadAsGet, idOnPage, openProfile,
 } from './console.mjs';
 
 let server, chrome;
@@ -54,7 +54,7 @@ test('a token profile shows its API key once; a refresh with grace keeps the old
     await fill(page, NAMES.scopes, 'tracking:read');
     await submit(s, 'collection-created');
     const colCopied = await copyAll(page);
-    const rsId = pick(colCopied, ID_RE.introspection, 'the introspection client id');
+    const rsId = colCopied.find((c) => ID_RE.introspection.test(c.text))?.text ?? (await idOnPage(page, 'grs_'));
     const rsSecret = pick(colCopied, SECRET_RE, 'the introspection secret');
     s.secret('introspection secret', rsSecret);
     const colHtml = await reloadAsGet(s, 'collection-reloaded');
@@ -67,7 +67,7 @@ test('a token profile shows its API key once; a refresh with grace keeps the old
     await clickAndSettle(page, action(page, NAMES.newProfile));
     await s.checkpoint('profile-new');
     await fill(page, NAMES.name, 'Beta tracking key');
-    await page.getByLabel('Tracking API').check();
+    await page.getByRole('checkbox', { name: /Tracking API/ }).check();
     await selectByText(page.getByLabel(NAMES.authMethod), /token|api key/i);
     await submit(s, 'profile-created');
     const firstKey = pick(await copyAll(page), ID_RE.apiKey, 'the API key');
@@ -79,6 +79,7 @@ test('a token profile shows its API key once; a refresh with grace keeps the old
     let html = await reloadAsGet(s, 'profile-reloaded');
     assert.ok(!html.includes(firstKey), 'the API key is still on the page after a reload');
     await s.assertStorageClean();
+    await openProfile(s, 'Beta Logistics', 'Beta tracking key');
 
     // Refresh with a grace period.
     const grace = page.getByLabel(NAMES.grace);

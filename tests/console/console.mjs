@@ -17,13 +17,14 @@ export const NAMES = {
   newCollection: /new collection|create collection|add collection/i,
   newClient: /new client|create client|add client/i,
   newProfile: /new (access )?profile|create (new )?access profile|add (access )?profile/i,
+  done: /^done$/i,
   newPolicy: /new policy|create policy|add policy/i,
   submit: /^(create|save|add)\b/i,
   name: /^(name|profile name|client name|project name|collection name|policy name)\b/i,
   description: /^description/i,
   audience: /^audience/i,
-  scopes: /^scopes?\b/i,
-  logo: /logo/i,
+  scopes: /^scope (1 )?name|^scopes?$/i,
+  logo: /client logo|^logo/i,
   project: /^project\b/i,
   authMethod: /authentication method|auth(entication)? type/i,
   policy: /^policy\b/i,
@@ -82,14 +83,19 @@ export async function signIn(s, id, secret) {
   assert.ok(await focused(secretField), 'Tab from the client id field does not reach the secret field');
   await page.keyboard.type(secret);
   await page.keyboard.press('Enter');
-  await page.getByRole('navigation').getByRole('link', { name: NAMES.nav.clients }).first().waitFor();
+  await mainNav(page).getByRole('link', { name: NAMES.nav.clients }).first().waitFor();
   await page.waitForLoadState('load');
   assert.ok(!(await page.content()).includes(secret), 'the admin secret is on the page after sign-in');
 }
 
+/** The console's main navigation (the first navigation landmark; breadcrumbs come later). */
+export function mainNav(page) {
+  return page.getByRole('navigation').first();
+}
+
 /** Go to a section through the console's navigation. */
 export async function nav(s, which) {
-  const link = s.page.getByRole('navigation').getByRole('link', { name: NAMES.nav[which] }).first();
+  const link = mainNav(s.page).getByRole('link', { name: NAMES.nav[which] }).first();
   await clickAndSettle(s.page, link);
   await s.checkpoint(which);
 }
@@ -169,20 +175,45 @@ export async function reloadAsGet(s, name) {
 }
 
 /**
- * The text of the usage chart on this page (an <svg> in a figure or section about usage), or,
- * when there is none, on the page the "Usage" link leads to: the chart's own text plus what
- * is written beside it.
+ * What the usage chart of tokens issued says, on this page or, when there is none, on the page
+ * the "Usage" link leads to: the chart's accessible name (an SVG with role img) and the text
+ * of its figure (caption, SVG text and titles).
  */
 export async function usageChartText(s) {
   const { page } = s;
-  const charts = () => page.locator('figure, section, article')
+  const chart = () => page.locator('figure')
     .filter({ has: page.locator('svg') })
-    .filter({ hasText: /usage|tokens?/i });
-  if (!(await charts().count())) {
+    .filter({ hasText: /tokens? issued|tokens/i });
+  if (!(await chart().count())) {
     await clickAndSettle(page, action(page, /usage/i));
     await s.checkpoint('usage');
   }
-  const chart = charts().last();
-  await chart.waitFor();
-  return chart.evaluate((el) => `${el.innerText}\n${el.textContent}`);
+  const fig = chart().first();
+  await fig.waitFor();
+  return fig.evaluate((el) => {
+    const svg = el.querySelector('svg');
+    return [el.innerText, el.textContent, svg?.getAttribute('aria-label') ?? ''].join('\n');
+  });
+}
+
+/** Fill the project field of the client form: a select of projects, or a text field. */
+export async function chooseProject(page, name) {
+  const field = page.getByLabel(NAMES.project).first();
+  if ((await field.evaluate((el) => el.tagName)) === 'SELECT') {
+    await selectByText(field, new RegExp(name));
+  } else {
+    await field.fill(name);
+  }
+}
+
+/** Open a client's page, and one of its profiles' pages, through the navigation. */
+export async function openClient(s, clientName) {
+  await nav(s, 'clients');
+  await clickAndSettle(s.page, s.page.getByRole('link', { name: clientName }).first());
+  await s.checkpoint('client');
+}
+export async function openProfile(s, clientName, profileName) {
+  await openClient(s, clientName);
+  await clickAndSettle(s.page, s.page.getByRole('link', { name: profileName }).first());
+  await s.checkpoint('profile');
 }

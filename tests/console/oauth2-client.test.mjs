@@ -11,7 +11,7 @@ import {
 } from './harness.mjs';
 import {
   NAMES, signIn, nav, fill, submit, action, clickAndSettle, selectByText, copyAll, pick, ID_RE,
-  SECRET_RE, reloadAsGet, idOnPage, usageChartText,
+  SECRET_RE, reloadAsGet, idOnPage, usageChartText, chooseProject,
 } from './console.mjs';
 
 let server, chrome;
@@ -66,15 +66,19 @@ test('an admin creates a project, collection, client with logo and oauth2 profil
     await fill(page, NAMES.name, 'ACME Company');
     await fill(page, NAMES.description, 'Orders from ACME');
     await page.getByLabel(NAMES.logo).setInputFiles(writePngFixture());
-    await selectByText(page.getByLabel(NAMES.project), /Partners/);
+    await chooseProject(page, 'Partners');
     await submit(s, 'client-created');
     const clients = await api.ok('GET', '/clients');
     const client = clients.items.find((c) => c.name === 'ACME Company');
     assert.ok(client, 'the client was created');
     assert.equal(client.has_logo, true, 'the logo was uploaded');
     assert.equal(client.project, projects.items.find((p) => p.name === 'Partners').id);
-    // The logo is shown (an <img> that loaded).
-    const logo = page.getByRole('img', { name: /logo/i }).first();
+    // The logo is shown on the client's page (an <img> of it that loaded).
+    if (!page.url().includes(client.id)) {
+      await clickAndSettle(page, page.getByRole('link', { name: 'ACME Company' }).first());
+      await s.checkpoint('client');
+    }
+    const logo = page.locator(`main img[src*="${client.id}"]`).first();
     await logo.waitFor();
     assert.ok(await logo.evaluate((img) => img.complete && img.naturalWidth === 16), 'the logo image loads');
 
@@ -82,7 +86,7 @@ test('an admin creates a project, collection, client with logo and oauth2 profil
     await clickAndSettle(page, action(page, NAMES.newProfile));
     await s.checkpoint('profile-new');
     await fill(page, NAMES.name, 'ACME orders');
-    await page.getByLabel('Orders API').check();
+    await page.getByRole('checkbox', { name: /Orders API/ }).check();
     await selectByText(page.getByLabel(NAMES.authMethod), /oauth/i);
     await submit(s, 'profile-created');
 

@@ -8,7 +8,7 @@ import {
 } from './harness.mjs';
 import {
   NAMES, signIn, nav, fill, submit, action, clickAndSettle, selectByText, copyAll, pick, ID_RE,
-  SECRET_RE, idOnPage, reloadAsGet,
+  SECRET_RE, idOnPage, reloadAsGet, openProfile,
 } from './console.mjs';
 
 let server, chrome;
@@ -54,7 +54,7 @@ test('a rate-limit policy made in the console refuses the second token with 429,
     await clickAndSettle(page, action(page, NAMES.newProfile));
     await s.checkpoint('profile-new');
     await fill(page, NAMES.name, 'Gamma billing');
-    await page.getByLabel('Billing API').check();
+    await page.getByRole('checkbox', { name: /Billing API/ }).check();
     await selectByText(page.getByLabel(NAMES.authMethod), /oauth/i);
     await selectByText(page.getByLabel(NAMES.policy), /One a minute/);
     await submit(s, 'profile-created');
@@ -75,7 +75,9 @@ test('a rate-limit policy made in the console refuses the second token with 429,
     assert.ok(second.headers.get('retry-after'), 'a 429 carries Retry-After');
 
     // The usage page shows the denial.
-    await reloadAsGet(s, 'profile');
+    const html = await reloadAsGet(s, 'panel-reloaded');
+    assert.ok(!html.includes(secret), 'the secret is still on the page after a reload');
+    await openProfile(s, 'Gamma Retail', 'Gamma billing');
     const usageLink = action(page, /usage/i);
     if (await usageLink.count()) {
       await clickAndSettle(page, usageLink);

@@ -15,6 +15,7 @@ mod m0005_used_assertions;
 mod m0006_policies;
 mod m0007_jwt_match_claim;
 mod m0008_jwt_match_unique;
+mod m0009_ip_rules_defaults;
 mod m0010_projects;
 mod m0011_console_sessions;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_policies::Migration),
             Box::new(m0007_jwt_match_claim::Migration),
             Box::new(m0008_jwt_match_unique::Migration),
+            Box::new(m0009_ip_rules_defaults::Migration),
             Box::new(m0010_projects::Migration),
             Box::new(m0011_console_sessions::Migration),
         ]

@@ -80,16 +80,6 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_clients_project")
-                    .if_not_exists()
-                    .table(id("clients"))
-                    .col(id("project"))
-                    .to_owned(),
-            )
-            .await?;
 
         // Free-text projects → projects of the same name; clients then name the project id.
         let db = manager.get_connection();
@@ -148,14 +138,6 @@ impl MigrationTrait for Migration {
                 .to_owned();
             db.execute(&update).await?;
         }
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_clients_project")
-                    .table(id("clients"))
-                    .to_owned(),
-            )
-            .await?;
         manager
             .drop_index(
                 Index::drop()

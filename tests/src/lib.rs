@@ -835,15 +835,29 @@ impl TestApp {
         Ok(created)
     }
 
-    /// Creates a client (asserts 2xx).
+    /// Creates a client outside any project (asserts 2xx).
     pub async fn create_client(&self, name: &str) -> anyhow::Result<Value> {
         self.create_client_json(&json!({
             "name": name,
             "description": format!("Client {name}"),
-            "project": "default",
             "contact": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
         }))
         .await
+    }
+
+    /// Creates a project (asserts 201) and returns its id.
+    pub async fn create_project(&self, name: &str) -> anyhow::Result<String> {
+        let reply = self
+            .admin_post(
+                "/projects",
+                &json!({"name": name, "description": "test project"}),
+            )
+            .await?;
+        ensure!(reply.status.as_u16() == 201, "create project: {reply:?}");
+        reply.json()["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("project without id: {reply:?}"))
     }
 
     /// Creates a client from a full JSON body (asserts 2xx).

@@ -14,6 +14,8 @@ mod api_keys;
 mod audit;
 #[path = "e2e/bounded.rs"]
 mod bounded;
+#[path = "e2e/console.rs"]
+mod console;
 #[path = "e2e/discovery.rs"]
 mod discovery;
 #[path = "e2e/faults.rs"]
@@ -34,6 +36,8 @@ mod housekeeping;
 mod interop;
 #[path = "e2e/introspection.rs"]
 mod introspection;
+#[path = "e2e/ip_rules.rs"]
+mod ip_rules;
 #[path = "e2e/jwt_profiles.rs"]
 mod jwt_profiles;
 #[path = "e2e/keys.rs"]
@@ -52,6 +56,8 @@ mod outbound;
 mod policies;
 #[path = "e2e/profiles.rs"]
 mod profiles;
+#[path = "e2e/projects.rs"]
+mod projects;
 #[path = "e2e/refusals.rs"]
 mod refusals;
 #[path = "e2e/restart.rs"]

@@ -4,8 +4,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_registry::types::ADMIN_SCOPE;
-use gatehouse_registry::{Forbidden, RegistryError};
 use gatehouse_registry::types::FieldError;
+use gatehouse_registry::{Forbidden, RegistryError};
 use serde::Serialize;
 use utoipa::ToSchema;
 

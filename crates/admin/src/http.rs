@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json};
 use gatehouse_registry::Actor;
 use gatehouse_registry::api::{
-    ApiKey, ApiKeyIssued, AuditEvent, Client, Collection, CollectionCreated,
+    ApiKey, ApiKeyIssued, AuditEvent, AuditFilter, Client, Collection, CollectionCreated,
     CollectionSecretIssued, ListParams, Page, Policy, Profile, ProfileCreated, ProfileSecretIssued,
     RefreshSecretInput, UsageQuery, UsageReport,
 };
@@ -33,24 +33,30 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// Only clients of this project (client lists only).
     pub project: Option<String>,
+    /// Only clients whose name contains this text, ignoring case (client lists only).
+    pub q: Option<String>,
 }
 
-fn list_query(uri: &Uri) -> ApiResult<(ListParams, Option<String>)> {
+pub(crate) fn list_query(uri: &Uri) -> ApiResult<(ListParams, ListQuery)> {
     let Query(q) = Query::<ListQuery>::try_from_uri(uri).map_err(|_| {
         ApiError::Malformed("bad query string: limit must be a whole number".to_owned())
     })?;
     Ok((
         ListParams {
             limit: q.limit,
-            cursor: q.cursor,
+            cursor: q.cursor.clone(),
         },
-        q.project,
+        q,
     ))
 }
 
 /// Read a JSON body: the media type must be JSON and the text must parse. An empty body is
 /// accepted where `optional` (then `{}`).
-fn json_body(headers: &HeaderMap, body: &Bytes, optional: bool) -> ApiResult<serde_json::Value> {
+pub(crate) fn json_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    optional: bool,
+) -> ApiResult<serde_json::Value> {
     if body.is_empty() && optional {
         return Ok(serde_json::json!({}));
     }
@@ -77,7 +83,7 @@ fn json_body(headers: &HeaderMap, body: &Bytes, optional: bool) -> ApiResult<ser
     })
 }
 
-fn created<T: serde::Serialize>(value: T) -> Response {
+pub(crate) fn created<T: serde::Serialize>(value: T) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
@@ -98,6 +104,16 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(
             "/admin/v1/collections/{id}/secret",
             post(refresh_collection_secret),
+        )
+        .route(
+            "/admin/v1/projects",
+            post(crate::projects::create_project).get(crate::projects::list_projects),
+        )
+        .route(
+            "/admin/v1/projects/{id}",
+            get(crate::projects::get_project)
+                .patch(crate::projects::update_project)
+                .delete(crate::projects::delete_project),
         )
         .route("/admin/v1/clients", post(create_client).get(list_clients))
         .route(
@@ -252,10 +268,16 @@ async fn create_client(
 
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "clients", params(ListQuery),
     responses((status = 200, body = Page<Client>)), security(("bearer" = [])))]
-async fn list_clients(State(s): State<Arc<AdminState>>, uri: Uri) -> ApiResult<Json<Page<Client>>> {
-    let (params, project) = list_query(&uri)?;
+async fn list_clients(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    uri: Uri,
+) -> ApiResult<Json<Page<Client>>> {
+    let (params, q) = list_query(&uri)?;
     Ok(Json(
-        s.registry.list_clients(&params, project.as_deref()).await?,
+        s.registry
+            .list_clients(&actor, &params, q.project.as_deref(), q.q.as_deref())
+            .await?,
     ))
 }
 
@@ -263,9 +285,10 @@ async fn list_clients(State(s): State<Arc<AdminState>>, uri: Uri) -> ApiResult<J
     responses((status = 200, body = Client), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn get_client(
     State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Client>> {
-    Ok(Json(s.registry.get_client(&id).await?))
+    Ok(Json(s.registry.get_client(&actor, &id).await?))
 }
 
 #[utoipa::path(patch, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),
@@ -310,8 +333,12 @@ async fn put_logo(
 
 #[utoipa::path(get, path = "/admin/v1/clients/{id}/logo", tag = "clients", params(("id" = String, Path)),
     responses((status = 200, content_type = "image/png"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_logo(State(s): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult<Response> {
-    let logo = s.registry.get_logo(&id).await?;
+async fn get_logo(
+    State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let logo = s.registry.get_logo(&actor, &id).await?;
     let mut response = logo.bytes.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -356,20 +383,22 @@ async fn create_profile(
     responses((status = 200, body = Page<Profile>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn list_profiles(
     State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     uri: Uri,
 ) -> ApiResult<Json<Page<Profile>>> {
     let (params, _) = list_query(&uri)?;
-    Ok(Json(s.registry.list_profiles(&id, &params).await?))
+    Ok(Json(s.registry.list_profiles(&actor, &id, &params).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),
     responses((status = 200, body = Profile), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn get_profile(
     State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Profile>> {
-    Ok(Json(s.registry.get_profile(&id).await?))
+    Ok(Json(s.registry.get_profile(&actor, &id).await?))
 }
 
 #[utoipa::path(patch, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),
@@ -439,20 +468,22 @@ async fn create_api_key(
     responses((status = 200, body = Page<ApiKey>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn list_api_keys(
     State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     uri: Uri,
 ) -> ApiResult<Json<Page<ApiKey>>> {
     let (params, _) = list_query(&uri)?;
-    Ok(Json(s.registry.list_api_keys(&id, &params).await?))
+    Ok(Json(s.registry.list_api_keys(&actor, &id, &params).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
     responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn get_api_key(
     State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKey>> {
-    Ok(Json(s.registry.get_api_key(&id).await?))
+    Ok(Json(s.registry.get_api_key(&actor, &id).await?))
 }
 
 #[utoipa::path(patch, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
@@ -501,14 +532,22 @@ async fn refresh_api_key(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/v1/audit-events", tag = "audit", params(ListQuery),
-    responses((status = 200, body = Page<AuditEvent>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/v1/audit-events", tag = "audit", params(ListQuery, AuditFilter),
+    responses((status = 200, body = Page<AuditEvent>), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 async fn list_audit_events(
     State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
     uri: Uri,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
     let (params, _) = list_query(&uri)?;
-    Ok(Json(s.registry.list_audit_events(&params).await?))
+    let Query(filter) = Query::<AuditFilter>::try_from_uri(&uri).map_err(|_| {
+        ApiError::Malformed("bad query string: from and to are RFC 3339 times".to_owned())
+    })?;
+    Ok(Json(
+        s.registry
+            .list_audit_events(&actor, &params, &filter)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/admin/v1/policies", tag = "policies", request_body = gatehouse_registry::api::PolicyInput,
@@ -588,12 +627,15 @@ fn usage_query(uri: &Uri) -> ApiResult<UsageQuery> {
     responses((status = 200, body = UsageReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn profile_usage(
     State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     uri: Uri,
 ) -> ApiResult<Json<UsageReport>> {
     let q = usage_query(&uri)?;
     Ok(Json(
-        s.registry.usage_report(Scope::Profile(&id), &q).await?,
+        s.registry
+            .usage_report(&actor, Scope::Profile(&id), &q)
+            .await?,
     ))
 }
 
@@ -601,11 +643,16 @@ async fn profile_usage(
     responses((status = 200, body = UsageReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn client_usage(
     State(s): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     uri: Uri,
 ) -> ApiResult<Json<UsageReport>> {
     let q = usage_query(&uri)?;
-    Ok(Json(s.registry.usage_report(Scope::Client(&id), &q).await?))
+    Ok(Json(
+        s.registry
+            .usage_report(&actor, Scope::Client(&id), &q)
+            .await?,
+    ))
 }
 
 /// A page of signing keys.
@@ -641,6 +688,7 @@ async fn rotate_keys(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<gatehouse_jwks::Rotation>> {
+    actor.require_unlimited_write()?;
     let input: RotateInput = gatehouse_registry::parse_input(json_body(&headers, &body, true)?)?;
     Ok(Json(
         s.keys
@@ -679,6 +727,8 @@ impl utoipa::Modify for BearerScheme {
         list_audit_events,
         create_policy, list_policies, get_policy, update_policy, delete_policy,
         profile_usage, client_usage, list_keys, rotate_keys,
+        crate::projects::create_project, crate::projects::list_projects, crate::projects::get_project,
+        crate::projects::update_project, crate::projects::delete_project,
     ),
     modifiers(&BearerScheme)
 )]

@@ -7,6 +7,7 @@
 mod auth;
 pub mod error;
 mod http;
+pub mod projects;
 mod state;
 
 pub use http::{ApiDoc, router};

@@ -341,6 +341,37 @@ pub(crate) fn policy_error_field(field: String) -> String {
         .replacen("quota.per", "quota_per", 1)
 }
 
+/// The project form → the registry's typed commands (every field error at once).
+pub(crate) fn project_command(
+    f: &FormData,
+) -> Result<gatehouse_registry::command::NewProject, Vec<FieldError>> {
+    use gatehouse_registry::types::{Description, Name};
+    let mut errors = Vec::new();
+    let name = Name::parse(f.val("name"))
+        .map_err(|e| errors.push(e.at("name")))
+        .ok();
+    let description = Description::parse(f.val("description"))
+        .map_err(|e| errors.push(e.at("description")))
+        .ok();
+    match (name, description) {
+        (Some(name), Some(description)) if errors.is_empty() => {
+            Ok(gatehouse_registry::command::NewProject { name, description })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// The project edit form → a patch replacing both fields.
+pub(crate) fn project_patch(
+    f: &FormData,
+) -> Result<gatehouse_registry::command::ProjectPatch, Vec<FieldError>> {
+    let new = project_command(f)?;
+    Ok(gatehouse_registry::command::ProjectPatch {
+        name: Some(new.name),
+        description: Some(new.description),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

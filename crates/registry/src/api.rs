@@ -1,7 +1,7 @@
 //! The admin API's wire shapes (as fixed by the contract), independent of any HTTP framework.
 //! Inputs deny unknown fields so typos fail loudly instead of being ignored.
 
-use crate::types::{AuthType, FieldError, IpRulesDoc};
+use crate::types::{AuthType, FieldError, IpRulesDoc, IpRulesView};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -101,6 +101,21 @@ pub struct CollectionCreated {
     pub introspection_client_secret: String,
 }
 
+/// A project: a group of clients; admins may be limited to some projects.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Project {
+    /// `prj_…`
+    pub id: String,
+    /// Display name, unique.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
 /// The person managing a client.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +204,10 @@ pub struct ProfileInput {
     /// Policy (rate limit, quota); reserved for the policies API.
     #[serde(default)]
     pub policy_id: Option<String>,
+    /// Admin profiles only (those granting the built-in admin collection): the project ids
+    /// this admin is limited to; absent or null for all. Only unlimited admins may set it.
+    #[serde(default)]
+    pub admin_projects: Option<Vec<String>>,
     /// An inactive profile cannot obtain or use any credential.
     #[serde(default = "yes")]
     pub active: bool,
@@ -314,10 +333,13 @@ pub struct Profile {
     pub auth_type: AuthType,
     /// The profile's public OAuth identity (`gco_…`).
     pub oauth_client_id: String,
-    /// Where the profile may be used from.
-    pub ip_rules: IpRulesDoc,
+    /// Where the profile may be used from (`default_access` shown as it takes effect).
+    pub ip_rules: IpRulesView,
     /// Attached policy.
     pub policy_id: Option<String>,
+    /// Admin profiles: the project ids this admin is limited to (absent: all projects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_projects: Option<Vec<String>>,
     /// Whether the profile may be used.
     pub active: bool,
     /// Lifetime of issued access tokens.
@@ -440,6 +462,22 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
 }
 
+/// Which audit events to list (all given conditions hold).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditFilter {
+    /// Only events by this actor (an admin's `oauth_client_id`, or `system`).
+    pub actor: Option<String>,
+    /// Only this action, e.g. `client.update`.
+    pub action: Option<String>,
+    /// Only events about this resource id.
+    pub target_id: Option<String>,
+    /// From this time (RFC 3339, inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Until this time (RFC 3339, exclusive).
+    pub to: Option<DateTime<Utc>>,
+}
+
 /// A logo image, type checked by its magic bytes.
 #[derive(Debug, Clone)]
 pub struct Logo {
@@ -542,15 +580,21 @@ mod tests {
     }
 }
 
-/// An API key's own IP rules; they can only narrow the profile's.
+/// An API key's own IP rules; they can only narrow the profile's (a deny match refuses; a
+/// non-empty allow list must also match). Entries are addresses or CIDR ranges, IPv4 or IPv6;
+/// host bits are cleared (`106.226.100.3/20` is stored and shown as `106.226.96.0/20`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIpRulesDoc {
-    /// If not empty, the address must also match one of these.
-    #[serde(default)]
+    /// If not empty, the address must also match one of these: an array of strings or one
+    /// comma-separated string.
+    #[serde(default, deserialize_with = "crate::types::deserialize_ip_list")]
+    #[schema(schema_with = crate::types::ip_list_schema)]
     pub allow: Vec<String>,
-    /// Addresses refused even if the profile allows them.
-    #[serde(default)]
+    /// Addresses refused even if the profile allows them: an array of strings or one
+    /// comma-separated string.
+    #[serde(default, deserialize_with = "crate::types::deserialize_ip_list")]
+    #[schema(schema_with = crate::types::ip_list_schema)]
     pub deny: Vec<String>,
 }
 

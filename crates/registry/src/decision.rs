@@ -112,13 +112,10 @@ pub enum Caller {
     /// A resource server (its collection's introspection credentials): sees a credential only
     /// while the credential's profile holds this collection, and only this collection's part.
     Collection(Arc<CollectionSnapshot>),
-    /// An admin (a bearer token whose rights were decided by [`Registry::admin_rights`]).
-    Admin {
-        /// The admin's `oauth_client_id`, for the audit log.
-        sub: String,
-        /// `gatehouse:admin` (not only `:read`) in the admin's current grant.
-        write: bool,
-    },
+    /// An admin (a bearer token whose rights were decided by [`Registry::admin_rights`]),
+    /// as the [`Actor`] it acts as: its rights and, when limited to projects, only the
+    /// credentials of those projects' clients exist for it.
+    Admin(Actor),
     /// An oauth2 or jwt client: sees only its own access tokens.
     Client(Arc<ProfileSnapshot>),
 }
@@ -128,7 +125,7 @@ impl Caller {
     pub fn actor(&self) -> String {
         match self {
             Caller::Collection(c) => c.id.clone(),
-            Caller::Admin { sub, .. } => sub.clone(),
+            Caller::Admin(actor) => actor.id().to_owned(),
             Caller::Client(p) => p.oauth_client_id.clone(),
         }
     }
@@ -308,10 +305,10 @@ impl Registry {
                 }
             }
             (Caller::Client(_), _) => Vec::new(),
-            (Caller::Admin { .. }, CredentialKind::AccessToken) => {
+            (Caller::Admin(_), CredentialKind::AccessToken) => {
                 Self::token_collections(&profile, claims)
             }
-            (Caller::Admin { .. }, _) => profile.grants.iter().collect(),
+            (Caller::Admin(_), _) => profile.grants.iter().collect(),
         };
         let mine = match caller {
             Caller::Client(p) => p.profile_id == profile.profile_id,
@@ -322,7 +319,9 @@ impl Registry {
                     && (kind != CredentialKind::AccessToken
                         || claims.is_some_and(|c2| has_audience(c2, &c.audience)))
             }
-            Caller::Admin { .. } => true,
+            // An admin limited to projects: another project's credential is none of its
+            // business (inactive, as if unknown).
+            Caller::Admin(actor) => actor.sees_project(profile.client_project.as_deref()),
         };
         if !mine {
             return inactive(Reason::Audience, Some(&profile));
@@ -616,10 +615,7 @@ mod tests {
         let orders = Caller::Collection(w.orders.clone());
         let billing = Caller::Collection(w.billing.clone());
         let client = Caller::Client(w.profile.clone());
-        let admin = Caller::Admin {
-            sub: "gco_admin".into(),
-            write: false,
-        };
+        let admin = Caller::Admin(Actor::admin("gco_admin", false, AdminScope::All));
         let ip = |s: &str| ClientIp::Known(s.parse().unwrap());
         let now = w.clock.now();
         let cases: Vec<(&str, Credential, &Caller, ClientIp, Option<Reason>)> = vec![

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod api_key_format;
 pub mod clock;
+pub mod command;
 pub mod decision;
 pub mod entity;
 pub mod error;
@@ -23,10 +24,10 @@ pub mod vault;
 
 pub use error::{Forbidden, RegistryError, Result};
 pub use service::{
-    Actor, AdminScope, ApiKeySnapshot, AuditFilter, AuthFailure, BootstrapCredentials,
-    BootstrapOutcome, CHANGE_CHANNEL, Change, CollectionSnapshot, ConsoleSession,
-    GrantedCollection, JwtKeys, JwtRules, NewConsoleSession, PolicySnapshot, ProfileSnapshot,
-    Registry, RegistrySettings, SESSION_ABSOLUTE, SESSION_IDLE, StoredKey, SweepReport,
+    Actor, AdminScope, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome,
+    CHANGE_CHANNEL, Change, CollectionSnapshot, ConsoleSession, GrantedCollection, JwtKeys, JwtRules,
+    NewConsoleSession, PolicySnapshot, ProfileSnapshot, Registry, RegistrySettings,
+    SESSION_ABSOLUTE, SESSION_IDLE, StoredKey, SweepReport,
     parse_input,
 };
 

@@ -351,25 +351,32 @@ pub enum DefaultAccess {
     Deny,
 }
 
+impl DefaultAccess {
+    /// The default when none is given: `deny` when there is an allow list (only those
+    /// addresses get in), else `allow`.
+    pub fn derived(has_allow_list: bool) -> Self {
+        if has_allow_list {
+            DefaultAccess::Deny
+        } else {
+            DefaultAccess::Allow
+        }
+    }
+}
+
 /// One IP rule: a single address or a CIDR range, IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpRule(IpNet);
 
 impl IpRule {
     /// Parse `203.0.113.7`, `203.0.113.0/24`, `2001:db8::1` or `2001:db8::/32`.
-    /// A range with host bits set (`10.0.0.1/8`) is refused as ambiguous.
+    /// A range with host bits set stands for its network: `10.0.0.1/8` is `10.0.0.0/8`.
+    /// IPv4-mapped IPv6 (`::ffff:192.0.2.0/120`) is the IPv4 rule (`192.0.2.0/24`).
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         let value = value.trim();
         if value.contains('/') {
             let net = IpNet::from_str(value)
                 .map_err(|_| Invalid::new("invalid_ip", "must be an IP address or CIDR range"))?;
-            if net.trunc() != net {
-                return Err(Invalid::new(
-                    "invalid_ip",
-                    format!("host bits are set; did you mean {}?", net.trunc()),
-                ));
-            }
-            Ok(Self(normalize_net(net)))
+            Ok(Self(normalize_net(net.trunc()).trunc()))
         } else {
             let addr = IpAddr::from_str(value)
                 .map_err(|_| Invalid::new("invalid_ip", "must be an IP address or CIDR range"))?;
@@ -418,36 +425,186 @@ fn normalize_net(net: IpNet) -> IpNet {
 /// `default_access` decides.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpRules {
-    /// The decision for addresses on neither list.
+    /// The decision for addresses on neither list (resolved: given, or derived from `allow`).
     pub default_access: DefaultAccess,
+    /// Whether `default_access` was given rather than derived; it is kept in the stored form
+    /// and has no effect on decisions.
+    pub default_given: bool,
     /// Addresses and ranges allowed.
     pub allow: Vec<IpRule>,
     /// Addresses and ranges denied; wins over `allow`.
     pub deny: Vec<IpRule>,
 }
 
-/// The wire form of IP rules.
+/// The input and stored form of a profile's IP rules: a deny match denies; else an allow
+/// match allows; else `default_access` decides.
+///
+/// `default_access` is optional: absent, it is `deny` when `allow` is non-empty (only the
+/// listed addresses get in), else `allow`; it stays absent in storage, so later changes to
+/// `allow` keep deriving it. An explicit `allow` beside a non-empty `allow` list is refused
+/// (`no_effect`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IpRulesDoc {
-    /// The decision for addresses on neither list (default `allow`).
-    #[serde(default)]
-    pub default_access: DefaultAccess,
-    /// Allowed addresses and CIDR ranges.
-    #[serde(default)]
+    /// The decision for addresses on neither list; absent: `deny` when `allow` is non-empty,
+    /// else `allow`. `allow` together with a non-empty `allow` list is refused (`no_effect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_access: Option<DefaultAccess>,
+    /// Allowed addresses and CIDR ranges (host bits are cleared): an array of strings or one
+    /// comma-separated string.
+    #[serde(default, deserialize_with = "deserialize_ip_list")]
+    #[schema(schema_with = ip_list_schema)]
     pub allow: Vec<String>,
-    /// Denied addresses and CIDR ranges.
-    #[serde(default)]
+    /// Denied addresses and CIDR ranges (host bits are cleared); a deny match wins over
+    /// `allow`: an array of strings or one comma-separated string.
+    #[serde(default, deserialize_with = "deserialize_ip_list")]
+    #[schema(schema_with = ip_list_schema)]
     pub deny: Vec<String>,
+}
+
+/// How a profile's IP rules are shown: `default_access` always explicit (the effective one).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(from = "IpRulesDoc")]
+pub struct IpRulesView {
+    /// The effective decision for addresses on neither list (given, or derived: `deny` when
+    /// `allow` is non-empty, else `allow`).
+    pub default_access: DefaultAccess,
+    /// Allowed addresses and CIDR ranges, as networks (`106.226.96.0/20`).
+    pub allow: Vec<String>,
+    /// Denied addresses and CIDR ranges, as networks; a deny match wins over `allow`.
+    pub deny: Vec<String>,
+}
+
+impl From<IpRulesDoc> for IpRulesView {
+    fn from(doc: IpRulesDoc) -> Self {
+        Self {
+            default_access: doc
+                .default_access
+                .unwrap_or_else(|| DefaultAccess::derived(!doc.allow.is_empty())),
+            allow: doc.allow,
+            deny: doc.deny,
+        }
+    }
+}
+
+/// Deserialize a list of IP rules given either as an array of strings or as one
+/// comma-separated string (`"10.0.0.1, 192.168.0.0/16"`): entries are trimmed and empty ones
+/// ignored, so entry `i` of the result is the `i`-th non-empty entry of the string.
+pub fn deserialize_ip_list<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct ListVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for ListVisitor {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of strings or one comma-separated string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(split_ip_list(value))
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out =
+                Vec::with_capacity(seq.size_hint().unwrap_or(0).min(IpRules::MAX_ENTRIES));
+            while let Some(entry) = seq.next_element::<String>()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_any(ListVisitor)
+}
+
+/// Split one comma-separated list of IP rules: entries trimmed, empty ones dropped.
+pub fn split_ip_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The OpenAPI schema of an IP list: an array of strings or one comma-separated string.
+pub fn ip_list_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some("Addresses or CIDR ranges, IPv4 or IPv6")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "One comma-separated string of addresses or CIDR ranges \
+                     (`10.0.0.1, 192.168.0.0/16`); whitespace around entries is trimmed and \
+                     empty entries are ignored",
+                )),
+        )
+        .description(Some(
+            "An array of strings or one comma-separated string; answers always give an array. \
+             Host bits are cleared: `106.226.100.3/20` is stored and shown as `106.226.96.0/20`",
+        ))
+        .build();
+    Schema::OneOf(one_of)
 }
 
 impl IpRules {
     /// Maximum number of entries per list.
     pub const MAX_ENTRIES: usize = 500;
 
-    /// Parse the wire form, reporting each bad entry under `field`.
+    /// Parse the input form, reporting each bad entry under `field` (`{field}.allow[i]`), and
+    /// an explicit `default_access: allow` beside a non-empty allow list as `no_effect` on
+    /// `{field}.allow`.
     pub fn parse(doc: &IpRulesDoc, field: &str) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
+        let rules = Self::parse_lists(doc, field, &mut errors);
+        if doc.default_access == Some(DefaultAccess::Allow) && !doc.allow.is_empty() {
+            errors.push(FieldError::new(
+                format!("{field}.allow"),
+                "no_effect",
+                "with default_access `allow` everyone gets in, so an allow list admits no one \
+                 extra; leave default_access out (or set it to `deny`) to admit only the listed \
+                 addresses, or empty the allow list",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(rules)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The rules of a stored row (JSON text), which were validated on write. Decisions never
+    /// depend on the write-time `no_effect` check; a row whose entries no longer parse denies
+    /// everything.
+    pub fn from_stored(text: &str) -> Result<Self, serde_json::Error> {
+        let doc: IpRulesDoc = serde_json::from_str(text)?;
+        let mut errors = Vec::new();
+        let rules = Self::parse_lists(&doc, "ip_rules", &mut errors);
+        Ok(if errors.is_empty() {
+            rules
+        } else {
+            Self {
+                default_access: DefaultAccess::Deny,
+                default_given: true,
+                allow: Vec::new(),
+                deny: Vec::new(),
+            }
+        })
+    }
+
+    fn parse_lists(doc: &IpRulesDoc, field: &str, errors: &mut Vec<FieldError>) -> Self {
         let mut parse_list = |list: &[String], name: &str| -> Vec<IpRule> {
             if list.len() > Self::MAX_ENTRIES {
                 errors.push(FieldError::new(
@@ -470,21 +627,20 @@ impl IpRules {
         };
         let allow = parse_list(&doc.allow, "allow");
         let deny = parse_list(&doc.deny, "deny");
-        if errors.is_empty() {
-            Ok(Self {
-                default_access: doc.default_access,
-                allow,
-                deny,
-            })
-        } else {
-            Err(errors)
+        Self {
+            default_access: doc
+                .default_access
+                .unwrap_or_else(|| DefaultAccess::derived(!doc.allow.is_empty())),
+            default_given: doc.default_access.is_some(),
+            allow,
+            deny,
         }
     }
 
-    /// The wire form.
+    /// The stored form: entries normalised, `default_access` only when it was given.
     pub fn to_doc(&self) -> IpRulesDoc {
         IpRulesDoc {
-            default_access: self.default_access,
+            default_access: self.default_given.then_some(self.default_access),
             allow: self.allow.iter().map(ToString::to_string).collect(),
             deny: self.deny.iter().map(ToString::to_string).collect(),
         }
@@ -637,7 +793,7 @@ mod tests {
     #[test]
     fn ip_rules_precedence_and_cidr_edges() {
         let doc = IpRulesDoc {
-            default_access: DefaultAccess::Deny,
+            default_access: Some(DefaultAccess::Deny),
             allow: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
             deny: vec!["10.1.0.0/16".into()],
         };
@@ -659,7 +815,6 @@ mod tests {
 
     #[test]
     fn ip_rule_parsing() {
-        assert!(IpRule::parse("10.0.0.1/8").is_err(), "host bits set");
         assert!(IpRule::parse("10.0.0.0/33").is_err());
         assert!(IpRule::parse("not-an-ip").is_err());
         assert_eq!(
@@ -670,6 +825,217 @@ mod tests {
             IpRule::parse("2001:db8::/32").map(|r| r.to_string()),
             Ok("2001:db8::/32".into())
         );
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse::<IpAddr>()
+            .unwrap_or_else(|e| panic!("{s:?} is not an address: {e}"))
+    }
+
+    /// A profile's IP rules from their JSON input form.
+    fn rules_of(input: serde_json::Value) -> Result<IpRules, Vec<FieldError>> {
+        let doc: IpRulesDoc =
+            serde_json::from_value(input).unwrap_or_else(|e| panic!("wire form refused: {e}"));
+        IpRules::parse(&doc, "ip_rules")
+    }
+
+    fn codes(errors: &[FieldError]) -> Vec<(&str, &str)> {
+        errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect()
+    }
+
+    /// Old: an allow list alone did nothing (default_access defaulted to `allow`).
+    /// New: it admits only the listed addresses.
+    #[test]
+    fn default_access_is_derived_from_the_allow_list() {
+        let listed = rules_of(serde_json::json!({"allow": ["10.0.0.0/8"]})).unwrap();
+        assert_eq!(listed.default_access, DefaultAccess::Deny);
+        assert!(!listed.default_given);
+        assert!(listed.allows(ip("10.1.2.3")));
+        assert!(
+            !listed.allows(ip("192.0.2.1")),
+            "before: allowed; now refused"
+        );
+        assert!(!listed.is_unrestricted());
+
+        let open = rules_of(serde_json::json!({"deny": ["192.0.2.0/24"]})).unwrap();
+        assert_eq!(open.default_access, DefaultAccess::Allow);
+        assert!(open.allows(ip("10.1.2.3")));
+        assert!(!open.allows(ip("192.0.2.1")));
+        assert!(rules_of(serde_json::json!({})).unwrap().is_unrestricted());
+
+        // An explicit default is kept, and the stored form keeps it; a derived one stays out.
+        let explicit = rules_of(serde_json::json!({"default_access": "deny"})).unwrap();
+        assert_eq!(explicit.default_access, DefaultAccess::Deny);
+        assert!(explicit.default_given);
+        assert_eq!(explicit.to_doc().default_access, Some(DefaultAccess::Deny));
+        assert_eq!(listed.to_doc().default_access, None);
+        assert_eq!(
+            serde_json::to_value(listed.to_doc()).unwrap(),
+            serde_json::json!({"allow": ["10.0.0.0/8"], "deny": []}),
+            "the stored form has no default_access when none was given"
+        );
+        // The read view always shows the effective default.
+        let view: IpRulesView =
+            serde_json::from_value(serde_json::json!({"allow": ["10.0.0.0/8"]})).unwrap();
+        assert_eq!(view.default_access, DefaultAccess::Deny);
+        let view: IpRulesView = serde_json::from_str("{\"allow\":[],\"deny\":[]}").unwrap();
+        assert_eq!(
+            serde_json::to_value(view).unwrap(),
+            serde_json::json!({"default_access": "allow", "allow": [], "deny": []})
+        );
+    }
+
+    /// Old: accepted, and the allow list silently did nothing. New: 422 `no_effect`.
+    #[test]
+    fn explicit_allow_with_an_allow_list_has_no_effect() {
+        let errors = rules_of(serde_json::json!({
+            "default_access": "allow",
+            "allow": ["10.0.0.0/8"],
+        }))
+        .unwrap_err();
+        assert_eq!(codes(&errors), [("ip_rules.allow", "no_effect")]);
+        assert!(!errors[0].message.is_empty());
+        // Explicit deny with the same list is fine, and so is explicit allow with no list.
+        assert!(
+            rules_of(serde_json::json!({"default_access": "deny", "allow": ["10.0.0.0/8"]}))
+                .is_ok()
+        );
+        assert!(
+            rules_of(serde_json::json!({"default_access": "allow", "deny": ["10.0.0.0/8"]}))
+                .is_ok()
+        );
+        // Stored rows are read without the write-time check (decisions stay as stored).
+        let stored =
+            IpRules::from_stored(r#"{"default_access":"allow","allow":["10.0.0.0/8"],"deny":[]}"#)
+                .unwrap();
+        assert!(stored.allows(ip("192.0.2.1")));
+        let broken = IpRules::from_stored(r#"{"allow":["nope"],"deny":[]}"#).unwrap();
+        assert!(
+            !broken.allows(ip("10.0.0.1")),
+            "a broken row denies everything"
+        );
+        assert!(IpRules::from_stored("not json").is_err());
+    }
+
+    /// Old: `106.226.100.3/20` was refused ("host bits are set"). New: it is its network.
+    #[test]
+    fn host_bits_are_cleared() {
+        let show = |s: &str| IpRule::parse(s).map(|r| r.to_string());
+        assert_eq!(show("106.226.100.3/20"), Ok("106.226.96.0/20".into()));
+        assert_eq!(show("10.0.0.1/8"), Ok("10.0.0.0/8".into()));
+        assert_eq!(show("192.0.2.77/32"), Ok("192.0.2.77".into()));
+        assert_eq!(show("255.255.255.255/0"), Ok("0.0.0.0/0".into()));
+        assert_eq!(show("2001:db8:1234::1/32"), Ok("2001:db8::/32".into()));
+        assert_eq!(show("2001:db8::1/128"), Ok("2001:db8::1".into()));
+        assert_eq!(show("::1/0"), Ok("::/0".into()));
+        let rule = IpRule::parse("106.226.100.3/20").unwrap();
+        assert!(rule.contains(ip("106.226.101.7")));
+        assert!(rule.contains(ip("106.226.96.0")));
+        assert!(rule.contains(ip("106.226.111.255")));
+        assert!(!rule.contains(ip("106.226.112.1")));
+        assert!(!rule.contains(ip("106.226.95.255")));
+        // The parsed rule is a fixed point of printing and parsing.
+        for text in [
+            "106.226.100.3/20",
+            "2001:db8:1234::1/32",
+            "::ffff:10.9.8.7/104",
+        ] {
+            let rule = IpRule::parse(text).unwrap();
+            assert_eq!(IpRule::parse(&rule.to_string()), Ok(rule), "{text}");
+        }
+        // Still refused: prefixes out of range, garbage.
+        assert!(IpRule::parse("10.0.0.0/33").is_err());
+        assert!(IpRule::parse("2001:db8::/129").is_err());
+        assert!(IpRule::parse("10.0.0.0/").is_err());
+    }
+
+    /// IPv4-mapped IPv6 addresses and ranges are the IPv4 ones, host bits cleared too.
+    #[test]
+    fn mapped_ipv6_is_ipv4() {
+        let show = |s: &str| IpRule::parse(s).map(|r| r.to_string());
+        assert_eq!(show("::ffff:192.0.2.1"), Ok("192.0.2.1".into()));
+        assert_eq!(show("::ffff:192.0.2.0/120"), Ok("192.0.2.0/24".into()));
+        assert_eq!(
+            show("::ffff:106.226.100.3/116"),
+            Ok("106.226.96.0/20".into())
+        );
+        assert_eq!(show("::ffff:0:0/96"), Ok("0.0.0.0/0".into()));
+        let rule = IpRule::parse("::ffff:106.226.100.3/116").unwrap();
+        assert!(rule.contains(ip("106.226.101.7")));
+        assert!(rule.contains(ip("::ffff:106.226.101.7")));
+        assert!(!rule.contains(ip("106.226.112.1")));
+        let v4 = IpRule::parse("106.226.100.3/20").unwrap();
+        assert!(v4.contains(ip("::ffff:106.226.101.7")));
+        assert!(!v4.contains(ip("::ffff:106.226.112.1")));
+    }
+
+    /// New: a list may be one comma-separated string (trimmed, empty entries ignored).
+    #[test]
+    fn comma_separated_lists() {
+        let rules = rules_of(serde_json::json!({
+            "allow": " 10.0.0.1, 192.168.0.0/16 ,, 106.226.100.3/20,",
+            "deny": "192.168.7.0/24",
+        }))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(rules.to_doc()).unwrap(),
+            serde_json::json!({
+                "allow": ["10.0.0.1", "192.168.0.0/16", "106.226.96.0/20"],
+                "deny": ["192.168.7.0/24"],
+            })
+        );
+        assert_eq!(
+            rules.default_access,
+            DefaultAccess::Deny,
+            "derived from the list"
+        );
+        assert!(rules.allows(ip("192.168.1.1")));
+        assert!(!rules.allows(ip("192.168.7.1")));
+        assert!(!rules.allows(ip("10.0.0.2")));
+        // Empty and blank strings are empty lists.
+        let empty = rules_of(serde_json::json!({"allow": "", "deny": " , "})).unwrap();
+        assert!(empty.allow.is_empty() && empty.deny.is_empty());
+        assert!(empty.is_unrestricted());
+        // Arrays still work; other types do not.
+        assert!(rules_of(serde_json::json!({"allow": ["10.0.0.1"]})).is_ok());
+        for bad in [
+            serde_json::json!({"allow": 7}),
+            serde_json::json!({"allow": [7]}),
+            serde_json::json!({"allow": {"a": "10.0.0.1"}}),
+            serde_json::json!({"deny": true}),
+        ] {
+            assert!(
+                serde_json::from_value::<IpRulesDoc>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Each bad entry is reported at its index in the (split) list.
+    #[test]
+    fn per_entry_errors_name_their_index() {
+        let errors = rules_of(serde_json::json!({
+            "allow": "10.0.0.1, nope, , 10.0.0.0/33",
+            "deny": ["192.0.2.1", "also-bad"],
+        }))
+        .unwrap_err();
+        assert_eq!(
+            codes(&errors),
+            [
+                ("ip_rules.allow[1]", "invalid_ip"),
+                ("ip_rules.allow[2]", "invalid_ip"),
+                ("ip_rules.deny[1]", "invalid_ip"),
+            ]
+        );
+        let many = (0..=IpRules::MAX_ENTRIES)
+            .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+            .collect::<Vec<_>>()
+            .join(",");
+        let errors = rules_of(serde_json::json!({"deny": many})).unwrap_err();
+        assert_eq!(codes(&errors), [("ip_rules.deny", "too_many")]);
     }
 
     #[test]

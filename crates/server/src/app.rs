@@ -846,12 +846,13 @@ enum ErrorShape {
 /// JSON in the listener's own error shape, like every other error there.
 async fn json_errors(response: Response, shape: ErrorShape) -> Response {
     let status = response.status();
-    let is_json = response
+    // JSON errors are the handlers' own; so are the console's HTML error pages.
+    let is_own = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.contains("json") || v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_own {
         return response;
     }
     let (error, message) = match status {

@@ -102,10 +102,9 @@ pub(crate) async fn caller(
             .await
             .map_err(|_| TokenError::TemporarilyUnavailable)?;
         return match admin {
-            Some((profile, rights)) => Ok(Caller::Admin {
-                sub: profile.oauth_client_id.clone(),
-                write: rights == gatehouse_registry::decision::AdminRights::Write,
-            }),
+            Some((profile, rights)) => Ok(Caller::Admin(
+                gatehouse_registry::decision::admin_actor(&profile, rights),
+            )),
             None => Err(TokenError::InvalidToken),
         };
     }

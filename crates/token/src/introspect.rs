@@ -338,7 +338,7 @@ async fn revocation(state: &TokenState, caller: &Caller, token: &str) -> Result<
         } => return Ok(()),
         _ => {}
     }
-    if matches!(caller, Caller::Admin { write: false, .. }) {
+    if matches!(caller, Caller::Admin(actor) if !actor.can_write()) {
         return Err(TokenError::UnauthorizedClient);
     }
     let actor = caller.actor();

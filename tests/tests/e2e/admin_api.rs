@@ -383,13 +383,15 @@ async fn collection_validation_and_conflicts() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_crud_contact_and_project_filter() -> anyhow::Result<()> {
     let app = spawn_app().await?;
+    let alpha_id = app.create_project("alpha").await?;
+    let beta_id = app.create_project("beta").await?;
     let reply = app
         .admin_post(
             "/clients",
             &json!({
                 "name": "Acme Corp",
                 "description": "Acme's integration",
-                "project": "alpha",
+                "project": alpha_id,
                 "contact": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.example"},
             }),
         )
@@ -400,19 +402,19 @@ async fn client_crud_contact_and_project_filter() -> anyhow::Result<()> {
     assert!(acme_id.starts_with("cli_"), "{acme}");
     assert_eq!(acme["active"], true, "clients start active: {acme}");
     assert_eq!(acme["has_logo"], false, "{acme}");
-    assert_eq!(acme["project"], "alpha");
+    assert_eq!(acme["project"], alpha_id.as_str());
     assert_eq!(acme["contact"]["email"], "ada@acme.example", "{acme}");
     assert_rfc3339(&acme["created_at"]);
 
     let globex = app
         .create_client_json(&json!({
-            "name": "Globex", "description": "g", "project": "beta",
+            "name": "Globex", "description": "g", "project": beta_id,
             "contact": {"first_name": "Hank", "last_name": "Scorpio", "email": "hank@globex.example"},
         }))
         .await?;
     let initech = app
         .create_client_json(&json!({
-            "name": "Initech", "description": "i", "project": "alpha",
+            "name": "Initech", "description": "i", "project": alpha_id,
             "contact": {"first_name": "Bill", "last_name": "Lumbergh", "email": "bill@initech.example"},
         }))
         .await?;
@@ -428,7 +430,7 @@ async fn client_crud_contact_and_project_filter() -> anyhow::Result<()> {
 
     // ?project= filters.
     let alpha = app
-        .admin_get("/clients?project=alpha")
+        .admin_get(&format!("/clients?project={alpha_id}"))
         .await?
         .expect_status(200)
         .json();
@@ -447,14 +449,14 @@ async fn client_crud_contact_and_project_filter() -> anyhow::Result<()> {
         "project filter leaks other projects: {alpha}"
     );
     let beta = app
-        .admin_get("/clients?project=beta")
+        .admin_get(&format!("/clients?project={beta_id}"))
         .await?
         .expect_status(200)
         .json();
     assert_eq!(beta["items"].as_array().map(Vec::len), Some(1), "{beta}");
     assert_eq!(beta["items"][0]["id"], globex["id"]);
     let none = app
-        .admin_get("/clients?project=nope")
+        .admin_get("/clients?project=prj_nope")
         .await?
         .expect_status(200)
         .json();
@@ -491,7 +493,7 @@ async fn client_crud_contact_and_project_filter() -> anyhow::Result<()> {
     let r = app
         .admin_post(
             "/clients",
-            &json!({"name": "Bad Mail", "description": "b", "project": "p",
+            &json!({"name": "Bad Mail", "description": "b",
                     "contact": {"first_name": "A", "last_name": "B", "email": "not-an-email"}}),
         )
         .await?;
@@ -506,7 +508,7 @@ async fn client_crud_contact_and_project_filter() -> anyhow::Result<()> {
     let r = app
         .admin_post(
             "/clients",
-            &json!({"name": "x".repeat(10_000), "description": "b", "project": "p",
+            &json!({"name": "x".repeat(10_000), "description": "b",
                     "contact": {"first_name": "A", "last_name": "B", "email": "a@b.example"}}),
         )
         .await?;

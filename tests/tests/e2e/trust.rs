@@ -272,7 +272,6 @@ fn new_client_body() -> Value {
     json!({
         "name": unique("written"),
         "description": "Created by an admin token under test",
-        "project": "default",
         "contact": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
     })
 }

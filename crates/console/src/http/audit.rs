@@ -8,8 +8,7 @@ use crate::views::Layout;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
-use gatehouse_registry::AuditFilter;
-use gatehouse_registry::api::{AuditEvent, ListParams};
+use gatehouse_registry::api::{AuditEvent, AuditFilter, ListParams};
 use std::sync::Arc;
 
 /// The filter form's fields (all optional).
@@ -78,7 +77,8 @@ pub(crate) async fn list(
     };
     let page = state
         .registry
-        .list_audit_events_filtered(
+        .list_audit_events(
+            &admin.actor,
             &ListParams {
                 limit: Some(100),
                 cursor: q.cursor.clone().filter(|c| !c.is_empty()),

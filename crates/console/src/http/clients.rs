@@ -13,7 +13,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use gatehouse_registry::api::{Client, ListParams, Logo, Profile};
+use gatehouse_registry::api::{Client, ListParams, Logo, Profile, Project};
 use gatehouse_registry::usage::Scope;
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ pub(crate) struct ListPage {
     clients: Vec<Client>,
     q: String,
     project: String,
-    projects: Vec<String>,
+    projects: Vec<Project>,
     next: Option<String>,
 }
 
@@ -53,27 +53,24 @@ impl ListPage {
     }
 }
 
-/// Pages scanned at most for one name search.
-const SEARCH_PAGES: usize = 20;
 /// Clients per page.
 const PAGE: u64 = 50;
 
-/// The projects clients name so far (until projects are a resource of their own).
-async fn known_projects(state: &ConsoleState) -> ConsoleResult<Vec<String>> {
-    let page = state
-        .registry
-        .list_clients(
-            &ListParams {
-                limit: Some(1000),
-                cursor: None,
-            },
-            None,
-        )
-        .await?;
-    let mut projects: Vec<String> = page.items.into_iter().filter_map(|c| c.project).collect();
-    projects.sort();
-    projects.dedup();
-    Ok(projects)
+/// The projects this admin may place clients in.
+async fn known_projects(state: &ConsoleState, admin: &Admin) -> ConsoleResult<Vec<Project>> {
+    Ok(state.registry.projects_of(&admin.actor).await?)
+}
+
+/// A project's name from its id (the id itself when unknown).
+pub(crate) fn project_name(projects: &[Project], id: &Option<String>) -> String {
+    match id {
+        None => "—".to_owned(),
+        Some(id) => projects
+            .iter()
+            .find(|p| &p.id == id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| id.clone()),
+    }
 }
 
 /// `GET /console/clients`.
@@ -82,43 +79,27 @@ pub(crate) async fn list(
     admin: Admin,
     Query(q): Query<ListQuery>,
 ) -> ConsoleResult<ListPage> {
-    let needle = q.q.clone().unwrap_or_default().trim().to_lowercase();
+    let needle = q.q.clone().unwrap_or_default().trim().to_owned();
     let project = q.project.clone().unwrap_or_default();
-    let mut cursor = q.cursor.clone().filter(|c| !c.is_empty());
-    let mut clients = Vec::new();
-    let mut next;
-    let mut scanned = 0;
-    loop {
-        let page = state
-            .registry
-            .list_clients(
-                &ListParams {
-                    limit: Some(PAGE),
-                    cursor: cursor.clone(),
-                },
-                (!project.is_empty()).then_some(project.as_str()),
-            )
-            .await?;
-        scanned += 1;
-        next = page.next_cursor;
-        clients.extend(
-            page.items
-                .into_iter()
-                .filter(|c| needle.is_empty() || c.name.to_lowercase().contains(&needle)),
-        );
-        // A name search reads on until it has something to show (or has read enough).
-        if needle.is_empty() || !clients.is_empty() || next.is_none() || scanned >= SEARCH_PAGES {
-            break;
-        }
-        cursor = next.clone();
-    }
+    let page = state
+        .registry
+        .list_clients(
+            &admin.actor,
+            &ListParams {
+                limit: Some(PAGE),
+                cursor: q.cursor.clone().filter(|c| !c.is_empty()),
+            },
+            (!project.is_empty()).then_some(project.as_str()),
+            (!needle.is_empty()).then_some(needle.as_str()),
+        )
+        .await?;
     Ok(ListPage {
         layout: Layout::new(&admin, "Clients", "clients"),
-        clients,
-        q: q.q.unwrap_or_default(),
+        clients: page.items,
+        q: needle,
         project,
-        projects: known_projects(&state).await?,
-        next,
+        projects: known_projects(&state, &admin).await?,
+        next: page.next_cursor,
     })
 }
 
@@ -130,7 +111,7 @@ pub(crate) struct FormPage {
     client: Option<Client>,
     f: FormData,
     errors: Errors,
-    projects: Vec<String>,
+    projects: Vec<Project>,
 }
 
 /// `GET /console/clients/new`.
@@ -145,7 +126,7 @@ pub(crate) async fn new_page(
         client: None,
         f,
         errors: Errors::default(),
-        projects: known_projects(&state).await?,
+        projects: known_projects(&state, &admin).await?,
     })
 }
 
@@ -175,13 +156,13 @@ pub(crate) async fn edit_page(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ConsoleResult<FormPage> {
-    let client = state.registry.get_client(&id).await?;
+    let client = state.registry.get_client(&admin.actor, &id).await?;
     Ok(FormPage {
         layout: Layout::new(&admin, format!("Edit {}", client.name), "clients"),
         f: client_form(&client),
         client: Some(client),
         errors: Errors::default(),
-        projects: known_projects(&state).await?,
+        projects: known_projects(&state, &admin).await?,
     })
 }
 
@@ -212,17 +193,17 @@ pub(crate) async fn create(
     };
     let logo = match chosen_logo(file) {
         Ok(l) => l,
-        Err(errors) => return Ok(again(errors, form, known_projects(&state).await?)),
+        Err(errors) => return Ok(again(errors, form, known_projects(&state, &admin).await?)),
     };
     let body = match client_body(&form) {
         Ok(b) => b,
-        Err(e) => return Ok(again(Errors(e), form, known_projects(&state).await?)),
+        Err(e) => return Ok(again(Errors(e), form, known_projects(&state, &admin).await?)),
     };
     let client = match state.registry.create_client(&admin.actor, body).await {
         Ok(c) => c,
         Err(e) => {
             let errors = form_errors(e, |f| contact_field(f))?;
-            return Ok(again(errors, form, known_projects(&state).await?));
+            return Ok(again(errors, form, known_projects(&state, &admin).await?));
         }
     };
     if let Some(bytes) = logo {
@@ -245,7 +226,7 @@ pub(crate) async fn update(
     posted: Posted,
 ) -> ConsoleResult {
     let Posted { admin, form, file } = posted;
-    let client = state.registry.get_client(&id).await?;
+    let client = state.registry.get_client(&admin.actor, &id).await?;
     let title = format!("Edit {}", client.name);
     let again = |errors: Errors, f: FormData, projects| {
         refused(FormPage {
@@ -258,15 +239,15 @@ pub(crate) async fn update(
     };
     let logo = match chosen_logo(file) {
         Ok(l) => l,
-        Err(errors) => return Ok(again(errors, form, known_projects(&state).await?)),
+        Err(errors) => return Ok(again(errors, form, known_projects(&state, &admin).await?)),
     };
     let body = match client_body(&form) {
         Ok(b) => b,
-        Err(e) => return Ok(again(Errors(e), form, known_projects(&state).await?)),
+        Err(e) => return Ok(again(Errors(e), form, known_projects(&state, &admin).await?)),
     };
     if let Err(e) = state.registry.update_client(&admin.actor, &id, body).await {
         let errors = form_errors(e, contact_field)?;
-        return Ok(again(errors, form, known_projects(&state).await?));
+        return Ok(again(errors, form, known_projects(&state, &admin).await?));
     }
     if let Some(bytes) = logo {
         state.registry.put_logo(&admin.actor, &id, bytes).await?;
@@ -311,6 +292,8 @@ pub(crate) fn back(form: &FormData, default: &str) -> String {
 pub(crate) struct ShowPage {
     layout: Layout,
     client: Client,
+    /// The client's project's name.
+    project: String,
     profiles: Vec<Profile>,
     usage: UsageView,
 }
@@ -322,10 +305,11 @@ pub(crate) async fn show(
     Path(id): Path<String>,
     Query(range): Query<RangeQuery>,
 ) -> ConsoleResult<ShowPage> {
-    let client = state.registry.get_client(&id).await?;
+    let client = state.registry.get_client(&admin.actor, &id).await?;
     let profiles = state
         .registry
         .list_profiles(
+            &admin.actor,
             &id,
             &ListParams {
                 limit: Some(1000),
@@ -334,9 +318,11 @@ pub(crate) async fn show(
         )
         .await?
         .items;
-    let usage = usage(&state.registry, Scope::Client(&id), range.range.as_deref()).await?;
+    let usage = usage(&state.registry, &admin.actor, Scope::Client(&id), range.range.as_deref()).await?;
+    let projects = known_projects(&state, &admin).await?;
     Ok(ShowPage {
         layout: Layout::new(&admin, client.name.clone(), "clients"),
+        project: project_name(&projects, &client.project),
         client,
         profiles,
         usage,
@@ -346,12 +332,12 @@ pub(crate) async fn show(
 /// `GET /console/clients/{id}/logo`.
 pub(crate) async fn logo(
     State(state): State<Arc<ConsoleState>>,
-    _admin: Admin,
+    admin: Admin,
     Path(id): Path<String>,
 ) -> ConsoleResult<Response> {
     let logo = state
         .registry
-        .get_logo(&id)
+        .get_logo(&admin.actor, &id)
         .await
         .map_err(ConsoleError::from)?;
     let mut response = logo.bytes.into_response();

@@ -4,11 +4,12 @@
 
 mod audit;
 mod auth;
-mod clients;
+pub(crate) mod clients;
 mod collections;
 mod keys;
 mod policies;
 mod profiles;
+mod projects;
 mod usage;
 
 use crate::ConsoleState;
@@ -94,6 +95,13 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             "/console/policies/{id}",
             get(policies::show).post(policies::update),
         )
+        .route("/console/projects", get(projects::list).post(projects::create))
+        .route("/console/projects/new", get(projects::new_page))
+        .route(
+            "/console/projects/{id}",
+            get(projects::show).post(projects::update),
+        )
+        .route("/console/projects/{id}/delete", post(projects::delete))
         .route("/console/audit", get(audit::list))
         .route("/console/keys", get(keys::list))
         .route("/console/keys/rotate", post(keys::rotate))

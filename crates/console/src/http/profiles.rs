@@ -61,7 +61,7 @@ pub(crate) async fn new_page(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ConsoleResult<FormPage> {
-    let client = state.registry.get_client(&id).await?;
+    let client = state.registry.get_client(&admin.actor, &id).await?;
     let mut f = FormData::default();
     f.set("auth_type", "oauth2");
     f.set("jwt_method", "hmac");
@@ -77,7 +77,7 @@ pub(crate) async fn create(
     posted: Posted,
 ) -> ConsoleResult {
     let Posted { admin, form, .. } = posted;
-    let client = state.registry.get_client(&id).await?;
+    let client = state.registry.get_client(&admin.actor, &id).await?;
     let auth_type = form.val("auth_type").to_owned();
     let body = match profile_body(&form) {
         Ok(b) => b,
@@ -155,8 +155,8 @@ async fn show_page(
     key_form: FormData,
     key_errors: Errors,
 ) -> ConsoleResult<ShowPage> {
-    let profile = state.registry.get_profile(id).await?;
-    let client = state.registry.get_client(&profile.client_id).await?;
+    let profile = state.registry.get_profile(&admin.actor, id).await?;
+    let client = state.registry.get_client(&admin.actor, &profile.client_id).await?;
     let names = state.registry.list_collections(&all()).await?.items;
     let collections = profile
         .collections
@@ -175,11 +175,11 @@ async fn show_page(
         None => None,
     };
     let keys = if profile.auth_type.as_str() == "token" {
-        state.registry.list_api_keys(id, &all()).await?.items
+        state.registry.list_api_keys(&admin.actor, id, &all()).await?.items
     } else {
         Vec::new()
     };
-    let usage = usage(&state.registry, Scope::Profile(id), range).await?;
+    let usage = usage(&state.registry, &admin.actor, Scope::Profile(id), range).await?;
     Ok(ShowPage {
         layout: Layout::new(admin, profile.name.clone(), "clients"),
         profile,

@@ -44,6 +44,7 @@ pub(crate) struct UsageView {
 /// Load and draw the usage of `scope`.
 pub(crate) async fn usage(
     registry: &Registry,
+    actor: &gatehouse_registry::Actor,
     scope: Scope<'_>,
     range: Option<&str>,
 ) -> ConsoleResult<UsageView> {
@@ -58,6 +59,7 @@ pub(crate) async fn usage(
     let start = end - step * count;
     let report = registry
         .usage_report(
+            actor,
             scope,
             &UsageQuery {
                 from: Some(start),

@@ -16,7 +16,7 @@ pub struct Model {
     pub scopes: Option<String>,
     pub auth_type: String,
     pub oauth_client_id: String,
-    /// JSON `{default_access, allow, deny}`.
+    /// JSON `{default_access?, allow, deny}` (`IpRulesDoc`; `default_access` only when given).
     pub ip_rules: String,
     pub policy_id: Option<String>,
     pub active: bool,

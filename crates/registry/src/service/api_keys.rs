@@ -199,13 +199,16 @@ impl Registry {
         profile_id: &str,
         body: serde_json::Value,
     ) -> Result<ApiKeyIssued> {
+        actor.require_write()?;
         let input: ApiKeyInput = parse_input(body)?;
         let txn = self.inner.db.begin().await?;
+        let (_, project) = self.visible_profile(&txn, actor, profile_id).await?;
         self.token_profile(&txn, profile_id).await?;
         let (row, value) = self.insert_api_key(&txn, profile_id, &input).await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "api_key.create",
             "api_key",
             &row.id,
@@ -227,11 +230,27 @@ impl Registry {
             .ok_or(RegistryError::NotFound("API key"))
     }
 
+    /// A key this actor may see (its profile's client is in the actor's projects), with
+    /// that project; otherwise "not found".
+    async fn visible_api_key<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<(api_key::Model, Option<String>)> {
+        let row = self.api_key_row(conn, id).await?;
+        match self.visible_profile(conn, actor, &row.profile_id).await {
+            Ok((_, project)) => Ok((row, project)),
+            Err(RegistryError::NotFound(_)) => Err(RegistryError::NotFound("API key")),
+            Err(other) => Err(other),
+        }
+    }
+
     /// One API key.
-    pub async fn get_api_key(&self, id: &str) -> Result<ApiKey> {
-        self.api_key_row(&self.inner.db, id)
+    pub async fn get_api_key(&self, actor: &Actor, id: &str) -> Result<ApiKey> {
+        self.visible_api_key(&self.inner.db, actor, id)
             .await
-            .map(|row| self.with_pending_use(view(row)))
+            .map(|(row, _)| self.with_pending_use(view(row)))
     }
 
     /// A key as the admin API shows it: a use this instance has not written yet counts.
@@ -251,10 +270,12 @@ impl Registry {
     /// A page of a profile's API keys.
     pub async fn list_api_keys(
         &self,
+        actor: &Actor,
         profile_id: &str,
         params: &ListParams,
     ) -> Result<Page<ApiKey>> {
-        self.profile_row(&self.inner.db, profile_id).await?;
+        self.visible_profile(&self.inner.db, actor, profile_id)
+            .await?;
         let limit = params.limit();
         let mut q = api_key::Entity::find()
             .filter(api_key::Column::ProfileId.eq(profile_id))
@@ -278,6 +299,7 @@ impl Registry {
         id: &str,
         patch: serde_json::Value,
     ) -> Result<ApiKey> {
+        actor.require_write()?;
         if !patch.is_object() {
             return Err(RegistryError::invalid(
                 "body",
@@ -286,7 +308,7 @@ impl Registry {
             ));
         }
         let txn = self.inner.db.begin().await?;
-        let row = self.api_key_row(&txn, id).await?;
+        let (row, project) = self.visible_api_key(&txn, actor, id).await?;
         let mut doc = serde_json::to_value(ApiKeyInput {
             name: row.name.clone(),
             active: row.active,
@@ -308,9 +330,10 @@ impl Registry {
             .as_object()
             .map(|m| m.keys().collect())
             .unwrap_or_default();
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "api_key.update",
             "api_key",
             id,
@@ -324,14 +347,16 @@ impl Registry {
 
     /// Delete an API key.
     pub async fn delete_api_key(&self, actor: &Actor, id: &str) -> Result<()> {
+        actor.require_write()?;
         let txn = self.inner.db.begin().await?;
-        let row = self.api_key_row(&txn, id).await?;
+        let (row, project) = self.visible_api_key(&txn, actor, id).await?;
         api_key::Entity::delete_by_id(id.to_owned())
             .exec(&txn)
             .await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "api_key.delete",
             "api_key",
             id,
@@ -350,9 +375,10 @@ impl Registry {
         id: &str,
         grace_seconds: Option<i64>,
     ) -> Result<ApiKeyIssued> {
+        actor.require_write()?;
         let grace = super::auth::grace_seconds(grace_seconds)?;
         let txn = self.inner.db.begin().await?;
-        let row = self.api_key_row(&txn, id).await?;
+        let (row, project) = self.visible_api_key(&txn, actor, id).await?;
         let value = api_key_format::generate();
         let now = self.now();
         let previous_until = (grace > 0).then(|| now + Duration::seconds(grace));
@@ -363,9 +389,10 @@ impl Registry {
         active.prefix = Set(api_key_format::display_prefix(value.expose_secret()));
         active.updated_at = Set(now);
         let row = active.update(&txn).await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "api_key.refresh",
             "api_key",
             id,

@@ -1,7 +1,7 @@
 //! The audit log: every admin change writes one event, inside the change's transaction.
 
-use super::{Actor, Registry, decode_cursor, encode_cursor};
-use crate::api::{AuditEvent, ListParams, Page};
+use super::{Actor, AdminScope, Registry, decode_cursor, encode_cursor};
+use crate::api::{AuditEvent, AuditFilter, ListParams, Page};
 use crate::entity::audit_event;
 use crate::error::Result;
 use crate::ids::{IdKind, new_sorted_id};
@@ -9,21 +9,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
-
-/// Which audit events to list; every field that is set must match.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Exactly this actor (an admin's `oauth_client_id`, or `system`).
-    pub actor: Option<String>,
-    /// Exactly this action, e.g. `client.create`.
-    pub action: Option<String>,
-    /// Exactly this target id.
-    pub target_id: Option<String>,
-    /// At or after this time.
-    pub from: Option<chrono::DateTime<chrono::Utc>>,
-    /// Before this time.
-    pub to: Option<chrono::DateTime<chrono::Utc>>,
-}
 
 impl Registry {
     /// Append an audit event through `conn` (normally the change's transaction).
@@ -71,37 +56,42 @@ impl Registry {
         Ok(())
     }
 
-    /// List audit events, oldest first.
-    pub async fn list_audit_events(&self, params: &ListParams) -> Result<Page<AuditEvent>> {
-        self.list_audit_events_filtered(params, &AuditFilter::default())
-            .await
-    }
-
-    /// List the audit events that match `filter`, oldest first.
-    pub async fn list_audit_events_filtered(
+    /// List the audit events this actor may see (an admin limited to projects: only
+    /// those concerning its projects), oldest first, narrowed by `filter`.
+    pub async fn list_audit_events(
         &self,
+        actor: &Actor,
         params: &ListParams,
         filter: &AuditFilter,
     ) -> Result<Page<AuditEvent>> {
         let limit = params.limit();
         let mut query = audit_event::Entity::find().order_by_asc(audit_event::Column::Id);
-        if let Some(actor) = filter.actor.as_deref().filter(|s| !s.is_empty()) {
-            query = query.filter(audit_event::Column::Actor.eq(actor));
+        if let Some(after) = decode_cursor(params.cursor.as_deref())? {
+            query = query.filter(audit_event::Column::Id.gt(after));
         }
-        if let Some(action) = filter.action.as_deref().filter(|s| !s.is_empty()) {
-            query = query.filter(audit_event::Column::Action.eq(action));
+        if let AdminScope::Projects(ids) = actor.scope() {
+            query = query.filter(audit_event::Column::ProjectId.is_in(ids.iter().cloned()));
         }
-        if let Some(target) = filter.target_id.as_deref().filter(|s| !s.is_empty()) {
-            query = query.filter(audit_event::Column::TargetId.eq(target));
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && crate::error::storable(t))
+                .map(str::to_owned)
+        };
+        if let Some(a) = text(&filter.actor) {
+            query = query.filter(audit_event::Column::Actor.eq(a));
+        }
+        if let Some(a) = text(&filter.action) {
+            query = query.filter(audit_event::Column::Action.eq(a));
+        }
+        if let Some(t) = text(&filter.target_id) {
+            query = query.filter(audit_event::Column::TargetId.eq(t));
         }
         if let Some(from) = filter.from {
             query = query.filter(audit_event::Column::At.gte(from));
         }
         if let Some(to) = filter.to {
             query = query.filter(audit_event::Column::At.lt(to));
-        }
-        if let Some(after) = decode_cursor(params.cursor.as_deref())? {
-            query = query.filter(audit_event::Column::Id.gt(after));
         }
         let rows = query.limit(limit + 1).all(&self.inner.db).await?;
         Ok(page(

@@ -6,7 +6,7 @@ use crate::entity::{access_profile, client, client_secret, collection, revoked_t
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::secret::{HashError, sha256};
-use crate::types::{AuthType, IpRules, IpRulesDoc};
+use crate::types::{AuthType, IpRules};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
@@ -61,6 +61,8 @@ pub struct ProfileSnapshot {
     pub client_id: String,
     /// The client's display name.
     pub client_name: String,
+    /// The client's project (`prj_…`), if any.
+    pub client_project: Option<String>,
     /// `gco_…`
     pub oauth_client_id: String,
     /// Authentication method.
@@ -191,14 +193,9 @@ impl Registry {
             .grants(db, &links, profile.all_collections, subset.as_deref())
             .await?;
         let secrets = self.secret_records(&profile.id).await?;
-        let doc: IpRulesDoc = serde_json::from_str(&profile.ip_rules)
-            .map_err(|e| RegistryError::Internal(e.to_string()))?;
         // Stored rules were validated on write; a row that no longer parses denies everything.
-        let ip_rules = IpRules::parse(&doc, "ip_rules").unwrap_or(IpRules {
-            default_access: crate::types::DefaultAccess::Deny,
-            allow: Vec::new(),
-            deny: Vec::new(),
-        });
+        let ip_rules = IpRules::from_stored(&profile.ip_rules)
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
         let auth_type =
             AuthType::parse(&profile.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
         let custom_claims = serde_json::from_str(&profile.custom_claims).unwrap_or_default();
@@ -217,6 +214,7 @@ impl Registry {
             profile_id: profile.id,
             client_id: owner.id,
             client_name: owner.name,
+            client_project: owner.project,
             oauth_client_id: profile.oauth_client_id,
             auth_type,
             profile_active: profile.active,

@@ -231,6 +231,7 @@ impl Registry {
             custom_claims: serde_json::Map::new(),
             jwt: None,
             policy_id: None,
+            admin_projects: None,
         };
         let (row, _) = self
             .insert_profile(&txn, &client_row.id, &profile, client_id, Some(hash))

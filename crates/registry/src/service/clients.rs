@@ -1,9 +1,10 @@
 //! Clients: the organisations that consume APIs, with contact details and a logo.
 
 use super::audit::page;
-use super::{Actor, Registry, decode_cursor, parse_input};
+use super::{Actor, AdminScope, Registry, decode_cursor, parse_input};
 use crate::api::{Client, ClientInput, Contact, ListParams, Logo, Page, merge_patch};
 use crate::entity::{access_profile, client};
+use crate::error::Forbidden;
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::types::{Description, Email, FieldError, Name};
@@ -55,7 +56,19 @@ pub(crate) fn validate_client(input: &ClientInput) -> Result<ValidClient> {
     let description = Description::parse(&input.description)
         .map_err(|e| errors.push(e.at("description")))
         .ok();
-    let project = optional_name(&input.project, "project", &mut errors);
+    // A project id; whether it exists (and is the actor's) needs the stored state.
+    let project = match input.project.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(id) if id.starts_with("prj_") && id.len() <= 64 => Some(id.to_owned()),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "project",
+                "invalid_project",
+                "must be a project id (`prj_…`) or null",
+            ));
+            None
+        }
+    };
     let first_name = optional_name(&input.contact.first_name, "contact.first_name", &mut errors);
     let last_name = optional_name(&input.contact.last_name, "contact.last_name", &mut errors);
     let email = match input.contact.email.as_deref().map(str::trim) {
@@ -111,6 +124,46 @@ fn to_input(row: &client::Model) -> ClientInput {
 }
 
 impl Registry {
+    /// The project a new or moved client may be placed in: it must exist (422) and, for an
+    /// admin limited to projects, be one of its own (403; a limited admin cannot leave a
+    /// client outside every project either).
+    async fn check_client_project<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        project: Option<&str>,
+    ) -> Result<()> {
+        if !actor.sees_project(project) {
+            return Err(RegistryError::Forbidden(Forbidden::ProjectLimited));
+        }
+        if let Some(id) = project
+            && !self.project_exists(conn, id).await?
+        {
+            return Err(RegistryError::invalid(
+                "project",
+                "not_found",
+                "no project has this id",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A client this actor may see; one of another project is "not found", exactly as a
+    /// client that does not exist (a limited admin learns nothing about other projects).
+    pub(crate) async fn visible_client<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<client::Model> {
+        let row = self.client_row(conn, id).await?;
+        if actor.sees_project(row.project.as_deref()) {
+            Ok(row)
+        } else {
+            Err(RegistryError::NotFound("client"))
+        }
+    }
+
     async fn check_client_name<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -156,14 +209,18 @@ impl Registry {
 
     /// Create a client.
     pub async fn create_client(&self, actor: &Actor, body: serde_json::Value) -> Result<Client> {
+        actor.require_write()?;
         let input: ClientInput = parse_input(body)?;
         let valid = validate_client(&input)?;
         let txn = self.inner.db.begin().await?;
+        self.check_client_project(&txn, actor, valid.project.as_deref())
+            .await?;
         self.check_client_name(&txn, &valid.name, None).await?;
         let row = self.insert_client(&txn, &valid).await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            row.project.as_deref(),
             "client.create",
             "client",
             &row.id,
@@ -185,16 +242,21 @@ impl Registry {
             .ok_or(RegistryError::NotFound("client"))
     }
 
-    /// One client.
-    pub async fn get_client(&self, id: &str) -> Result<Client> {
-        self.client_row(&self.inner.db, id).await.map(view)
+    /// One client the actor may see.
+    pub async fn get_client(&self, actor: &Actor, id: &str) -> Result<Client> {
+        self.visible_client(&self.inner.db, actor, id)
+            .await
+            .map(view)
     }
 
-    /// A page of clients, optionally only those of one project.
+    /// A page of the clients the actor may see, optionally only those of one project and
+    /// only those whose name contains `search` (case-insensitive).
     pub async fn list_clients(
         &self,
+        actor: &Actor,
         params: &ListParams,
         project: Option<&str>,
+        search: Option<&str>,
     ) -> Result<Page<Client>> {
         let limit = params.limit();
         let mut q = client::Entity::find().order_by_asc(client::Column::Id);
@@ -203,6 +265,23 @@ impl Registry {
         }
         if let Some(p) = project {
             q = q.filter(client::Column::Project.eq(p));
+        }
+        if let AdminScope::Projects(ids) = actor.scope() {
+            q = q.filter(client::Column::Project.is_in(ids.iter().cloned()));
+        }
+        if let Some(text) = search.map(str::trim).filter(|t| !t.is_empty()) {
+            use sea_orm::sea_query::{Expr, ExprTrait, Func};
+            let pattern = format!(
+                "%{}%",
+                text.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            q = q.filter(
+                Expr::expr(Func::lower(Expr::col(client::Column::Name)))
+                    .like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')),
+            );
         }
         let rows = q.limit(limit + 1).all(&self.inner.db).await?;
         Ok(page(rows, limit, |r| r.id.clone(), view))
@@ -215,6 +294,7 @@ impl Registry {
         id: &str,
         patch: serde_json::Value,
     ) -> Result<Client> {
+        actor.require_write()?;
         if !patch.is_object() {
             return Err(RegistryError::invalid(
                 "body",
@@ -223,11 +303,15 @@ impl Registry {
             ));
         }
         let txn = self.inner.db.begin().await?;
-        let row = self.client_row(&txn, id).await?;
+        let row = self.visible_client(&txn, actor, id).await?;
         let mut doc = serde_json::to_value(to_input(&row))
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
         merge_patch(&mut doc, &patch);
         let valid = validate_client(&parse_input(doc)?)?;
+        if valid.project != row.project {
+            self.check_client_project(&txn, actor, valid.project.as_deref())
+                .await?;
+        }
         self.check_client_name(&txn, &valid.name, Some(id)).await?;
         let mut active: client::ActiveModel = row.into();
         active.name = Set(valid.name.as_str().to_owned());
@@ -243,9 +327,10 @@ impl Registry {
             .as_object()
             .map(|m| m.keys().collect())
             .unwrap_or_default();
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            row.project.as_deref(),
             "client.update",
             "client",
             id,
@@ -259,8 +344,9 @@ impl Registry {
 
     /// Delete a client with all its profiles and their secrets.
     pub async fn delete_client(&self, actor: &Actor, id: &str) -> Result<()> {
+        actor.require_write()?;
         let txn = self.inner.db.begin().await?;
-        let row = self.client_row(&txn, id).await?;
+        let row = self.visible_client(&txn, actor, id).await?;
         let profiles = access_profile::Entity::find()
             .filter(access_profile::Column::ClientId.eq(id))
             .all(&txn)
@@ -271,9 +357,10 @@ impl Registry {
         client::Entity::delete_by_id(id.to_owned())
             .exec(&txn)
             .await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            row.project.as_deref(),
             "client.delete",
             "client",
             id,
@@ -287,18 +374,21 @@ impl Registry {
 
     /// Store a client's logo (PNG or JPEG, ≤ 256 KiB, judged by content).
     pub async fn put_logo(&self, actor: &Actor, id: &str, bytes: Vec<u8>) -> Result<Client> {
+        actor.require_write()?;
         let logo = Logo::parse(bytes).map_err(|e| RegistryError::Validation(vec![e]))?;
         let txn = self.inner.db.begin().await?;
-        let row = self.client_row(&txn, id).await?;
+        let row = self.visible_client(&txn, actor, id).await?;
+        let project = row.project.clone();
         let mut active: client::ActiveModel = row.into();
         let size = logo.bytes.len();
         active.logo = Set(Some(logo.bytes));
         active.logo_type = Set(Some(logo.content_type.to_owned()));
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "client.logo.put",
             "client",
             id,
@@ -310,8 +400,8 @@ impl Registry {
     }
 
     /// A client's logo.
-    pub async fn get_logo(&self, id: &str) -> Result<Logo> {
-        let row = self.client_row(&self.inner.db, id).await?;
+    pub async fn get_logo(&self, actor: &Actor, id: &str) -> Result<Logo> {
+        let row = self.visible_client(&self.inner.db, actor, id).await?;
         match (row.logo, row.logo_type.as_deref()) {
             (Some(bytes), Some("image/png")) => Ok(Logo {
                 content_type: "image/png",
@@ -327,8 +417,10 @@ impl Registry {
 
     /// Remove a client's logo.
     pub async fn delete_logo(&self, actor: &Actor, id: &str) -> Result<()> {
+        actor.require_write()?;
         let txn = self.inner.db.begin().await?;
-        let row = self.client_row(&txn, id).await?;
+        let row = self.visible_client(&txn, actor, id).await?;
+        let project = row.project.clone();
         if row.logo.is_none() {
             return Err(RegistryError::NotFound("logo"));
         }
@@ -337,9 +429,10 @@ impl Registry {
         active.logo_type = Set(None);
         active.updated_at = Set(self.now());
         active.update(&txn).await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "client.logo.delete",
             "client",
             id,

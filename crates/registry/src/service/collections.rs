@@ -264,6 +264,7 @@ impl Registry {
         actor: &Actor,
         body: serde_json::Value,
     ) -> Result<CollectionCreated> {
+        actor.require_unlimited_write()?;
         let input: CollectionInput = parse_input(body)?;
         let valid = validate_collection(&input, false)?;
         let secret = generate_client_secret();
@@ -345,6 +346,7 @@ impl Registry {
         id: &str,
         patch: serde_json::Value,
     ) -> Result<Collection> {
+        actor.require_unlimited_write()?;
         if !patch.is_object() {
             return Err(RegistryError::invalid(
                 "body",
@@ -415,6 +417,7 @@ impl Registry {
 
     /// Delete a collection; profiles lose their grant of it.
     pub async fn delete_collection(&self, actor: &Actor, id: &str) -> Result<()> {
+        actor.require_unlimited_write()?;
         let txn = self.inner.db.begin().await?;
         let row = self.collection_row(&txn, id).await?;
         if row.builtin {
@@ -450,6 +453,7 @@ impl Registry {
         id: &str,
         grace_seconds: Option<i64>,
     ) -> Result<CollectionSecretIssued> {
+        actor.require_unlimited_write()?;
         let secret = generate_client_secret();
         let hash = self.inner.hasher.hash(&secret).await?;
         let txn = self.inner.db.begin().await?;

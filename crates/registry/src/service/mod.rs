@@ -11,12 +11,12 @@ mod jwt;
 mod keys;
 mod policies;
 mod profiles;
+mod projects;
 mod sessions;
 mod sweep;
 mod ttl_cache;
 
 pub use api_keys::ApiKeySnapshot;
-pub use audit::AuditFilter;
 pub use auth::{AuthFailure, CollectionSnapshot, GrantedCollection, ProfileSnapshot};
 pub use bootstrap::{BootstrapCredentials, BootstrapOutcome};
 pub use jwt::{JwtKeys, JwtRules};
@@ -133,7 +133,7 @@ impl Actor {
     }
 
     /// Refuse a change when the actor may only read.
-    pub(crate) fn require_write(&self) -> crate::error::Result<()> {
+    pub fn require_write(&self) -> crate::error::Result<()> {
         if self.write {
             Ok(())
         } else {
@@ -145,7 +145,7 @@ impl Actor {
 
     /// Refuse a change of something every admin shares (collections, policies, projects,
     /// signing keys) unless the actor is an unlimited writer.
-    pub(crate) fn require_unlimited_write(&self) -> crate::error::Result<()> {
+    pub fn require_unlimited_write(&self) -> crate::error::Result<()> {
         self.require_write()?;
         match self.scope {
             AdminScope::All => Ok(()),
@@ -364,15 +364,16 @@ impl Registry {
     /// A usage report for one profile or one client.
     pub async fn usage_report(
         &self,
+        actor: &Actor,
         scope: crate::usage::Scope<'_>,
         query: &crate::api::UsageQuery,
     ) -> crate::error::Result<crate::api::UsageReport> {
         match scope {
             crate::usage::Scope::Profile(id) => {
-                self.get_profile(id).await?;
+                self.get_profile(actor, id).await?;
             }
             crate::usage::Scope::Client(id) => {
-                self.get_client(id).await?;
+                self.get_client(actor, id).await?;
             }
         }
         let (from, to, granularity) = crate::usage::report_window(

@@ -184,6 +184,7 @@ impl Registry {
 
     /// Create a policy.
     pub async fn create_policy(&self, actor: &Actor, body: serde_json::Value) -> Result<Policy> {
+        actor.require_unlimited_write()?;
         let valid = validate(&parse_input(body)?)?;
         let txn = self.inner.db.begin().await?;
         self.check_policy_name(&txn, &valid.name, None).await?;
@@ -249,6 +250,7 @@ impl Registry {
         id: &str,
         patch: serde_json::Value,
     ) -> Result<Policy> {
+        actor.require_unlimited_write()?;
         if !patch.is_object() {
             return Err(RegistryError::invalid(
                 "body",
@@ -292,6 +294,7 @@ impl Registry {
 
     /// Delete a policy no profile uses (409 `policy_in_use` otherwise: detach it first).
     pub async fn delete_policy(&self, actor: &Actor, id: &str) -> Result<()> {
+        actor.require_unlimited_write()?;
         let txn = self.inner.db.begin().await?;
         let row = self.policy_row(&txn, id).await?;
         let n = self.policy_use_count(&txn, id).await?;

@@ -11,7 +11,7 @@ use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::secret::generate_client_secret;
 use crate::types::{
-    AuthType, Description, FieldError, IpRules, IpRulesDoc, Name, parse_custom_claims,
+    AuthType, Description, FieldError, IpRules, IpRulesView, Name, parse_custom_claims,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -34,6 +34,7 @@ pub(crate) struct ValidProfile {
     pub(crate) custom_claims: serde_json::Map<String, serde_json::Value>,
     pub(crate) jwt: Option<super::jwt::ValidJwt>,
     pub(crate) policy_id: Option<String>,
+    pub(crate) admin_projects: Option<Vec<String>>,
 }
 
 impl Registry {
@@ -107,6 +108,7 @@ impl Registry {
                     custom_claims,
                     jwt,
                     policy_id: input.policy_id.clone(),
+                    admin_projects: input.admin_projects.clone(),
                 })
             }
             _ => Err(RegistryError::Validation(errors)),
@@ -298,7 +300,10 @@ impl Registry {
             }
         };
         let row = access_profile::ActiveModel {
-            admin_projects: Set(None),
+            admin_projects: Set(match &valid.admin_projects {
+                Some(ids) => Some(json_text(ids)?),
+                None => None,
+            }),
             id: Set(id.clone()),
             client_id: Set(client_id.to_owned()),
             name: Set(valid.name.as_str().to_owned()),
@@ -369,6 +374,7 @@ impl Registry {
         client_id: &str,
         body: serde_json::Value,
     ) -> Result<ProfileCreated> {
+        actor.require_write()?;
         let valid = self.parse_profile_input(body)?;
         // oauth2 profiles get a client secret; token profiles their first API key.
         let secret = (valid.auth_type == AuthType::OAuth2).then(generate_client_secret);
@@ -377,7 +383,12 @@ impl Registry {
             None => None,
         };
         let txn = self.inner.db.begin().await?;
-        self.client_row(&txn, client_id).await?;
+        let project = self.visible_client(&txn, actor, client_id).await?.project;
+        let is_admin = self.grants_admin(&txn, &valid.collections).await?;
+        if is_admin {
+            actor.require_unlimited_write()?;
+        }
+        self.check_admin_projects(&txn, &valid, is_admin).await?;
         self.check_profile_name(&txn, client_id, &valid.name, None)
             .await?;
         self.check_profile_refs(&txn, &valid).await?;
@@ -396,9 +407,10 @@ impl Registry {
         } else {
             None
         };
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "profile.create",
             "access_profile",
             &row.id,
@@ -417,6 +429,91 @@ impl Registry {
             api_key_id: first_key.map(|(k, _)| k.id),
             jwt_secret: generated_jwt_secret,
         })
+    }
+
+    /// A profile this actor may see (its client's project is the actor's), with that
+    /// project; otherwise "not found", like a profile that does not exist.
+    pub(crate) async fn visible_profile<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<(access_profile::Model, Option<String>)> {
+        let row = self.profile_row(conn, id).await?;
+        let project = self.client_row(conn, &row.client_id).await?.project;
+        if actor.sees_project(project.as_deref()) {
+            Ok((row, project))
+        } else {
+            Err(RegistryError::NotFound("access profile"))
+        }
+    }
+
+    /// Whether these collection ids include the built-in admin collection: such a profile
+    /// is an admin, and only an unlimited admin may create, change or refresh one (a
+    /// limited admin could otherwise mint itself wider rights).
+    async fn grants_admin<C: ConnectionTrait>(&self, conn: &C, ids: &[String]) -> Result<bool> {
+        if ids.is_empty() {
+            return Ok(false);
+        }
+        Ok(collection::Entity::find()
+            .filter(collection::Column::Id.is_in(ids.iter().cloned()))
+            .filter(collection::Column::Builtin.eq(true))
+            .one(conn)
+            .await?
+            .is_some())
+    }
+
+    /// Refuse a change of an admin profile (one granting the built-in admin collection)
+    /// unless the actor is an unlimited writer.
+    pub(crate) async fn require_admin_rights_for<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        profile_id: &str,
+    ) -> Result<()> {
+        let links = self
+            .links_of(conn, &[profile_id.to_owned()])
+            .await?
+            .remove(profile_id)
+            .unwrap_or_default();
+        if self.grants_admin(conn, &links).await? {
+            actor.require_unlimited_write()?;
+        }
+        Ok(())
+    }
+
+    /// `admin_projects` is only for admin profiles and names existing projects.
+    async fn check_admin_projects<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        valid: &ValidProfile,
+        is_admin: bool,
+    ) -> Result<()> {
+        let Some(ids) = &valid.admin_projects else {
+            return Ok(());
+        };
+        if !is_admin {
+            return Err(RegistryError::invalid(
+                "admin_projects",
+                "not_admin",
+                "only a profile granting the built-in admin collection can be limited to projects",
+            ));
+        }
+        let mut errors = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if !self.project_exists(conn, id).await? {
+                errors.push(FieldError::new(
+                    format!("admin_projects[{i}]"),
+                    "not_found",
+                    "no project has this id",
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RegistryError::Validation(errors))
+        }
     }
 
     pub(crate) async fn profile_row<C: ConnectionTrait>(
@@ -479,7 +576,7 @@ impl Registry {
         let settings = &self.inner.settings;
         let auth_type =
             AuthType::parse(&row.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
-        let ip_rules: IpRulesDoc = serde_json::from_str(&row.ip_rules)
+        let ip_rules: IpRulesView = serde_json::from_str(&row.ip_rules)
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
         Ok(Profile {
             effective_scopes: grants
@@ -511,6 +608,10 @@ impl Registry {
             oauth_client_id: row.oauth_client_id,
             ip_rules,
             policy_id: row.policy_id,
+            admin_projects: row
+                .admin_projects
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok()),
             active: row.active,
             token_ttl_seconds: row.token_ttl_seconds,
             custom_claims: serde_json::from_str(&row.custom_claims)
@@ -525,18 +626,20 @@ impl Registry {
     }
 
     /// One profile.
-    pub async fn get_profile(&self, id: &str) -> Result<Profile> {
-        let row = self.profile_row(&self.inner.db, id).await?;
+    pub async fn get_profile(&self, actor: &Actor, id: &str) -> Result<Profile> {
+        let (row, _) = self.visible_profile(&self.inner.db, actor, id).await?;
         self.profile_view(&self.inner.db, row).await
     }
 
     /// A page of a client's profiles.
     pub async fn list_profiles(
         &self,
+        actor: &Actor,
         client_id: &str,
         params: &ListParams,
     ) -> Result<Page<Profile>> {
-        self.client_row(&self.inner.db, client_id).await?;
+        self.visible_client(&self.inner.db, actor, client_id)
+            .await?;
         let limit = params.limit();
         let mut q = access_profile::Entity::find()
             .filter(access_profile::Column::ClientId.eq(client_id))
@@ -580,6 +683,12 @@ impl Registry {
             "custom_claims": serde_json::from_str::<serde_json::Value>(&row.custom_claims).unwrap_or_else(|_| serde_json::json!({})),
         });
         let mut doc = doc;
+        if let (Some(text), Some(map)) = (&row.admin_projects, doc.as_object_mut()) {
+            map.insert(
+                "admin_projects".to_owned(),
+                serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+            );
+        }
         if (row.auth_type == AuthType::Jwt.as_str() || row.auth_type == AuthType::Oidc.as_str())
             && let (Ok(stored), Some(map)) = (
                 serde_json::from_str::<super::jwt::JwtStored>(&row.settings),
@@ -599,6 +708,7 @@ impl Registry {
         id: &str,
         patch: serde_json::Value,
     ) -> Result<Profile> {
+        actor.require_write()?;
         if !patch.is_object() {
             return Err(RegistryError::invalid(
                 "body",
@@ -607,12 +717,13 @@ impl Registry {
             ));
         }
         let txn = self.inner.db.begin().await?;
-        let row = self.profile_row(&txn, id).await?;
+        let (row, project) = self.visible_profile(&txn, actor, id).await?;
         let links = self
             .links_of(&txn, std::slice::from_ref(&row.id))
             .await?
             .remove(&row.id)
             .unwrap_or_default();
+        let was_admin = self.grants_admin(&txn, &links).await?;
         let mut doc = self.to_input(&row, links)?;
         merge_patch(&mut doc, &patch);
         // Said first, so the answer names the real problem rather than what a different
@@ -634,6 +745,11 @@ impl Registry {
                 "auth_type cannot change after creation",
             ));
         }
+        let is_admin = self.grants_admin(&txn, &valid.collections).await?;
+        if was_admin || is_admin {
+            actor.require_unlimited_write()?;
+        }
+        self.check_admin_projects(&txn, &valid, is_admin).await?;
         self.check_profile_name(&txn, &row.client_id, &valid.name, Some(id))
             .await?;
         self.check_profile_refs(&txn, &valid).await?;
@@ -682,6 +798,10 @@ impl Registry {
         active.ip_rules = Set(json_text(&valid.ip_rules.to_doc())?);
         active.active = Set(valid.active);
         active.policy_id = Set(valid.policy_id.clone());
+        active.admin_projects = Set(match &valid.admin_projects {
+            Some(ids) => Some(json_text(ids)?),
+            None => None,
+        });
         active.token_ttl_seconds = Set(valid.token_ttl_seconds);
         active.custom_claims =
             Set(serde_json::Value::Object(valid.custom_claims.clone()).to_string());
@@ -692,9 +812,10 @@ impl Registry {
             .as_object()
             .map(|m| m.keys().collect())
             .unwrap_or_default();
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "profile.update",
             "access_profile",
             id,
@@ -708,15 +829,18 @@ impl Registry {
 
     /// Delete a profile and its secrets.
     pub async fn delete_profile(&self, actor: &Actor, id: &str) -> Result<()> {
+        actor.require_write()?;
         let txn = self.inner.db.begin().await?;
-        let row = self.profile_row(&txn, id).await?;
+        let (row, project) = self.visible_profile(&txn, actor, id).await?;
+        self.require_admin_rights_for(&txn, actor, id).await?;
         self.delete_secrets(&txn, id).await?;
         access_profile::Entity::delete_by_id(id.to_owned())
             .exec(&txn)
             .await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "profile.delete",
             "access_profile",
             id,
@@ -736,14 +860,17 @@ impl Registry {
         id: &str,
         grace_seconds: Option<i64>,
     ) -> Result<ProfileSecretIssued> {
-        let current = self.profile_row(&self.inner.db, id).await?;
+        actor.require_write()?;
+        let (current, _) = self.visible_profile(&self.inner.db, actor, id).await?;
+        self.require_admin_rights_for(&self.inner.db, actor, id)
+            .await?;
         if current.auth_type == AuthType::Jwt.as_str() {
             return self.refresh_jwt_secret(actor, id, grace_seconds).await;
         }
         let secret = generate_client_secret();
         let hash = self.inner.hasher.hash(&secret).await?;
         let txn = self.inner.db.begin().await?;
-        let row = self.profile_row(&txn, id).await?;
+        let (row, project) = self.visible_profile(&txn, actor, id).await?;
         if row.auth_type != AuthType::OAuth2.as_str() {
             return Err(RegistryError::invalid(
                 "auth_type",
@@ -752,9 +879,10 @@ impl Registry {
             ));
         }
         let previous = self.rotate_secret(&txn, id, hash, grace_seconds).await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "profile.secret.refresh",
             "access_profile",
             id,
@@ -781,7 +909,7 @@ impl Registry {
     ) -> Result<ProfileSecretIssued> {
         let grace = super::auth::grace_seconds(grace_seconds)?;
         let txn = self.inner.db.begin().await?;
-        let row = self.profile_row(&txn, id).await?;
+        let (row, project) = self.visible_profile(&txn, actor, id).await?;
         let mut stored: super::jwt::JwtStored = serde_json::from_str(&row.settings)
             .map_err(|e| RegistryError::Internal(e.to_string()))?;
         if stored.view.jwt_method != Some(crate::api::JwtMethod::Hmac) {
@@ -804,9 +932,10 @@ impl Registry {
         active.settings = Set(json_text(&stored)?);
         active.updated_at = Set(now);
         active.update(&txn).await?;
-        self.audit(
+        self.audit_in(
             &txn,
             actor,
+            project.as_deref(),
             "profile.secret.refresh",
             "access_profile",
             id,

@@ -236,8 +236,11 @@ mod tests {
             "swept once"
         );
         // The live secret and key survive.
-        let profile = r.get_profile(&oauth.profile.id).await.unwrap();
+        let profile = r
+            .get_profile(&Actor::system(), &oauth.profile.id)
+            .await
+            .unwrap();
         assert_eq!(profile.id, oauth.profile.id);
-        assert!(r.get_api_key(&key).await.unwrap().active);
+        assert!(r.get_api_key(&Actor::system(), &key).await.unwrap().active);
     }
 }

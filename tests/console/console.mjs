@@ -82,7 +82,13 @@ export async function signIn(s, id, secret) {
   await page.keyboard.press('Tab');
   assert.ok(await focused(secretField), 'Tab from the client id field does not reach the secret field');
   await page.keyboard.type(secret);
-  await page.keyboard.press('Enter');
+  const [answer] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST'),
+    page.keyboard.press('Enter'),
+  ]);
+  await page.waitForLoadState('load');
+  assert.ok(answer.status() < 400,
+    `sign-in answered ${answer.status()}: ${(await page.locator('body').innerText()).slice(0, 300)}`);
   await mainNav(page).getByRole('link', { name: NAMES.nav.clients }).first().waitFor();
   await page.waitForLoadState('load');
   assert.ok(!(await page.content()).includes(secret), 'the admin secret is on the page after sign-in');
@@ -216,4 +222,20 @@ export async function openProfile(s, clientName, profileName) {
   await openClient(s, clientName);
   await clickAndSettle(s.page, s.page.getByRole('link', { name: profileName }).first());
   await s.checkpoint('profile');
+}
+
+/** Create a project on the Projects page; returns its id (read from its link in the list). */
+export async function createProject(s, name, description = '') {
+  const { page } = s;
+  await nav(s, 'projects');
+  await clickAndSettle(page, action(page, NAMES.newProject));
+  await s.checkpoint('project-new');
+  await fill(page, NAMES.name, name);
+  if (description) await fill(page, NAMES.description, description);
+  await submit(s, 'project-created');
+  await nav(s, 'projects');
+  const href = await page.locator('main').getByRole('link', { name, exact: true }).first().getAttribute('href');
+  const m = /prj_[A-Za-z0-9]+/.exec(href ?? '');
+  assert.ok(m, `the project ${name} is listed with a link naming its id (${href})`);
+  return m[0];
 }

@@ -197,6 +197,7 @@ export const NARROW = { width: 360, height: 780 };
  */
 export async function openSession(browser, server, flow, { clipboard = false } = {}) {
   const context = await browser.newContext({ viewport: DESKTOP, baseURL: server.adminUrl });
+  context.setDefaultTimeout(10_000);
   if (clipboard) {
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.adminUrl });
   }
@@ -259,7 +260,9 @@ export async function openSession(browser, server, flow, { clipboard = false } =
       secrets.push({ name, value, step: visited.length - 1 });
     },
     assertNoFailures(where = '') {
-      assert.deepEqual(failures, [], `browser failures ${where}:\n${failures.join('\n')}`);
+      if (!failures.length) return;
+      const short = [...new Set(failures.map((f) => (f.length > 400 ? `${f.slice(0, 400)}…` : f)))];
+      assert.fail(`browser failures ${where}:\n${short.join('\n')}`);
     },
     /**
      * Screenshot the current page at desktop width and at 360 px (full page), and check the

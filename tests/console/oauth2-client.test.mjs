@@ -11,7 +11,7 @@ import {
 } from './harness.mjs';
 import {
   NAMES, signIn, nav, fill, submit, action, clickAndSettle, selectByText, copyAll, pick, ID_RE,
-  SECRET_RE, reloadAsGet, idOnPage, usageChartText, chooseProject,
+  SECRET_RE, reloadAsGet, idOnPage, usageChartText, chooseProject, createProject,
 } from './console.mjs';
 
 let server, chrome;
@@ -33,14 +33,7 @@ test('an admin creates a project, collection, client with logo and oauth2 profil
     await s.checkpoint('home');
 
     // A project.
-    await nav(s, 'projects');
-    await clickAndSettle(page, action(page, NAMES.newProject));
-    await s.checkpoint('project-new');
-    await fill(page, NAMES.name, 'Partners');
-    await fill(page, NAMES.description, 'External partner integrations');
-    await submit(s, 'project-created');
-    const projects = await api.ok('GET', '/projects');
-    assert.ok(projects.items.some((p) => p.name === 'Partners'), 'the project was created');
+    const projectId = await createProject(s, 'Partners', 'External partner integrations');
 
     // A collection with an audience and one scope.
     await nav(s, 'collections');
@@ -72,7 +65,7 @@ test('an admin creates a project, collection, client with logo and oauth2 profil
     const client = clients.items.find((c) => c.name === 'ACME Company');
     assert.ok(client, 'the client was created');
     assert.equal(client.has_logo, true, 'the logo was uploaded');
-    assert.equal(client.project, projects.items.find((p) => p.name === 'Partners').id);
+    assert.equal(client.project, projectId, 'the client is in the project');
     // The logo is shown on the client's page (an <img> of it that loaded).
     if (!page.url().includes(client.id)) {
       await clickAndSettle(page, page.getByRole('link', { name: 'ACME Company' }).first());

@@ -172,12 +172,17 @@ export async function idOnPage(page, prefix) {
   return m[0];
 }
 
-/** Reload the page with GET (never re-POST a form) and return its HTML. */
+/**
+ * Reload the page with GET (never re-POST a form) and return its HTML; then go back to the
+ * console's address, as a person would after looking.
+ */
 export async function reloadAsGet(s, name) {
   const res = await s.page.reload();
   assert.equal(res?.request().method(), 'GET', 'reloading the one-time panel re-sent a form');
+  const html = await s.page.content();
   await s.checkpoint(name);
-  return s.page.content();
+  await s.page.goto('/console');
+  return html;
 }
 
 /**

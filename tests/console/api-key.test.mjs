@@ -112,6 +112,7 @@ test('a token profile shows its API key once; a refresh with grace keeps the old
     await s.assertStorageClean();
     await s.assertVisitedPagesClean();
     assertLogClean(server, [...s.secrets, { name: 'bootstrap secret', value: server.adminSecret }]);
+    s.assertEveryPageShot();
     s.assertNoFailures('at the end');
   } finally {
     await s.close();

@@ -42,9 +42,18 @@ export function action(page, name) {
   return page.getByRole('link', { name }).or(page.getByRole('button', { name })).first();
 }
 
-/** Click and wait for the navigation (or htmx swap) it causes to settle. */
+/**
+ * Click something that leads to another page and wait until that page is there: a full
+ * navigation (a new document), or htmx's boosted swap (its htmx:afterSettle event).
+ */
 export async function clickAndSettle(page, locator) {
+  await page.evaluate(() => {
+    window.__gatehouseSettled = false;
+    document.addEventListener('htmx:afterSettle', () => { window.__gatehouseSettled = true; }, { once: true });
+  });
   await locator.click();
+  // A new document has no flag at all; the old one gets it from htmx.
+  await page.waitForFunction(() => window.__gatehouseSettled !== false, null, { polling: 50 });
   await page.waitForLoadState('load');
   await page.waitForLoadState('networkidle').catch(() => {});
 }
@@ -68,6 +77,7 @@ async function focused(locator) {
  */
 export async function signIn(s, id, secret) {
   const { page } = s;
+  s.secret(`secret of ${id}`, secret); // searched for in every page and in the log
   await page.goto('/console');
   await s.checkpoint('sign-in');
   const idField = page.getByLabel(NAMES.clientId);

@@ -214,6 +214,7 @@ export async function openSession(browser, server, flow, { clipboard = false } =
   const visited = []; // { url, step } in order
   const secrets = []; // { name, value, step } — step = visited.length when first shown
   let shotNo = 0;
+  const shot = new Set(); // URLs screenshotted
   const dir = path.join(outputDir, flow);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -270,6 +271,7 @@ export async function openSession(browser, server, flow, { clipboard = false } =
      */
     async checkpoint(name) {
       await page.waitForLoadState('load');
+      shot.add(page.url());
       const n = String(++shotNo).padStart(2, '0');
       const base = path.join(dir, `${n}-${name.replace(/[^a-z0-9-]+/gi, '-')}`);
       await page.screenshot({ path: `${base}-desktop.png`, fullPage: true });
@@ -314,6 +316,12 @@ export async function openSession(browser, server, flow, { clipboard = false } =
         }
       }
       return seen.size;
+    },
+    /** Every console page this session visited was screenshotted (and checked at 360 px). */
+    assertEveryPageShot() {
+      const missed = [...new Set(visited.map((v) => v.url))]
+        .filter((u) => u.startsWith(server.adminUrl) && !shot.has(u));
+      assert.deepEqual(missed, [], 'pages visited without a checkpoint (screenshots, 360 px check)');
     },
     async close() {
       await context.close();

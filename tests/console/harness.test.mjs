@@ -46,3 +46,20 @@ test('the watchers catch an unexpected 404, a console error and a page error', a
     await s.close();
   }
 });
+
+test('the watchers catch a CSP violation on a console page', async () => {
+  const s = await openSession(chrome.browser, server, 'harness-csp');
+  try {
+    await s.page.goto(`${server.adminUrl}/console/sign-in`);
+    await s.page.evaluate(() => {
+      const el = document.createElement('script');
+      el.textContent = 'window.__inlineRan = true;';
+      document.body.append(el);
+    });
+    await s.page.waitForTimeout(200);
+    assert.equal(await s.page.evaluate(() => window.__inlineRan ?? false), false, 'the CSP let an inline script run');
+    assert.ok(s.failures.some((f) => /CSP violation: script-src/.test(f)), s.failures.join('\n'));
+  } finally {
+    await s.close();
+  }
+});

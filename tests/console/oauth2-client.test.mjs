@@ -136,6 +136,7 @@ test('an admin creates a project, collection, client with logo and oauth2 profil
     const pages = await s.assertVisitedPagesClean();
     assert.ok(pages >= 3, `only ${pages} pages were searched for secrets`);
     assertLogClean(server, [...s.secrets, { name: 'bootstrap secret', value: server.adminSecret }]);
+    s.assertEveryPageShot();
     s.assertNoFailures('at the end');
   } finally {
     await s.close();

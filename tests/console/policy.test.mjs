@@ -89,6 +89,7 @@ test('a rate-limit policy made in the console refuses the second token with 429,
     await s.assertStorageClean();
     await s.assertVisitedPagesClean();
     assertLogClean(server, [...s.secrets, { name: 'bootstrap secret', value: server.adminSecret }]);
+    s.assertEveryPageShot();
     s.assertNoFailures('at the end');
   } finally {
     await s.close();

@@ -51,6 +51,7 @@ test('an admin limited to project A sees only A\'s clients, and B\'s client page
     await boss.checkpoint('client-b');
     bUrl = boss.page.url();
     assert.ok(bUrl.includes(clientB.id), `B's client page ${bUrl} names its id`);
+    boss.assertEveryPageShot();
     boss.assertNoFailures();
   } finally {
     await boss.close();
@@ -84,6 +85,7 @@ test('an admin limited to project A sees only A\'s clients, and B\'s client page
     await s.assertStorageClean();
     await s.assertVisitedPagesClean();
     assertLogClean(server, [...s.secrets, { name: 'bootstrap secret', value: server.adminSecret }]);
+    s.assertEveryPageShot();
     s.assertNoFailures('at the end');
   } finally {
     await s.close();

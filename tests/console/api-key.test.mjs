@@ -95,6 +95,8 @@ test('a token profile shows its API key once; a refresh with grace keeps the old
     await s.checkpoint('key-refreshed');
     const newKey = pick(await copyAll(page), ID_RE.apiKey, 'the new API key');
     assert.notEqual(newKey, firstKey, 'the refresh showed a new key');
+    assert.match(await page.locator('main').first().innerText(), /previous .*(until|expires)/i,
+      'the refresh panel says until when the previous key keeps working');
     s.secret('new API key', newKey);
     html = await reloadAsGet(s, 'key-refreshed-reloaded');
     assert.ok(!html.includes(newKey), 'the new API key is still on the page after a reload');

@@ -25,16 +25,20 @@ pub(crate) fn nice_ceiling(max: u64) -> u64 {
         return 1;
     }
     let mut magnitude: u64 = 1;
-    while magnitude.saturating_mul(10) <= max {
-        magnitude = magnitude.saturating_mul(10);
+    while let Some(next) = magnitude.checked_mul(10) {
+        if next > max {
+            break;
+        }
+        magnitude = next;
     }
     for step in [1u64, 2, 5, 10] {
-        let candidate = magnitude.saturating_mul(step);
-        if candidate >= max {
+        if let Some(candidate) = magnitude.checked_mul(step)
+            && candidate >= max
+        {
             return candidate;
         }
     }
-    magnitude.saturating_mul(10)
+    max
 }
 
 fn escape(text: &str) -> String {
@@ -66,7 +70,15 @@ pub(crate) fn bar_chart(title: &str, class: &str, points: &[Point]) -> String {
         t = escape(title),
     );
     // Axes and gridlines at 0, half and the top.
-    for (i, value) in [0, top / 2, top].into_iter().enumerate() {
+    let half = if top % 2 == 0 {
+        (top / 2).to_string()
+    } else {
+        format!("{:.1}", top as f64 / 2.0)
+    };
+    for (i, value) in ["0".to_owned(), half, top.to_string()]
+        .into_iter()
+        .enumerate()
+    {
         let y = TOP + plot_h - plot_h * (i as f64) / 2.0;
         let _ = write!(
             svg,
@@ -149,6 +161,12 @@ mod tests {
         assert!(svg.contains("<title>Tokens issued: 15 in all</title>"));
         assert!(!svg.contains("style"), "no inline style under the CSP");
         assert!(!svg.contains("No data"));
+        assert!(
+            svg.contains(">5</text>") && svg.contains(">10</text>"),
+            "axis labels"
+        );
+        let one = bar_chart("t", "x", &points(&[1]));
+        assert!(one.contains(">0.5</text>"), "half of 1 is not 0");
     }
 
     #[test]

@@ -181,6 +181,88 @@ pub(crate) fn profile_body(f: &FormData) -> Built {
     done(Value::Object(body), errors)
 }
 
+/// The profile edit form → a merge patch of the profile. The authentication method and JWT
+/// method are the stored ones (the form sends them back unchanged); an empty scope subset
+/// clears the subset, an empty HMAC secret keeps the stored one.
+pub(crate) fn profile_patch(f: &FormData) -> Built {
+    let mut body = profile_body(f)?;
+    if let Some(map) = body.as_object_mut()
+        && !map.contains_key("scopes")
+    {
+        map.insert("scopes".into(), Value::Null);
+    }
+    Ok(body)
+}
+
+/// A stored profile as the values of its edit form.
+pub(crate) fn profile_form(p: &gatehouse_registry::api::Profile) -> FormData {
+    let mut f = FormData::default();
+    f.set("name", &p.name);
+    f.set("description", &p.description);
+    f.set("auth_type", p.auth_type.as_str());
+    for c in &p.collections {
+        f.push("collections", c);
+    }
+    if p.all_collections {
+        f.set("all_collections", "on");
+    }
+    if let Some(scopes) = &p.scopes {
+        f.set("scopes", scopes.join(" "));
+    }
+    f.set("policy_id", p.policy_id.clone().unwrap_or_default());
+    // Shown as "derived" when it is what the allow list implies, so adding an allow entry
+    // later does not meet a stale explicit `allow` (422 no_effect).
+    let default = crate::views::wire(&p.ip_rules.default_access);
+    let derived = if p.ip_rules.allow.is_empty() {
+        "allow"
+    } else {
+        "deny"
+    };
+    if default != derived {
+        f.set("ip_default_access", default);
+    }
+    f.set("ip_allow", p.ip_rules.allow.join("\n"));
+    f.set("ip_deny", p.ip_rules.deny.join("\n"));
+    f.set("token_ttl_seconds", p.token_ttl_seconds.to_string());
+    if p.active {
+        f.set("active", "on");
+    }
+    if let Some(j) = &p.jwt {
+        let method = j
+            .jwt_method
+            .map(|m| crate::views::wire(&m))
+            .unwrap_or_default();
+        let alg = j.jwt_algorithms.first().cloned().unwrap_or_default();
+        if method == "rsa" {
+            f.set("rsa_algorithm", alg);
+            f.set("jwt_jwks_uri", j.oidc_jwks_uri.clone().unwrap_or_default());
+        } else {
+            f.set("hmac_algorithm", alg);
+            f.set("oidc_jwks_uri", j.oidc_jwks_uri.clone().unwrap_or_default());
+        }
+        f.set("jwt_method", method);
+        f.set(
+            "jwt_public_key",
+            j.jwt_public_key.clone().unwrap_or_default(),
+        );
+        f.set("oidc_issuer", j.oidc_issuer.clone().unwrap_or_default());
+        f.set("jwt_claim", &j.jwt_claim);
+        f.set("jwt_claim_value", &j.jwt_claim_value);
+        f.set("allowed_audiences", j.allowed_audiences.join("\n"));
+        f.set("allowed_issuers", j.allowed_issuers.join("\n"));
+        let required: Vec<String> = j
+            .required_claims
+            .iter()
+            .map(|c| match &c.value {
+                Some(v) => format!("{}={v}", c.name),
+                None => c.name.clone(),
+            })
+            .collect();
+        f.set("required_claims", required.join("\n"));
+    }
+    f
+}
+
 /// For a jwt profile the form's `jwt_jwks_uri` is the registry's `oidc_jwks_uri`: errors on
 /// it are shown beside the field that was filled.
 pub(crate) fn profile_error_field(auth_type: &str, field: String) -> String {

@@ -126,6 +126,15 @@ pub(crate) fn when_opt(t: &Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.as_ref().map(when).unwrap_or_else(|| "—".to_owned())
 }
 
+/// A value as the API spells it (`"oauth2"`, `"minute"`, …).
+pub(crate) fn wire<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,14 +154,5 @@ mod tests {
             e.get("ip_rules.allow").as_deref(),
             Some("ip_rules.allow[2]: not an address")
         );
-    }
-}
-
-/// A value as the API spells it (`"oauth2"`, `"minute"`, …).
-pub(crate) fn wire<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
     }
 }

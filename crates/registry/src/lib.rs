@@ -25,10 +25,9 @@ pub mod vault;
 pub use error::{Forbidden, RegistryError, Result};
 pub use service::{
     Actor, AdminScope, ApiKeySnapshot, AuthFailure, BootstrapCredentials, BootstrapOutcome,
-    CHANGE_CHANNEL, Change, CollectionSnapshot, ConsoleSession, GrantedCollection, JwtKeys, JwtRules,
-    NewConsoleSession, PolicySnapshot, ProfileSnapshot, Registry, RegistrySettings,
-    SESSION_ABSOLUTE, SESSION_IDLE, StoredKey, SweepReport,
-    parse_input,
+    CHANGE_CHANNEL, Change, CollectionSnapshot, ConsoleSession, GrantedCollection, JwtKeys,
+    JwtRules, NewConsoleSession, PolicySnapshot, ProfileSnapshot, Registry, RegistrySettings,
+    SESSION_ABSOLUTE, SESSION_IDLE, StoredKey, SweepReport, parse_input,
 };
 
 /// Connect to a database URL (SQLite or PostgreSQL) with pool settings suited to Gatehouse.

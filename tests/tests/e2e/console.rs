@@ -233,7 +233,9 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
         )
         .await?;
     let policy_id = policy.json()["id"].as_str().unwrap().to_owned();
-    let project = app.admin_post("/projects", &json!({"name": "retail"})).await?;
+    let project = app
+        .admin_post("/projects", &json!({"name": "retail"}))
+        .await?;
     assert_eq!(project.status, 201, "{project:?}");
     let project_id = project.json()["id"].as_str().unwrap().to_owned();
     let pages = [
@@ -245,6 +247,7 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
         format!("/console/clients/{client_id}/edit"),
         format!("/console/clients/{client_id}/profiles/new"),
         format!("/console/profiles/{profile_id}"),
+        format!("/console/profiles/{profile_id}/edit"),
         "/console/collections".to_owned(),
         "/console/collections/new".to_owned(),
         format!(
@@ -646,4 +649,354 @@ fn hidden_value(html: &str, id: &str) -> String {
     let start = rest.find("value=\"").unwrap() + 7;
     let end = rest[start..].find('"').unwrap();
     rest[start..start + end].to_owned()
+}
+
+/// A multipart form body (text fields and one file), as a browser sends it.
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "----gatehouse-console-test";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some((name, filename, bytes)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_walks_the_new_client_and_access_profile_flow() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+
+    // API platform › Projects › New project.
+    let r = b
+        .post(
+            "/console/projects",
+            &[("_csrf", &csrf), ("name", "retail")],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let project = r
+        .header("location")
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(project.starts_with("prj_"));
+
+    // Clients › New client (name, description, logo, project).
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-not-really-an-image";
+    let (content_type, body) = multipart(
+        &[
+            ("_csrf", &csrf),
+            ("name", "Acme Retail"),
+            ("description", "Shop front"),
+            ("project", &project),
+            ("contact_first_name", "Ada"),
+            ("contact_last_name", "Lovelace"),
+            ("contact_email", "ada@example.com"),
+            ("active", "on"),
+        ],
+        Some(("logo", "logo.png", png)),
+    );
+    let r = Reply::read(
+        b.http
+            .post(format!("{}/console/clients", b.base))
+            .header("cookie", b.cookie.as_deref().unwrap())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?,
+    )
+    .await?;
+    assert_eq!(r.status, 303, "{r:?}");
+    let client_path = r.header("location").unwrap();
+    let client_id = client_path.rsplit('/').next().unwrap().to_owned();
+    let client = app
+        .admin_get(&format!("/clients/{client_id}"))
+        .await?
+        .json();
+    assert_eq!(client["project"], project.as_str());
+    assert_eq!(client["has_logo"], true);
+    assert_eq!(client["contact"]["email"], "ada@example.com");
+    let logo = b.get(&format!("/console/clients/{client_id}/logo")).await;
+    assert_eq!(logo.header("content-type").as_deref(), Some("image/png"));
+    assert_eq!(logo.bytes, png.to_vec());
+    let page = b.get(&client_path).await.text();
+    assert!(page.contains("retail"), "the project's name is shown");
+
+    // A file that is no image changes nothing and says why beside the field.
+    let (content_type, body) = multipart(
+        &[("_csrf", &csrf), ("name", "Bad logo")],
+        Some(("logo", "x.png", b"GIF89a")),
+    );
+    let r = Reply::read(
+        b.http
+            .post(format!("{}/console/clients", b.base))
+            .header("cookie", b.cookie.as_deref().unwrap())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?,
+    )
+    .await?;
+    assert_eq!(r.status, 422, "{r:?}");
+    assert!(r.text().contains(r#"id="logo-error""#));
+
+    // The Active/Inactive toggle on the list.
+    let r = b
+        .post(
+            &format!("/console/clients/{client_id}/active"),
+            &[
+                ("_csrf", &csrf),
+                ("active", "false"),
+                ("back", "/console/clients"),
+            ],
+            &[],
+        )
+        .await;
+    assert_redirect(&r, "/console/clients");
+    assert_eq!(
+        app.admin_get(&format!("/clients/{client_id}"))
+            .await?
+            .json()["active"],
+        false
+    );
+    let r = b
+        .post(
+            &format!("/console/clients/{client_id}/active"),
+            &[
+                ("_csrf", &csrf),
+                ("active", "true"),
+                ("back", "https://evil.example/"),
+            ],
+            &[],
+        )
+        .await;
+    assert_redirect(&r, &format!("/console/clients/{client_id}"));
+
+    // Create access profile (auth token): the first key's token, once.
+    let collection = app
+        .create_collection("orders", "https://orders.example/api", &["orders:read"])
+        .await?;
+    let r = b
+        .post(
+            &format!("/console/clients/{client_id}/profiles"),
+            &[
+                ("_csrf", &csrf),
+                ("name", "shop"),
+                ("auth_type", "token"),
+                ("collections", collection["id"].as_str().unwrap()),
+                ("ip_allow", "203.0.113.7, 198.51.100.0/24"),
+                ("active", "on"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = hidden_value(&r.text(), "one-time-secret");
+    assert!(token.starts_with("ghk_"), "{token}");
+    let profiles = app
+        .admin_get(&format!("/clients/{client_id}/access-profiles"))
+        .await?
+        .json();
+    let profile = &profiles["items"][0];
+    assert_eq!(
+        profile["ip_rules"]["allow"],
+        json!(["203.0.113.7", "198.51.100.0/24"])
+    );
+    let profile_id = profile["id"].as_str().unwrap().to_owned();
+
+    // API keys: create, refresh with grace, deactivate.
+    let r = b
+        .post(
+            &format!("/console/profiles/{profile_id}/api-keys"),
+            &[("_csrf", &csrf), ("name", "second"), ("expires_at", "")],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let second = hidden_value(&r.text(), "one-time-secret");
+    let keys = app
+        .admin_get(&format!("/access-profiles/{profile_id}/api-keys"))
+        .await?
+        .json();
+    let key_id = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "second")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = b
+        .post(
+            &format!("/console/api-keys/{key_id}/refresh"),
+            &[("_csrf", &csrf), ("grace_seconds", "300")],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let html = r.text();
+    assert!(html.contains("The previous secret keeps working until"));
+    assert_ne!(hidden_value(&html, "one-time-secret"), second);
+    let r = b
+        .post(
+            &format!("/console/api-keys/{key_id}/deactivate"),
+            &[("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_redirect(&r, &format!("/console/profiles/{profile_id}"));
+    assert_eq!(
+        app.admin_get(&format!("/api-keys/{key_id}")).await?.json()["active"],
+        false
+    );
+    let page = b
+        .get(&format!("/console/profiles/{profile_id}"))
+        .await
+        .text();
+    assert!(page.contains(">second<"), "the key is listed");
+    assert!(!page.contains(&token) && !page.contains(&second));
+
+    // Edit the profile: the form comes filled in; saving is a merge patch.
+    let form = b.get(&format!("/console/profiles/{profile_id}/edit")).await;
+    assert_eq!(form.status, 200, "{form:?}");
+    let html = form.text();
+    assert!(
+        html.contains("203.0.113.7\n198.51.100.0/24"),
+        "IP rules one per line"
+    );
+    assert!(html.contains(r#"value="shop""#));
+    let r = b
+        .post(
+            &format!("/console/profiles/{profile_id}/edit"),
+            &[
+                ("_csrf", &csrf),
+                ("name", "shop front"),
+                ("auth_type", "token"),
+                ("collections", collection["id"].as_str().unwrap()),
+                ("ip_default_access", ""),
+                ("ip_allow", "203.0.113.8"),
+                ("ip_deny", ""),
+                ("token_ttl_seconds", "600"),
+                ("active", "on"),
+            ],
+            &[],
+        )
+        .await;
+    assert_redirect(&r, &format!("/console/profiles/{profile_id}"));
+    let edited = app
+        .admin_get(&format!("/access-profiles/{profile_id}"))
+        .await?
+        .json();
+    assert_eq!(edited["name"], "shop front");
+    assert_eq!(edited["ip_rules"]["allow"], json!(["203.0.113.8"]));
+    assert_eq!(edited["token_ttl_seconds"], 600);
+
+    // The audit log, filtered.
+    let audit = b
+        .get(&format!("/console/audit?target_id={client_id}"))
+        .await
+        .text();
+    assert!(audit.contains("client.create"), "{audit}");
+    assert!(!audit.contains("project.create"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_read_only_and_project_limited_admins_see_what_the_registry_allows()
+-> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let admin = admin_collection(&app).await;
+    let a = app
+        .admin_post("/projects", &json!({"name": "a"}))
+        .await?
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b_project = app
+        .admin_post("/projects", &json!({"name": "b"}))
+        .await?
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (name, project) in [("In A", &a), ("In B", &b_project)] {
+        app.create_client_json(&json!({"name": name, "project": project}))
+            .await?;
+    }
+    let owner = app.create_client_json(&json!({"name": "admins"})).await?;
+    let owner = owner["id"].as_str().unwrap();
+
+    // A reader: pages, no buttons, and a POST is refused by the registry.
+    let reader = app
+        .create_profile(
+            owner,
+            &json!({"name": "reader", "auth_type": "oauth2", "collections": [admin],
+                    "scopes": ["gatehouse:admin:read"]}),
+        )
+        .await?;
+    let mut b = Browser::new(&app);
+    let r = b
+        .sign_in(
+            reader["oauth_client_id"].as_str().unwrap(),
+            reader["oauth_client_secret"].as_str().unwrap(),
+        )
+        .await;
+    assert_redirect(&r, "/console/clients");
+    let page = b.get("/console/clients").await.text();
+    assert!(page.contains("(read only)"));
+    assert!(
+        !page.contains("New client"),
+        "no write buttons for a reader"
+    );
+    let csrf = b.csrf().await;
+    let r = b
+        .post("/console/projects", &[("_csrf", &csrf), ("name", "c")], &[])
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+
+    // An admin limited to project A sees A's clients only.
+    let limited = app
+        .create_profile(
+            owner,
+            &json!({"name": "limited", "auth_type": "oauth2", "collections": [admin],
+                    "admin_projects": [a]}),
+        )
+        .await?;
+    let mut b = Browser::new(&app);
+    let r = b
+        .sign_in(
+            limited["oauth_client_id"].as_str().unwrap(),
+            limited["oauth_client_secret"].as_str().unwrap(),
+        )
+        .await;
+    assert_redirect(&r, "/console/clients");
+    let page = b.get("/console/clients").await.text();
+    assert!(page.contains("In A"));
+    assert!(!page.contains("In B"), "another project's client");
+    let form = b.get("/console/clients/new").await.text();
+    assert!(
+        form.contains(&a) && !form.contains(&b_project),
+        "only its projects to choose"
+    );
+    Ok(())
 }

@@ -197,12 +197,18 @@ pub(crate) async fn create(
     };
     let body = match client_body(&form) {
         Ok(b) => b,
-        Err(e) => return Ok(again(Errors(e), form, known_projects(&state, &admin).await?)),
+        Err(e) => {
+            return Ok(again(
+                Errors(e),
+                form,
+                known_projects(&state, &admin).await?,
+            ));
+        }
     };
     let client = match state.registry.create_client(&admin.actor, body).await {
         Ok(c) => c,
         Err(e) => {
-            let errors = form_errors(e, |f| contact_field(f))?;
+            let errors = form_errors(e, contact_field)?;
             return Ok(again(errors, form, known_projects(&state, &admin).await?));
         }
     };
@@ -243,7 +249,13 @@ pub(crate) async fn update(
     };
     let body = match client_body(&form) {
         Ok(b) => b,
-        Err(e) => return Ok(again(Errors(e), form, known_projects(&state, &admin).await?)),
+        Err(e) => {
+            return Ok(again(
+                Errors(e),
+                form,
+                known_projects(&state, &admin).await?,
+            ));
+        }
     };
     if let Err(e) = state.registry.update_client(&admin.actor, &id, body).await {
         let errors = form_errors(e, contact_field)?;
@@ -318,7 +330,13 @@ pub(crate) async fn show(
         )
         .await?
         .items;
-    let usage = usage(&state.registry, &admin.actor, Scope::Client(&id), range.range.as_deref()).await?;
+    let usage = usage(
+        &state.registry,
+        &admin.actor,
+        Scope::Client(&id),
+        range.range.as_deref(),
+    )
+    .await?;
     let projects = known_projects(&state, &admin).await?;
     Ok(ShowPage {
         layout: Layout::new(&admin, client.name.clone(), "clients"),

@@ -107,15 +107,6 @@ fn collection_form(c: &Collection) -> FormData {
     f
 }
 
-/// Registry field names (`scopes[1].name`) → the form's scope rows.
-fn scope_field(f: String) -> String {
-    if f.starts_with("scopes") {
-        "scopes".to_owned() + &f["scopes".len()..]
-    } else {
-        f
-    }
-}
-
 /// `POST /console/collections`: create; the answer is the one-time introspection secret.
 pub(crate) async fn create(
     State(state): State<Arc<ConsoleState>>,
@@ -136,7 +127,7 @@ pub(crate) async fn create(
     };
     let created = match state.registry.create_collection(&admin.actor, body).await {
         Ok(c) => c,
-        Err(e) => return Ok(again(form_errors(e, scope_field)?, form)),
+        Err(e) => return Ok(again(form_errors(e, |f| f)?, form)),
     };
     let c = created.collection;
     Ok(SecretPage::new(
@@ -189,7 +180,7 @@ pub(crate) async fn update(
         .update_collection(&admin.actor, &id, body)
         .await
     {
-        return Ok(again(form_errors(e, scope_field)?, form));
+        return Ok(again(form_errors(e, |f| f)?, form));
     }
     Ok(see_other(&format!("/console/collections/{id}")))
 }

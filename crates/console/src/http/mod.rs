@@ -56,6 +56,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             get(profiles::new_page),
         )
         .route("/console/profiles/{id}", get(profiles::show))
+        .route(
+            "/console/profiles/{id}/edit",
+            get(profiles::edit).post(profiles::update),
+        )
         .route("/console/profiles/{id}/active", post(profiles::toggle))
         .route(
             "/console/profiles/{id}/secret",
@@ -95,7 +99,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             "/console/policies/{id}",
             get(policies::show).post(policies::update),
         )
-        .route("/console/projects", get(projects::list).post(projects::create))
+        .route(
+            "/console/projects",
+            get(projects::list).post(projects::create),
+        )
         .route("/console/projects/new", get(projects::new_page))
         .route(
             "/console/projects/{id}",

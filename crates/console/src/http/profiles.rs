@@ -7,7 +7,7 @@ use crate::ConsoleState;
 use crate::error::{ConsoleError, ConsoleResult};
 use crate::forms::{
     self, AUTH_TYPES, FormData, api_key_body, grace_seconds, ip_error_field, profile_body,
-    profile_error_field,
+    profile_error_field, profile_form, profile_patch,
 };
 use crate::session::{Admin, Posted};
 use crate::views::{Errors, Layout};
@@ -30,6 +30,8 @@ fn all() -> ListParams {
 pub(crate) struct FormPage {
     layout: Layout,
     client: Client,
+    /// The profile being edited (`None`: a new one).
+    profile: Option<Profile>,
     f: FormData,
     errors: Errors,
     collections: Vec<Collection>,
@@ -44,9 +46,25 @@ async fn form_page(
     f: FormData,
     errors: Errors,
 ) -> ConsoleResult<FormPage> {
+    edit_page(state, admin, client, None, f, errors).await
+}
+
+async fn edit_page(
+    state: &ConsoleState,
+    admin: &Admin,
+    client: Client,
+    profile: Option<Profile>,
+    f: FormData,
+    errors: Errors,
+) -> ConsoleResult<FormPage> {
+    let title = match &profile {
+        Some(p) => format!("Edit {}", p.name),
+        None => "Create access profile".to_owned(),
+    };
     Ok(FormPage {
-        layout: Layout::new(admin, "Create access profile", "clients"),
+        layout: Layout::new(admin, title, "clients"),
         client,
+        profile,
         f,
         errors,
         collections: state.registry.list_collections(&all()).await?.items,
@@ -112,6 +130,55 @@ pub(crate) async fn create(
     Ok(panel.respond())
 }
 
+/// `GET /console/profiles/{id}/edit`.
+pub(crate) async fn edit(
+    State(state): State<Arc<ConsoleState>>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ConsoleResult<FormPage> {
+    let profile = state.registry.get_profile(&admin.actor, &id).await?;
+    let client = state
+        .registry
+        .get_client(&admin.actor, &profile.client_id)
+        .await?;
+    let f = profile_form(&profile);
+    edit_page(&state, &admin, client, Some(profile), f, Errors::default()).await
+}
+
+/// `POST /console/profiles/{id}/edit`: save the edit form (a merge patch).
+pub(crate) async fn update(
+    State(state): State<Arc<ConsoleState>>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> ConsoleResult {
+    let Posted { admin, form, .. } = posted;
+    let profile = state.registry.get_profile(&admin.actor, &id).await?;
+    let client = state
+        .registry
+        .get_client(&admin.actor, &profile.client_id)
+        .await?;
+    let auth_type = profile.auth_type.as_str();
+    let patch = match profile_patch(&form) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(refused(
+                edit_page(&state, &admin, client, Some(profile), form, Errors(e)).await?,
+            ));
+        }
+    };
+    if let Err(e) = state
+        .registry
+        .update_profile(&admin.actor, &id, patch)
+        .await
+    {
+        let errors = form_errors(e, |f| ip_error_field(profile_error_field(auth_type, f)))?;
+        return Ok(refused(
+            edit_page(&state, &admin, client, Some(profile), form, errors).await?,
+        ));
+    }
+    Ok(see_other(&format!("/console/profiles/{id}")))
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "profile.html")]
 pub(crate) struct ShowPage {
@@ -156,7 +223,10 @@ async fn show_page(
     key_errors: Errors,
 ) -> ConsoleResult<ShowPage> {
     let profile = state.registry.get_profile(&admin.actor, id).await?;
-    let client = state.registry.get_client(&admin.actor, &profile.client_id).await?;
+    let client = state
+        .registry
+        .get_client(&admin.actor, &profile.client_id)
+        .await?;
     let names = state.registry.list_collections(&all()).await?.items;
     let collections = profile
         .collections
@@ -175,7 +245,11 @@ async fn show_page(
         None => None,
     };
     let keys = if profile.auth_type.as_str() == "token" {
-        state.registry.list_api_keys(&admin.actor, id, &all()).await?.items
+        state
+            .registry
+            .list_api_keys(&admin.actor, id, &all())
+            .await?
+            .items
     } else {
         Vec::new()
     };

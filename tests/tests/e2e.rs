@@ -14,6 +14,8 @@ mod api_keys;
 mod audit;
 #[path = "e2e/bounded.rs"]
 mod bounded;
+#[path = "e2e/cli.rs"]
+mod cli;
 #[path = "e2e/console.rs"]
 mod console;
 #[path = "e2e/discovery.rs"]
@@ -48,6 +50,8 @@ mod limits;
 mod metrics;
 #[path = "e2e/oidc_profiles.rs"]
 mod oidc_profiles;
+#[path = "e2e/openapi.rs"]
+mod openapi;
 #[path = "e2e/operator.rs"]
 mod operator;
 #[path = "e2e/outbound.rs"]

@@ -3,6 +3,11 @@
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AdminState;
+use crate::wire::{
+    ApiKeyInput, ApiKeyPatchInput, ClientInput, ClientPatchInput, CollectionInput,
+    CollectionPatchInput, PolicyInput, PolicyPatchInput, ProfileInput, ProfilePatchInput,
+    RefreshSecretInput,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -14,7 +19,7 @@ use gatehouse_registry::Actor;
 use gatehouse_registry::api::{
     ApiKey, ApiKeyIssued, AuditEvent, AuditFilter, Client, Collection, CollectionCreated,
     CollectionSecretIssued, ListParams, Page, Policy, Profile, ProfileCreated, ProfileSecretIssued,
-    RefreshSecretInput, UsageQuery, UsageReport,
+    UsageQuery, UsageReport,
 };
 use gatehouse_registry::usage::Scope;
 use serde::Deserialize;
@@ -83,6 +88,23 @@ pub(crate) fn json_body(
     })
 }
 
+/// A merge patch body: JSON, and an object (RFC 7396 allows any value, but a resource is
+/// an object and anything else would replace it whole).
+pub(crate) fn merge_patch_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<serde_json::Value> {
+    let value = json_body(headers, body, false)?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::Registry(
+            gatehouse_registry::RegistryError::invalid(
+                "body",
+                "invalid_type",
+                "a merge patch must be a JSON object",
+            ),
+        ))
+    }
+}
+
 pub(crate) fn created<T: serde::Serialize>(value: T) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
@@ -90,6 +112,7 @@ pub(crate) fn created<T: serde::Serialize>(value: T) -> Response {
 /// The admin API router (authorization applied to every `/admin/v1` call but the OpenAPI
 /// document) plus Swagger UI at `/admin/docs`.
 pub fn router(state: Arc<AdminState>) -> Router {
+    let token_url = state.registry.settings().endpoint("/oauth/token");
     let api = Router::new()
         .route(
             "/admin/v1/collections",
@@ -164,14 +187,14 @@ pub fn router(state: Arc<AdminState>) -> Router {
             require_admin,
         ))
         .with_state(state);
-    let openapi = ApiDoc::openapi();
+    let openapi = document(&token_url);
     let swagger: Router = utoipa_swagger_ui::SwaggerUi::new("/admin/docs")
         .url("/admin/v1/openapi.json", openapi)
         .into();
     api.merge(swagger)
 }
 
-#[utoipa::path(post, path = "/admin/v1/collections", tag = "collections", request_body = gatehouse_registry::api::CollectionInput,
+#[utoipa::path(post, path = "/admin/v1/collections", tag = "collections", request_body = CollectionInput,
     responses((status = 201, body = CollectionCreated), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_collection(
     State(s): State<Arc<AdminState>>,
@@ -179,10 +202,10 @@ async fn create_collection(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let command =
+        crate::wire::parse::<CollectionInput>(json_body(&headers, &body, false)?)?.command()?;
     Ok(created(
-        s.registry
-            .create_collection(&actor, json_body(&headers, &body, false)?)
-            .await?,
+        s.registry.create_collection(&actor, command).await?,
     ))
 }
 
@@ -206,7 +229,7 @@ async fn get_collection(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/collections/{id}", tag = "collections", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the collection input"),
+    request_body(content = CollectionPatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of the collection; `scopes` replaces the list"),
     responses((status = 200, body = Collection), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_collection(
     State(s): State<Arc<AdminState>>,
@@ -215,10 +238,10 @@ async fn update_collection(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Collection>> {
+    let command = crate::wire::parse::<CollectionPatchInput>(merge_patch_body(&headers, &body)?)?
+        .command()?;
     Ok(Json(
-        s.registry
-            .update_collection(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
+        s.registry.update_collection(&actor, &id, command).await?,
     ))
 }
 
@@ -251,7 +274,7 @@ async fn refresh_collection_secret(
     ))
 }
 
-#[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = gatehouse_registry::api::ClientInput,
+#[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = ClientInput,
     responses((status = 201, body = Client), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_client(
     State(s): State<Arc<AdminState>>,
@@ -259,11 +282,9 @@ async fn create_client(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    Ok(created(
-        s.registry
-            .create_client(&actor, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<ClientInput>(json_body(&headers, &body, false)?)?.command()?;
+    Ok(created(s.registry.create_client(&actor, command).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "clients", params(ListQuery),
@@ -292,7 +313,7 @@ async fn get_client(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the client input"),
+    request_body(content = ClientPatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of the client"),
     responses((status = 200, body = Client), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_client(
     State(s): State<Arc<AdminState>>,
@@ -301,11 +322,9 @@ async fn update_client(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Client>> {
-    Ok(Json(
-        s.registry
-            .update_client(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<ClientPatchInput>(merge_patch_body(&headers, &body)?)?.command()?;
+    Ok(Json(s.registry.update_client(&actor, &id, command).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/clients/{id}", tag = "clients", params(("id" = String, Path)),
@@ -363,7 +382,7 @@ async fn delete_logo(
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients/{id}/access-profiles", tag = "access profiles", params(("id" = String, Path, description = "client id")),
-    request_body = gatehouse_registry::api::ProfileInput,
+    request_body = ProfileInput,
     responses((status = 201, body = ProfileCreated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_profile(
     State(s): State<Arc<AdminState>>,
@@ -372,10 +391,10 @@ async fn create_profile(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let command =
+        crate::wire::parse::<ProfileInput>(json_body(&headers, &body, false)?)?.command()?;
     Ok(created(
-        s.registry
-            .create_profile(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
+        s.registry.create_profile(&actor, &id, command).await?,
     ))
 }
 
@@ -402,7 +421,7 @@ async fn get_profile(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the profile input; auth_type cannot change"),
+    request_body(content = ProfilePatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of the profile; auth_type and jwt_method cannot change"),
     responses((status = 200, body = Profile), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_profile(
     State(s): State<Arc<AdminState>>,
@@ -411,11 +430,9 @@ async fn update_profile(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Profile>> {
-    Ok(Json(
-        s.registry
-            .update_profile(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<ProfilePatchInput>(merge_patch_body(&headers, &body)?)?.command()?;
+    Ok(Json(s.registry.update_profile(&actor, &id, command).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/access-profiles/{id}", tag = "access profiles", params(("id" = String, Path)),
@@ -448,7 +465,7 @@ async fn refresh_profile_secret(
 }
 
 #[utoipa::path(post, path = "/admin/v1/access-profiles/{id}/api-keys", tag = "api keys", params(("id" = String, Path, description = "profile id")),
-    request_body = gatehouse_registry::api::ApiKeyInput,
+    request_body = ApiKeyInput,
     responses((status = 201, body = ApiKeyIssued), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_api_key(
     State(s): State<Arc<AdminState>>,
@@ -457,10 +474,10 @@ async fn create_api_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let command =
+        crate::wire::parse::<ApiKeyInput>(json_body(&headers, &body, false)?)?.command()?;
     Ok(created(
-        s.registry
-            .create_api_key(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
+        s.registry.create_api_key(&actor, &id, command).await?,
     ))
 }
 
@@ -487,7 +504,7 @@ async fn get_api_key(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of name, active, expires_at, ip_rules"),
+    request_body(content = ApiKeyPatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of name, active, expires_at, ip_rules"),
     responses((status = 200, body = ApiKey), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_api_key(
     State(s): State<Arc<AdminState>>,
@@ -496,11 +513,9 @@ async fn update_api_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ApiKey>> {
-    Ok(Json(
-        s.registry
-            .update_api_key(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<ApiKeyPatchInput>(merge_patch_body(&headers, &body)?)?.command()?;
+    Ok(Json(s.registry.update_api_key(&actor, &id, command).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
@@ -550,7 +565,7 @@ async fn list_audit_events(
     ))
 }
 
-#[utoipa::path(post, path = "/admin/v1/policies", tag = "policies", request_body = gatehouse_registry::api::PolicyInput,
+#[utoipa::path(post, path = "/admin/v1/policies", tag = "policies", request_body = PolicyInput,
     responses((status = 201, body = Policy), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn create_policy(
     State(s): State<Arc<AdminState>>,
@@ -558,11 +573,9 @@ async fn create_policy(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    Ok(created(
-        s.registry
-            .create_policy(&actor, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<PolicyInput>(json_body(&headers, &body, false)?)?.command()?;
+    Ok(created(s.registry.create_policy(&actor, command).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/policies", tag = "policies", params(ListQuery),
@@ -585,7 +598,7 @@ async fn get_policy(
 }
 
 #[utoipa::path(patch, path = "/admin/v1/policies/{id}", tag = "policies", params(("id" = String, Path)),
-    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) of the policy input; `null` removes the rate_limit or quota"),
+    request_body(content = PolicyPatchInput, content_type = "application/merge-patch+json", description = "JSON Merge Patch (RFC 7396) of the policy; `null` removes the rate_limit or quota"),
     responses((status = 200, body = Policy), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn update_policy(
     State(s): State<Arc<AdminState>>,
@@ -594,11 +607,9 @@ async fn update_policy(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Policy>> {
-    Ok(Json(
-        s.registry
-            .update_policy(&actor, &id, json_body(&headers, &body, false)?)
-            .await?,
-    ))
+    let command =
+        crate::wire::parse::<PolicyPatchInput>(merge_patch_body(&headers, &body)?)?.command()?;
+    Ok(Json(s.registry.update_policy(&actor, &id, command).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/policies/{id}", tag = "policies", params(("id" = String, Path)),
@@ -713,6 +724,18 @@ impl utoipa::Modify for BearerScheme {
             ),
         );
     }
+}
+
+/// The admin API's OpenAPI 3.1 document: generated from the handlers, then completed (every
+/// answer, the OAuth 2.0 client-credentials scheme with this server's `token_url`).
+pub fn document(token_url: &str) -> utoipa::openapi::OpenApi {
+    let generated = ApiDoc::openapi();
+    let mut doc = match serde_json::to_value(&generated) {
+        Ok(doc) => doc,
+        Err(_) => return generated,
+    };
+    crate::openapi::complete(&mut doc, token_url);
+    serde_json::from_value(doc).unwrap_or(generated)
 }
 
 /// The OpenAPI 3.1 document of the admin API, generated from the handlers above.

@@ -7,8 +7,10 @@
 mod auth;
 pub mod error;
 mod http;
+mod openapi;
 pub mod projects;
 mod state;
+pub mod wire;
 
-pub use http::{ApiDoc, router};
+pub use http::{ApiDoc, document, router};
 pub use state::AdminState;

@@ -32,22 +32,13 @@ pub struct ProjectInput {
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatchInput {
     /// New name (null is refused: a project always has one).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::wire::present")]
     #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
     /// New description (null clears it).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::wire::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-}
-
-/// Tell a member given as `null` (Some(None)) from one left out (None).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl ProjectInput {

@@ -70,7 +70,7 @@ pub(crate) fn bar_chart(title: &str, class: &str, points: &[Point]) -> String {
         t = escape(title),
     );
     // Axes and gridlines at 0, half and the top.
-    let half = if top % 2 == 0 {
+    let half = if top.is_multiple_of(2) {
         (top / 2).to_string()
     } else {
         format!("{:.1}", top as f64 / 2.0)

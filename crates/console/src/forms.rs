@@ -2,6 +2,9 @@
 //! functions are the only place that knows how a form maps to the registry: when the
 //! registry takes typed commands, only they change.
 
+use gatehouse_admin::wire;
+use gatehouse_registry::RegistryError;
+use gatehouse_registry::command;
 use gatehouse_registry::types::FieldError;
 use serde_json::{Map, Value, json};
 
@@ -186,10 +189,15 @@ pub(crate) fn profile_body(f: &FormData) -> Built {
 /// clears the subset, an empty HMAC secret keeps the stored one.
 pub(crate) fn profile_patch(f: &FormData) -> Built {
     let mut body = profile_body(f)?;
-    if let Some(map) = body.as_object_mut()
-        && !map.contains_key("scopes")
-    {
-        map.insert("scopes".into(), Value::Null);
+    if let Some(map) = body.as_object_mut() {
+        if !map.contains_key("scopes") {
+            map.insert("scopes".into(), Value::Null);
+        }
+        if let Some(rules) = map.get_mut("ip_rules").and_then(Value::as_object_mut)
+            && !rules.contains_key("default_access")
+        {
+            rules.insert("default_access".into(), Value::Null);
+        }
     }
     Ok(body)
 }
@@ -424,9 +432,7 @@ pub(crate) fn policy_error_field(field: String) -> String {
 }
 
 /// The project form → the registry's typed commands (every field error at once).
-pub(crate) fn project_command(
-    f: &FormData,
-) -> Result<gatehouse_registry::command::NewProject, Vec<FieldError>> {
+pub(crate) fn project_command(f: &FormData) -> Result<command::NewProject, Vec<FieldError>> {
     use gatehouse_registry::types::{Description, Name};
     let mut errors = Vec::new();
     let name = Name::parse(f.val("name"))
@@ -437,21 +443,74 @@ pub(crate) fn project_command(
         .ok();
     match (name, description) {
         (Some(name), Some(description)) if errors.is_empty() => {
-            Ok(gatehouse_registry::command::NewProject { name, description })
+            Ok(command::NewProject { name, description })
         }
         _ => Err(errors),
     }
 }
 
 /// The project edit form → a patch replacing both fields.
-pub(crate) fn project_patch(
-    f: &FormData,
-) -> Result<gatehouse_registry::command::ProjectPatch, Vec<FieldError>> {
+pub(crate) fn project_patch(f: &FormData) -> Result<command::ProjectPatch, Vec<FieldError>> {
     let new = project_command(f)?;
-    Ok(gatehouse_registry::command::ProjectPatch {
+    Ok(command::ProjectPatch {
         name: Some(new.name),
         description: Some(new.description),
     })
+}
+
+/// A form's registry input, read into the registry's typed command by the same wire types
+/// (and so the same field errors) as the admin JSON API.
+fn command<I: serde::de::DeserializeOwned, C>(
+    body: Built,
+    to_command: impl FnOnce(I) -> Result<C, RegistryError>,
+) -> Result<C, RegistryError> {
+    let body = body.map_err(RegistryError::Validation)?;
+    to_command(gatehouse_registry::parse_input(body)?)
+}
+
+/// The new-client form as a command.
+pub(crate) fn new_client(f: &FormData) -> Result<command::NewClient, RegistryError> {
+    command(client_body(f), wire::ClientInput::command)
+}
+
+/// The client edit form as a command (every field replaced).
+pub(crate) fn client_patch(f: &FormData) -> Result<command::ClientPatch, RegistryError> {
+    command(client_body(f), wire::ClientPatchInput::command)
+}
+
+/// The new-profile form as a command.
+pub(crate) fn new_profile(f: &FormData) -> Result<command::NewProfile, RegistryError> {
+    command(profile_body(f), wire::ProfileInput::command)
+}
+
+/// The profile edit form as a command.
+pub(crate) fn edit_profile(f: &FormData) -> Result<command::ProfilePatch, RegistryError> {
+    command(profile_patch(f), wire::ProfilePatchInput::command)
+}
+
+/// The new-API-key form as a command.
+pub(crate) fn new_api_key(f: &FormData) -> Result<command::NewApiKey, RegistryError> {
+    command(api_key_body(f), wire::ApiKeyInput::command)
+}
+
+/// The new-collection form as a command.
+pub(crate) fn new_collection(f: &FormData) -> Result<command::NewCollection, RegistryError> {
+    command(collection_body(f), wire::CollectionInput::command)
+}
+
+/// The collection edit form as a command (every field replaced).
+pub(crate) fn collection_patch(f: &FormData) -> Result<command::CollectionPatch, RegistryError> {
+    command(collection_body(f), wire::CollectionPatchInput::command)
+}
+
+/// The new-policy form as a command.
+pub(crate) fn new_policy(f: &FormData) -> Result<command::NewPolicy, RegistryError> {
+    command(policy_body(f), wire::PolicyInput::command)
+}
+
+/// The policy edit form as a command (an empty limit removes it).
+pub(crate) fn policy_patch(f: &FormData) -> Result<command::PolicyPatch, RegistryError> {
+    command(policy_body(f), wire::PolicyPatchInput::command)
 }
 
 #[cfg(test)]

@@ -147,7 +147,12 @@ where
             .admin_session(&session.oauth_client_id, &state.admin_audience)
             .await
             .map_err(|e| Rejection::Error(e.into()))?;
-        let Some((_, actor)) = admin else {
+        // The profile's IP rules hold for the whole session, not only at sign-in: a cookie
+        // taken elsewhere is no use from an address the profile does not admit.
+        let admitted = |profile: &gatehouse_registry::ProfileSnapshot| {
+            peer(&state, parts).is_none_or(|ip| profile.allows_ip(ip))
+        };
+        let Some((_, actor)) = admin.filter(|(profile, _)| admitted(profile)) else {
             if let Err(e) = state.registry.end_console_session(&token).await {
                 tracing::warn!(error = %e, "console: ending a session failed");
             }

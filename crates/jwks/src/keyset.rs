@@ -323,7 +323,7 @@ fn retired_cutoff(store: &dyn KeyStore) -> chrono::DateTime<chrono::Utc> {
 }
 
 /// A signing key as the admin API and the CLI show it (never private material).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct KeyView {
     /// Key id (RFC 7638 thumbprint).
@@ -344,7 +344,7 @@ pub struct KeyView {
 }
 
 /// The outcome of a rotation.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Rotation {
     /// The key that signs from now on.

@@ -1,7 +1,9 @@
-//! The admin API's wire shapes (as fixed by the contract), independent of any HTTP framework.
-//! Inputs deny unknown fields so typos fail loudly instead of being ignored.
+//! The registry's read models: what a client, profile, key, policy, project, collection,
+//! usage report or audit event looks like to every front end (the admin JSON API serializes
+//! them as the contract fixes; the console renders them). Inputs are not here: front ends
+//! parse their own input into [`crate::command`]s.
 
-use crate::types::{AuthType, FieldError, IpRulesDoc, IpRulesView};
+use crate::types::{AuthType, FieldError, IpRulesView};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +25,7 @@ impl ListParams {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     /// The items on this page.
     pub items: Vec<T>,
@@ -42,30 +44,8 @@ pub struct ScopeDoc {
     pub description: String,
 }
 
-/// Create (or, merged with a patch, replace) an API collection.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CollectionInput {
-    /// Display name, unique.
-    pub name: String,
-    /// Free text.
-    #[serde(default)]
-    pub description: String,
-    /// The resource indicator (RFC 8707): an absolute URI, unique.
-    pub audience: String,
-    /// The scopes this collection defines.
-    #[serde(default)]
-    pub scopes: Vec<ScopeDoc>,
-    /// Base URL consumers call.
-    #[serde(default)]
-    pub integration_url: Option<String>,
-    /// Link to the API's documentation.
-    #[serde(default)]
-    pub documentation_url: Option<String>,
-}
-
 /// An API collection (resource server).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Collection {
     /// `col_…`
     pub id: String,
@@ -92,7 +72,7 @@ pub struct Collection {
 }
 
 /// The answer to creating a collection: the only time its introspection secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CollectionCreated {
     /// The collection.
     #[serde(flatten)]
@@ -102,7 +82,7 @@ pub struct CollectionCreated {
 }
 
 /// A project: a group of clients; admins may be limited to some projects.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Project {
     /// `prj_…`
     pub id: String,
@@ -131,32 +111,8 @@ pub struct Contact {
     pub email: Option<String>,
 }
 
-/// Create (or, merged with a patch, replace) a client.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClientInput {
-    /// Display name, unique.
-    pub name: String,
-    /// Free text.
-    #[serde(default)]
-    pub description: String,
-    /// Project the client belongs to (filters lists).
-    #[serde(default)]
-    pub project: Option<String>,
-    /// Who manages the client.
-    #[serde(default)]
-    pub contact: Contact,
-    /// An inactive client cannot obtain or use any credential.
-    #[serde(default = "yes")]
-    pub active: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// A client: an organisation that consumes APIs.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Client {
     /// `cli_…`
     pub id: String,
@@ -176,87 +132,6 @@ pub struct Client {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
-}
-
-/// Create (or, merged with a patch, replace) an access profile.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileInput {
-    /// Display name, unique within the client.
-    pub name: String,
-    /// Free text.
-    #[serde(default)]
-    pub description: String,
-    /// Granted collection ids.
-    #[serde(default)]
-    pub collections: Vec<String>,
-    /// Grant every user collection, present and future (never the built-in admin one).
-    #[serde(default)]
-    pub all_collections: bool,
-    /// Optional subset of the collections' scopes (least privilege); null means all.
-    #[serde(default)]
-    pub scopes: Option<Vec<String>>,
-    /// How the consumer proves itself; cannot change after creation.
-    pub auth_type: AuthType,
-    /// Where the profile may be used from.
-    #[serde(default)]
-    pub ip_rules: IpRulesDoc,
-    /// Policy (rate limit, quota); reserved for the policies API.
-    #[serde(default)]
-    pub policy_id: Option<String>,
-    /// Admin profiles only (those granting the built-in admin collection): the project ids
-    /// this admin is limited to; absent or null for all. Only unlimited admins may set it.
-    #[serde(default)]
-    pub admin_projects: Option<Vec<String>>,
-    /// An inactive profile cannot obtain or use any credential.
-    #[serde(default = "yes")]
-    pub active: bool,
-    /// Lifetime of issued access tokens, default 3600, at most GATEHOUSE_MAX_TOKEN_TTL.
-    #[serde(default)]
-    pub token_ttl_seconds: Option<i64>,
-    /// Extra claims copied into issued access tokens.
-    #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
-    pub custom_claims: serde_json::Value,
-    /// `jwt`: how the consumer signs (`hmac` or `rsa`); cannot change after creation. Not
-    /// for `oidc` profiles.
-    #[serde(default)]
-    pub jwt_method: Option<JwtMethod>,
-    /// `jwt`/`oidc`: the pinned algorithms (default `["HS256"]` for hmac, `["RS256"]` for
-    /// rsa, `["RS256", "ES256"]` for oidc).
-    #[serde(default)]
-    pub jwt_algorithms: Option<Vec<String>>,
-    /// `jwt`/rsa: the consumer's PEM public key (RSA, at least 2048 bits).
-    #[serde(default)]
-    pub jwt_public_key: Option<String>,
-    /// `jwt`/hmac: a secret of at least 32 bytes; omitted, the server generates one. Write-only.
-    #[serde(default)]
-    pub jwt_secret: Option<String>,
-    /// `jwt`/rsa (instead of `jwt_public_key`) or `oidc` (instead of `oidc_issuer`): a JWKS
-    /// URL, https (http, and internal addresses, only where `GATEHOUSE_OUTBOUND_ALLOW` covers
-    /// the host).
-    #[serde(default)]
-    pub oidc_jwks_uri: Option<String>,
-    /// `oidc`: the identity provider's issuer; its discovery document and JWKS are fetched
-    /// and cached, and presented tokens' `iss` must equal it.
-    #[serde(default)]
-    pub oidc_issuer: Option<String>,
-    /// The claim whose value identifies this profile (default `sub`).
-    #[serde(default)]
-    pub jwt_claim: Option<String>,
-    /// The value `jwt_claim` must have (default for `jwt`: the profile's `oauth_client_id`;
-    /// required for `oidc`).
-    #[serde(default)]
-    pub jwt_claim_value: Option<String>,
-    /// Claims that must be present (with this value, when given).
-    #[serde(default)]
-    pub required_claims: Vec<RequiredClaim>,
-    /// Accepted `iss` values; empty means any.
-    #[serde(default)]
-    pub allowed_issuers: Vec<String>,
-    /// Accepted audiences; a JWT whose `aud` meets none is refused (RFC 8725 §3.9).
-    #[serde(default)]
-    pub allowed_audiences: Vec<String>,
 }
 
 /// How a `jwt` profile's consumer signs its tokens.
@@ -280,12 +155,8 @@ pub struct RequiredClaim {
     pub value: Option<String>,
 }
 
-fn empty_object() -> serde_json::Value {
-    serde_json::Value::Object(serde_json::Map::new())
-}
-
 /// Where a consumer connects for one granted collection.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionCollection {
     /// The collection's audience (RFC 8707 resource).
     pub audience: String,
@@ -296,7 +167,7 @@ pub struct ConnectionCollection {
 }
 
 /// Everything a consumer needs to connect.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Connection {
     /// The issuer (`iss` of tokens).
     pub issuer: String,
@@ -311,7 +182,7 @@ pub struct Connection {
 }
 
 /// An access profile.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Profile {
     /// `prf_…`
     pub id: String,
@@ -359,7 +230,7 @@ pub struct Profile {
 }
 
 /// The answer to creating a profile: the only time its secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProfileCreated {
     /// The profile.
     #[serde(flatten)]
@@ -407,17 +278,8 @@ pub struct JwtSettingsView {
     pub allowed_audiences: Vec<String>,
 }
 
-/// Body of a secret refresh.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshSecretInput {
-    /// Keep the previous secret valid this many seconds (default 0: revoke at once).
-    #[serde(default)]
-    pub grace_seconds: Option<i64>,
-}
-
 /// A freshly issued profile secret.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProfileSecretIssued {
     /// The profile's client id.
     pub oauth_client_id: String,
@@ -432,7 +294,7 @@ pub struct ProfileSecretIssued {
 }
 
 /// A freshly issued collection introspection secret.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CollectionSecretIssued {
     /// The collection's introspection client id.
     pub introspection_client_id: String,
@@ -443,7 +305,7 @@ pub struct CollectionSecretIssued {
 }
 
 /// One audit event.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
     /// `evt_…`, ordered by time.
     pub id: String,
@@ -598,25 +460,8 @@ pub struct KeyIpRulesDoc {
     pub deny: Vec<String>,
 }
 
-/// Create (or, merged with a patch, replace) an API key.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyInput {
-    /// Display name.
-    pub name: String,
-    /// Whether the key may be used.
-    #[serde(default = "yes")]
-    pub active: bool,
-    /// When the key stops working; null for never.
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Extra IP restrictions for this key.
-    #[serde(default)]
-    pub ip_rules: KeyIpRulesDoc,
-}
-
 /// An API key (never its value).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApiKey {
     /// `key_…`
     pub id: String,
@@ -639,7 +484,7 @@ pub struct ApiKey {
 }
 
 /// An API key with its value: the answer to create and refresh, the only time it is shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyIssued {
     /// The key.
     #[serde(flatten)]
@@ -743,23 +588,9 @@ pub struct Quota {
     pub per: QuotaPer,
 }
 
-/// Create (or, merged with a patch, replace) a policy.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyInput {
-    /// Display name, unique.
-    pub name: String,
-    /// Optional rate limit.
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
-    /// Optional quota.
-    #[serde(default)]
-    pub quota: Option<Quota>,
-}
-
 /// A policy: limits applied to every access profile that names it in `policy_id`. Each
 /// profile is counted on its own.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Policy {
     /// `pol_…`
     pub id: String,
@@ -790,7 +621,7 @@ pub struct UsageQuery {
 }
 
 /// One bucket of a usage report.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UsageItem {
     /// Start of the bucket (UTC hour or day).
     pub start: DateTime<Utc>,
@@ -804,7 +635,7 @@ pub struct UsageItem {
 }
 
 /// A usage report: buckets that saw any use, oldest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UsageReport {
     /// The buckets.
     pub items: Vec<UsageItem>,

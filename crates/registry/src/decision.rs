@@ -545,7 +545,7 @@ mod tests {
             let c = registry
                 .create_collection(
                     &actor,
-                    json!({"name": name, "audience": aud, "scopes": [{"name": scope}]}),
+                    crate::command::NewCollection::plain(name, aud, &[scope]).unwrap(),
                 )
                 .await
                 .unwrap();
@@ -560,7 +560,10 @@ mod tests {
             made.push((c.collection.id, snapshot));
         }
         let client = registry
-            .create_client(&actor, json!({"name": "ACME"}))
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("ACME").unwrap()),
+            )
             .await
             .unwrap();
         let ids: Vec<&str> = made.iter().map(|(id, _)| id.as_str()).collect();
@@ -568,7 +571,11 @@ mod tests {
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "batch", "auth_type": "oauth2", "collections": ids}),
+                crate::command::NewProfile::new(
+                    crate::types::Name::parse("batch").unwrap(),
+                    crate::types::AuthType::OAuth2,
+                    ids.iter().map(|s| s.to_string()).collect(),
+                ),
             )
             .await
             .unwrap();
@@ -707,7 +714,16 @@ mod tests {
         r.update_profile(
             &actor,
             &w.profile.profile_id,
-            json!({"ip_rules": {"default_access": "deny", "allow": ["198.51.100.0/24"]}}),
+            crate::command::ProfilePatch {
+                ip_rules: Some(Some(crate::command::IpRulesPatch {
+                    default_access: Some(Some(crate::types::DefaultAccess::Deny)),
+                    allow: Some(vec![
+                        crate::types::IpRule::parse("198.51.100.0/24").unwrap(),
+                    ]),
+                    deny: None,
+                })),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -727,9 +743,17 @@ mod tests {
         }
 
         // The profile loses billing: billing's view ends at once, orders' stays.
-        r.update_profile(&actor, &w.profile.profile_id, json!({"collections": [w.orders_id], "ip_rules": {"default_access": "allow", "allow": [], "deny": []}}))
-            .await
-            .unwrap();
+        r.update_profile(
+            &actor,
+            &w.profile.profile_id,
+            crate::command::ProfilePatch {
+                collections: Some(vec![w.orders_id.clone()]),
+                ip_rules: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let t = token(&w, both.clone(), "", "i");
         let d = r
             .decide(&t, &billing, ClientIp::Unknown, now)
@@ -744,9 +768,16 @@ mod tests {
         assert_eq!(reason(&d), None);
 
         // Switched off: inactive for everyone.
-        r.update_profile(&actor, &w.profile.profile_id, json!({"active": false}))
-            .await
-            .unwrap();
+        r.update_profile(
+            &actor,
+            &w.profile.profile_id,
+            crate::command::ProfilePatch {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let d = r.decide(&t, &admin, ClientIp::Unknown, now).await.unwrap();
         assert_eq!(reason(&d), Some(Reason::Inactive));
 
@@ -776,14 +807,21 @@ mod tests {
         let actor = Actor::system();
         let admin_collection = r.ensure_admin_collection().await.unwrap();
         let client = r
-            .create_client(&actor, json!({"name": "Ops"}))
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("Ops").unwrap()),
+            )
             .await
             .unwrap();
         let created = r
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "ops", "auth_type": "oauth2", "collections": [admin_collection]}),
+                crate::command::NewProfile::new(
+                    crate::types::Name::parse("ops").unwrap(),
+                    crate::types::AuthType::OAuth2,
+                    vec![admin_collection.to_string()],
+                ),
             )
             .await
             .unwrap();
@@ -822,7 +860,10 @@ mod tests {
         r.update_profile(
             &actor,
             &p.profile_id,
-            json!({"scopes": ["gatehouse:admin:read"]}),
+            crate::command::ProfilePatch {
+                scopes: Some(Some(vec!["gatehouse:admin:read".to_owned()])),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -834,7 +875,11 @@ mod tests {
         r.update_profile(
             &actor,
             &p.profile_id,
-            json!({"collections": [w.orders_id], "scopes": null}),
+            crate::command::ProfilePatch {
+                collections: Some(vec![w.orders_id.clone()]),
+                scopes: Some(None),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();

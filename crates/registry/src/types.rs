@@ -56,6 +56,104 @@ impl Invalid {
     }
 }
 
+/// Collects field errors while a front end (the admin JSON API, the console) parses its input
+/// into a typed command, so that every bad field is reported at once.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<FieldError>);
+
+impl Fields {
+    /// No errors yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep a parsed value, or record its error under `field`.
+    pub fn check<T>(&mut self, field: impl Into<String>, parsed: Result<T, Invalid>) -> Option<T> {
+        match parsed {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e.at(field));
+                None
+            }
+        }
+    }
+
+    /// Keep an optional text's parsed value: blank or absent is `None`.
+    pub fn check_optional<T>(
+        &mut self,
+        field: impl Into<String>,
+        text: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        match text.map(str::trim) {
+            None | Some("") => None,
+            Some(t) => self.check(field, parse(t)),
+        }
+    }
+
+    /// Record an error.
+    pub fn push(&mut self, error: FieldError) {
+        self.0.push(error);
+    }
+
+    /// Record several errors.
+    pub fn extend(&mut self, errors: impl IntoIterator<Item = FieldError>) {
+        self.0.extend(errors);
+    }
+
+    /// Whether nothing failed so far.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The command built by `build` when no error was recorded (and `build` has every part),
+    /// else the validation error naming every bad field.
+    pub fn finish<T>(
+        self,
+        build: impl FnOnce() -> Option<T>,
+    ) -> Result<T, crate::error::RegistryError> {
+        if self.0.is_empty()
+            && let Some(value) = build()
+        {
+            return Ok(value);
+        }
+        let mut errors = self.0;
+        if errors.is_empty() {
+            errors.push(FieldError::new(
+                "body",
+                "invalid",
+                "the input is incomplete",
+            ));
+        }
+        Err(crate::error::RegistryError::Validation(errors))
+    }
+}
+
+/// A project id as given (`prj_…`); whether it exists is for the registry to check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProjectId(String);
+
+impl ProjectId {
+    /// Parse a project id.
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        let value = value.trim();
+        let tail = value.strip_prefix("prj_").unwrap_or_default();
+        if !tail.is_empty() && tail.len() <= 60 && tail.chars().all(|c| c.is_ascii_alphanumeric()) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "invalid_project",
+                "must be a project id (`prj_…`) or null",
+            ))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 fn check_text(value: &str, max: usize, allow_empty: bool) -> Result<String, Invalid> {
     let trimmed = value.trim();
     if trimmed.is_empty() && !allow_empty {
@@ -86,6 +184,11 @@ pub struct Name(String);
 impl Name {
     /// Maximum length in characters.
     pub const MAX: usize = 100;
+
+    /// `default`: the name of a `token` profile's first API key.
+    pub fn default_key() -> Self {
+        Self("default".to_owned())
+    }
 
     /// Parse a name.
     pub fn parse(value: &str) -> Result<Self, Invalid> {
@@ -559,6 +662,63 @@ pub fn ip_list_schema() -> utoipa::openapi::schema::Schema {
     Schema::OneOf(one_of)
 }
 
+impl IpRule {
+    /// Parse a list of entries (at most [`IpRules::MAX_ENTRIES`]), reporting each bad one as
+    /// `{field}[i]` and a list too long as `field`.
+    pub fn parse_list(list: &[String], field: &str, errors: &mut Vec<FieldError>) -> Vec<IpRule> {
+        if list.len() > IpRules::MAX_ENTRIES {
+            errors.push(FieldError::new(
+                field,
+                "too_many",
+                format!("at most {} entries", IpRules::MAX_ENTRIES),
+            ));
+            return Vec::new();
+        }
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, s)| match IpRule::parse(s) {
+                Ok(rule) => Some(rule),
+                Err(e) => {
+                    errors.push(e.at(format!("{field}[{i}]")));
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// An API key's own IP rules: they can only narrow its profile's. A deny match refuses; a
+/// non-empty allow list must also match.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyIpRules {
+    /// If not empty, the address must match one of these.
+    pub allow: Vec<IpRule>,
+    /// Addresses refused.
+    pub deny: Vec<IpRule>,
+}
+
+impl KeyIpRules {
+    /// Parse the wire form, reporting bad entries under `{field}.allow[i]` / `.deny[i]`.
+    pub fn parse(doc: &crate::api::KeyIpRulesDoc, field: &str) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let allow = IpRule::parse_list(&doc.allow, &format!("{field}.allow"), &mut errors);
+        let deny = IpRule::parse_list(&doc.deny, &format!("{field}.deny"), &mut errors);
+        if errors.is_empty() {
+            Ok(Self { allow, deny })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The stored and shown form (entries normalised).
+    pub fn to_doc(&self) -> crate::api::KeyIpRulesDoc {
+        crate::api::KeyIpRulesDoc {
+            allow: self.allow.iter().map(ToString::to_string).collect(),
+            deny: self.deny.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
 impl IpRules {
     /// Maximum number of entries per list.
     pub const MAX_ENTRIES: usize = 500;
@@ -605,28 +765,8 @@ impl IpRules {
     }
 
     fn parse_lists(doc: &IpRulesDoc, field: &str, errors: &mut Vec<FieldError>) -> Self {
-        let mut parse_list = |list: &[String], name: &str| -> Vec<IpRule> {
-            if list.len() > Self::MAX_ENTRIES {
-                errors.push(FieldError::new(
-                    format!("{field}.{name}"),
-                    "too_many",
-                    format!("at most {} entries", Self::MAX_ENTRIES),
-                ));
-                return Vec::new();
-            }
-            list.iter()
-                .enumerate()
-                .filter_map(|(i, s)| match IpRule::parse(s) {
-                    Ok(rule) => Some(rule),
-                    Err(e) => {
-                        errors.push(e.at(format!("{field}.{name}[{i}]")));
-                        None
-                    }
-                })
-                .collect()
-        };
-        let allow = parse_list(&doc.allow, "allow");
-        let deny = parse_list(&doc.deny, "deny");
+        let allow = IpRule::parse_list(&doc.allow, &format!("{field}.allow"), errors);
+        let deny = IpRule::parse_list(&doc.deny, &format!("{field}.deny"), errors);
         Self {
             default_access: doc
                 .default_access

@@ -77,6 +77,9 @@ pub enum Command {
     /// Administrators: a way back in when every admin credential is lost.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Commands that talk to a running server (admin API, token, introspection).
+    #[command(flatten)]
+    Remote(gatehouse_cli::RemoteCommand),
 }
 
 /// `gatehouse admin …`

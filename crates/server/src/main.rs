@@ -43,8 +43,12 @@ async fn wait_for_signal() {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> Result<std::process::ExitCode> {
     let cli = Cli::parse_env_aware();
+    // Commands over a running server need no server configuration (no database, no keys).
+    if let Some(Command::Remote(command)) = cli.command {
+        return Ok(gatehouse_cli::run(command, cli.settings.issuer, cli.settings.admin_url).await);
+    }
     let config = Config::from_settings(cli.settings)?;
     init_logging(&config);
     match cli.command.unwrap_or(Command::Serve) {
@@ -63,6 +67,7 @@ async fn main() -> Result<()> {
             gatehouse_server::migrate(&config).await?;
             tracing::info!("migrations applied");
         }
+        Command::Remote(_) => {}
         Command::Serve => {
             let server = gatehouse_server::start(config).await?;
             wait_for_signal().await;
@@ -71,5 +76,5 @@ async fn main() -> Result<()> {
             tracing::info!("stopped");
         }
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

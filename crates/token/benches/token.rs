@@ -47,20 +47,33 @@ async fn fixture(alg: SigningAlg) -> Fixture {
     let col = registry
         .create_collection(
             &actor,
-            serde_json::json!({"name": "Orders", "audience": "https://api.example.com/orders",
-                "scopes": [{"name": "orders:read"}, {"name": "orders:write"}]}),
+            gatehouse_registry::command::NewCollection::plain(
+                "Orders",
+                "https://api.example.com/orders",
+                &["orders:read", "orders:write"],
+            )
+            .expect("collection"),
         )
         .await
         .unwrap();
     let client = registry
-        .create_client(&actor, serde_json::json!({"name": "ACME"}))
+        .create_client(
+            &actor,
+            gatehouse_registry::command::NewClient::system(
+                gatehouse_registry::types::Name::parse("ACME").expect("name"),
+            ),
+        )
         .await
         .unwrap();
     let profile = registry
         .create_profile(
             &actor,
             &client.id,
-            serde_json::json!({"name": "batch", "collections": [col.collection.id], "auth_type": "oauth2"}),
+            gatehouse_registry::command::NewProfile::new(
+                gatehouse_registry::types::Name::parse("batch").expect("name"),
+                gatehouse_registry::types::AuthType::OAuth2,
+                vec![col.collection.id.clone()],
+            ),
         )
         .await
         .unwrap();
@@ -152,8 +165,17 @@ fn grant(c: &mut Criterion) {
                 let policy = registry
                     .create_policy(
                         &actor,
-                        serde_json::json!({"name": "bench", "rate_limit": {"requests": 1_000_000, "per": "second"},
-                            "quota": {"requests": 1_000_000_000_000_i64, "per": "month"}}),
+                        gatehouse_registry::command::NewPolicy {
+                            name: gatehouse_registry::types::Name::parse("bench").expect("name"),
+                            rate_limit: Some(gatehouse_registry::api::RateLimit {
+                                requests: 1_000_000,
+                                per: gatehouse_registry::api::RatePer::Second,
+                            }),
+                            quota: Some(gatehouse_registry::api::Quota {
+                                requests: 1_000_000_000_000,
+                                per: gatehouse_registry::api::QuotaPer::Month,
+                            }),
+                        },
                     )
                     .await
                     .unwrap();
@@ -166,7 +188,10 @@ fn grant(c: &mut Criterion) {
                     .update_profile(
                         &actor,
                         &snapshot.profile_id,
-                        serde_json::json!({"policy_id": policy.id}),
+                        gatehouse_registry::command::ProfilePatch {
+                            policy_id: Some(Some(policy.id.clone())),
+                            ..Default::default()
+                        },
                     )
                     .await
                     .unwrap();

@@ -306,6 +306,20 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
     );
     assert!(r.text().contains("htmx"));
     assert_eq!(b.get("/console/static/x/nothing.js").await.status, 404);
+    let missing = b.get("/console/no-such-page").await;
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let api = b.get("/admin/v1/no-such-route").await;
+    assert_eq!(api.status, 404);
+    assert!(
+        api.header("content-type").unwrap().contains("json"),
+        "the admin API keeps its JSON 404"
+    );
     Ok(())
 }
 
@@ -597,6 +611,14 @@ async fn console_one_time_secrets_are_shown_once_and_never_stored() -> anyhow::R
         .to_owned();
     let token = app.token_basic(&id, &secret, &[]).await?;
     assert_eq!(token.status, 200, "{token:?}");
+    // The usage chart counts it (hourly, last 24 h), as a bar title and in the table.
+    let usage = b.get(&format!("/console/clients/{client_id}")).await.text();
+    assert!(usage.contains("Tokens issued: 1 in all"), "{usage}");
+    let daily = b
+        .get(&format!("/console/clients/{client_id}?range=30d"))
+        .await
+        .text();
+    assert!(daily.contains("Tokens issued: 1 in all"));
     let profile_id = app
         .admin_get(&format!("/clients/{client_id}/access-profiles"))
         .await?
@@ -875,6 +897,49 @@ async fn console_walks_the_new_client_and_access_profile_flow() -> anyhow::Resul
     assert!(page.contains(">second<"), "the key is listed");
     assert!(!page.contains(&token) && !page.contains(&second));
 
+    // A JWT (HMAC) profile whose secret the server generates: shown once.
+    let r = b
+        .post(
+            &format!("/console/clients/{client_id}/profiles"),
+            &[
+                ("_csrf", &csrf),
+                ("name", "signed"),
+                ("auth_type", "jwt"),
+                ("collections", collection["id"].as_str().unwrap()),
+                ("jwt_method", "hmac"),
+                ("hmac_algorithm", "HS256"),
+                ("jwt_secret", ""),
+                ("allowed_audiences", "https://orders.example/api"),
+                ("active", "on"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let html = r.text();
+    assert!(html.contains("JWT HMAC secret"));
+    assert!(hidden_value(&html, "one-time-secret").len() >= 32);
+    // Without allowed audiences, and with a bad JWKS URL, the fields say so.
+    let r = b
+        .post(
+            &format!("/console/clients/{client_id}/profiles"),
+            &[
+                ("_csrf", &csrf),
+                ("name", "signed2"),
+                ("auth_type", "jwt"),
+                ("collections", collection["id"].as_str().unwrap()),
+                ("jwt_method", "rsa"),
+                ("jwt_jwks_uri", "not a url"),
+                ("active", "on"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+    let html = r.text();
+    assert!(html.contains(r#"id="allowed_audiences-error""#), "{html}");
+    assert!(html.contains(r#"id="jwt_jwks_uri-error""#), "{html}");
+
     // Edit the profile: the form comes filled in; saving is a merge patch.
     let form = b.get(&format!("/console/profiles/{profile_id}/edit")).await;
     assert_eq!(form.status, 200, "{form:?}");
@@ -998,5 +1063,75 @@ async fn console_read_only_and_project_limited_admins_see_what_the_registry_allo
         form.contains(&a) && !form.contains(&b_project),
         "only its projects to choose"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_sessions_keep_to_the_profiles_ip_rules() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let admin = admin_collection(&app).await;
+    let owner = app.create_client("admins").await?;
+    let p = app
+        .create_profile(
+            owner["id"].as_str().unwrap(),
+            &json!({"name": "office", "auth_type": "oauth2", "collections": [admin],
+                    "ip_rules": {"allow": ["127.0.0.1"]}}),
+        )
+        .await?;
+    let (id, secret) = (
+        p["oauth_client_id"].as_str().unwrap(),
+        p["oauth_client_secret"].as_str().unwrap(),
+    );
+    let mut b = Browser::new(&app);
+    assert_redirect(&b.sign_in(id, secret).await, "/console/clients");
+    let old_cookie = b.cookie.clone();
+    // Signing in again replaces the session: the old cookie no longer works.
+    assert_redirect(&b.sign_in(id, secret).await, "/console/clients");
+    assert_ne!(b.cookie, old_cookie);
+    let mut stale = Browser::new(&app);
+    stale.cookie = old_cookie;
+    assert_redirect(&stale.get("/console/clients").await, "/console/sign-in");
+
+    assert_eq!(b.get("/console/clients").await.status, 200);
+    let r = app
+        .admin_patch(
+            &format!("/access-profiles/{}", p["id"].as_str().unwrap()),
+            &json!({"ip_rules": {"allow": ["10.1.2.3"]}}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_redirect(&b.get("/console/clients").await, "/console/sign-in");
+    assert_eq!(
+        b.sign_in(id, secret).await.status,
+        401,
+        "refused from this address"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_cookie_is_host_prefixed_and_secure_behind_an_https_admin_url() -> anyhow::Result<()>
+{
+    let app = gatehouse_tests::spawn_app_with(|c| {
+        c.admin_url = Some("https://admin.gatehouse.example".to_owned());
+    })
+    .await?;
+    let mut b = Browser::new(&app);
+    let r = b.sign_in(&app.bootstrap_id, &app.bootstrap_secret).await;
+    assert_redirect(&r, "/console/clients");
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("__Host-gatehouse_console="), "{cookie}");
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{flag} missing: {cookie}");
+    }
+    assert!(
+        !cookie.contains("Domain="),
+        "__Host- cookies carry no Domain"
+    );
+    assert_eq!(b.get("/console/clients").await.status, 200);
+    // The plain name means nothing here.
+    let mut plain = Browser::new(&app);
+    plain.cookie = b.cookie.as_ref().map(|c| c.replacen("__Host-", "", 1));
+    assert_redirect(&plain.get("/console/clients").await, "/console/sign-in");
     Ok(())
 }

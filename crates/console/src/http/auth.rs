@@ -84,6 +84,10 @@ pub(crate) async fn sign_in(
         }
         return Ok(refused(id));
     }
+    // A new session every sign-in (no fixation); the browser's previous one ends.
+    if let Some(old) = session::session_token(&state, &parts.headers) {
+        state.registry.end_console_session(&old).await?;
+    }
     let new = state.registry.create_console_session(&id).await?;
     let mut response = super::see_other("/console/clients");
     if let Some(cookie) = session::set_cookie(&state, new.token_secret()) {

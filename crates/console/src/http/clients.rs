@@ -5,7 +5,7 @@ use super::usage::{RangeQuery, UsageView, usage};
 use super::{form_errors, refused, see_other};
 use crate::ConsoleState;
 use crate::error::{ConsoleError, ConsoleResult};
-use crate::forms::{FormData, client_body};
+use crate::forms::{FormData, client_patch, new_client};
 use crate::session::{Admin, Posted};
 use crate::views::{Errors, Layout};
 use askama::Template;
@@ -195,17 +195,11 @@ pub(crate) async fn create(
         Ok(l) => l,
         Err(errors) => return Ok(again(errors, form, known_projects(&state, &admin).await?)),
     };
-    let body = match client_body(&form) {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(again(
-                Errors(e),
-                form,
-                known_projects(&state, &admin).await?,
-            ));
-        }
+    let created = match new_client(&form) {
+        Ok(command) => state.registry.create_client(&admin.actor, command).await,
+        Err(e) => Err(e),
     };
-    let client = match state.registry.create_client(&admin.actor, body).await {
+    let client = match created {
         Ok(c) => c,
         Err(e) => {
             let errors = form_errors(e, contact_field)?;
@@ -247,17 +241,11 @@ pub(crate) async fn update(
         Ok(l) => l,
         Err(errors) => return Ok(again(errors, form, known_projects(&state, &admin).await?)),
     };
-    let body = match client_body(&form) {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(again(
-                Errors(e),
-                form,
-                known_projects(&state, &admin).await?,
-            ));
-        }
+    let updated = match client_patch(&form) {
+        Ok(patch) => state.registry.update_client(&admin.actor, &id, patch).await,
+        Err(e) => Err(e),
     };
-    if let Err(e) = state.registry.update_client(&admin.actor, &id, body).await {
+    if let Err(e) = updated {
         let errors = form_errors(e, contact_field)?;
         return Ok(again(errors, form, known_projects(&state, &admin).await?));
     }
@@ -280,7 +268,10 @@ pub(crate) async fn toggle(
         .update_client(
             &posted.admin.actor,
             &id,
-            serde_json::json!({"active": active}),
+            gatehouse_registry::command::ClientPatch {
+                active: Some(active),
+                ..Default::default()
+            },
         )
         .await?;
     Ok(see_other(&back(

@@ -4,7 +4,7 @@
 use super::{SecretPage, form_errors, refused, see_other};
 use crate::ConsoleState;
 use crate::error::{ConsoleError, ConsoleResult};
-use crate::forms::{FormData, collection_body, grace_seconds};
+use crate::forms::{FormData, collection_patch, grace_seconds, new_collection};
 use crate::session::{Admin, Posted};
 use crate::views::{Errors, Layout};
 use askama::Template;
@@ -121,11 +121,16 @@ pub(crate) async fn create(
             errors,
         })
     };
-    let body = match collection_body(&form) {
-        Ok(b) => b,
-        Err(e) => return Ok(again(Errors(e), form)),
+    let result = match new_collection(&form) {
+        Ok(command) => {
+            state
+                .registry
+                .create_collection(&admin.actor, command)
+                .await
+        }
+        Err(e) => Err(e),
     };
-    let created = match state.registry.create_collection(&admin.actor, body).await {
+    let created = match result {
         Ok(c) => c,
         Err(e) => return Ok(again(form_errors(e, |f| f)?, form)),
     };
@@ -171,15 +176,16 @@ pub(crate) async fn update(
             errors,
         })
     };
-    let body = match collection_body(&form) {
-        Ok(b) => b,
-        Err(e) => return Ok(again(Errors(e), form)),
+    let updated = match collection_patch(&form) {
+        Ok(patch) => {
+            state
+                .registry
+                .update_collection(&admin.actor, &id, patch)
+                .await
+        }
+        Err(e) => Err(e),
     };
-    if let Err(e) = state
-        .registry
-        .update_collection(&admin.actor, &id, body)
-        .await
-    {
+    if let Err(e) = updated {
         return Ok(again(form_errors(e, |f| f)?, form));
     }
     Ok(see_other(&format!("/console/collections/{id}")))

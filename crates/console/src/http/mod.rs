@@ -112,7 +112,9 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/console/audit", get(audit::list))
         .route("/console/keys", get(keys::list))
         .route("/console/keys/rotate", post(keys::rotate))
-        .fallback(|| async { ConsoleError::NotFound })
+        // Unknown console pages get the console's 404 page; the rest of the admin listener
+        // keeps its own (JSON) fallback.
+        .route("/console/{*rest}", get(|| async { ConsoleError::NotFound }))
         .layer(axum::middleware::from_fn(crate::security::headers))
         .with_state(state)
 }

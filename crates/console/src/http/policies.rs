@@ -4,7 +4,7 @@ use super::collections::CursorQuery;
 use super::{form_errors, refused, see_other};
 use crate::ConsoleState;
 use crate::error::ConsoleResult;
-use crate::forms::{FormData, policy_body, policy_error_field};
+use crate::forms::{FormData, new_policy, policy_error_field, policy_patch};
 use crate::session::{Admin, Posted};
 use crate::views::{Errors, Layout, wire};
 use askama::Template;
@@ -109,11 +109,11 @@ pub(crate) async fn create(
             errors,
         })
     };
-    let body = match policy_body(&form) {
-        Ok(b) => b,
-        Err(e) => return Ok(again(Errors(e), form)),
+    let created = match new_policy(&form) {
+        Ok(command) => state.registry.create_policy(&admin.actor, command).await,
+        Err(e) => Err(e),
     };
-    match state.registry.create_policy(&admin.actor, body).await {
+    match created {
         Ok(p) => Ok(see_other(&format!("/console/policies/{}", p.id))),
         Err(e) => Ok(again(form_errors(e, policy_error_field)?, form)),
     }
@@ -150,11 +150,11 @@ pub(crate) async fn update(
             errors,
         })
     };
-    let body = match policy_body(&form) {
-        Ok(b) => b,
-        Err(e) => return Ok(again(Errors(e), form)),
+    let updated = match policy_patch(&form) {
+        Ok(patch) => state.registry.update_policy(&admin.actor, &id, patch).await,
+        Err(e) => Err(e),
     };
-    match state.registry.update_policy(&admin.actor, &id, body).await {
+    match updated {
         Ok(_) => Ok(see_other(&format!("/console/policies/{id}"))),
         Err(e) => Ok(again(form_errors(e, policy_error_field)?, form)),
     }

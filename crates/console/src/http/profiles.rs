@@ -6,8 +6,8 @@ use super::{SecretPage, form_errors, refused, see_other};
 use crate::ConsoleState;
 use crate::error::{ConsoleError, ConsoleResult};
 use crate::forms::{
-    self, AUTH_TYPES, FormData, api_key_body, grace_seconds, ip_error_field, profile_body,
-    profile_error_field, profile_form, profile_patch,
+    self, AUTH_TYPES, FormData, edit_profile, grace_seconds, ip_error_field, new_api_key,
+    new_profile, profile_error_field, profile_form,
 };
 use crate::session::{Admin, Posted};
 use crate::views::{Errors, Layout};
@@ -97,15 +97,16 @@ pub(crate) async fn create(
     let Posted { admin, form, .. } = posted;
     let client = state.registry.get_client(&admin.actor, &id).await?;
     let auth_type = form.val("auth_type").to_owned();
-    let body = match profile_body(&form) {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(refused(
-                form_page(&state, &admin, client, form, Errors(e)).await?,
-            ));
+    let result = match new_profile(&form) {
+        Ok(command) => {
+            state
+                .registry
+                .create_profile(&admin.actor, &id, command)
+                .await
         }
+        Err(e) => Err(e),
     };
-    let created = match state.registry.create_profile(&admin.actor, &id, body).await {
+    let created = match result {
         Ok(c) => c,
         Err(e) => {
             let errors = form_errors(e, |f| ip_error_field(profile_error_field(&auth_type, f)))?;
@@ -158,19 +159,16 @@ pub(crate) async fn update(
         .get_client(&admin.actor, &profile.client_id)
         .await?;
     let auth_type = profile.auth_type.as_str();
-    let patch = match profile_patch(&form) {
-        Ok(p) => p,
-        Err(e) => {
-            return Ok(refused(
-                edit_page(&state, &admin, client, Some(profile), form, Errors(e)).await?,
-            ));
+    let updated = match edit_profile(&form) {
+        Ok(patch) => {
+            state
+                .registry
+                .update_profile(&admin.actor, &id, patch)
+                .await
         }
+        Err(e) => Err(e),
     };
-    if let Err(e) = state
-        .registry
-        .update_profile(&admin.actor, &id, patch)
-        .await
-    {
+    if let Err(e) = updated {
         let errors = form_errors(e, |f| ip_error_field(profile_error_field(auth_type, f)))?;
         return Ok(refused(
             edit_page(&state, &admin, client, Some(profile), form, errors).await?,
@@ -297,7 +295,10 @@ pub(crate) async fn toggle(
         .update_profile(
             &posted.admin.actor,
             &id,
-            serde_json::json!({"active": active}),
+            gatehouse_registry::command::ProfilePatch {
+                active: Some(active),
+                ..Default::default()
+            },
         )
         .await?;
     Ok(see_other(&format!("/console/profiles/{id}")))
@@ -346,11 +347,16 @@ pub(crate) async fn create_key(
             ))
         }
     };
-    let body = match api_key_body(&form) {
-        Ok(b) => b,
-        Err(e) => return again(Errors(e), form).await,
+    let result = match new_api_key(&form) {
+        Ok(command) => {
+            state
+                .registry
+                .create_api_key(&admin.actor, &id, command)
+                .await
+        }
+        Err(e) => Err(e),
     };
-    let issued = match state.registry.create_api_key(&admin.actor, &id, body).await {
+    let issued = match result {
         Ok(i) => i,
         Err(e) => {
             let errors = form_errors(e, forms::ip_error_field)?;
@@ -401,7 +407,10 @@ pub(crate) async fn deactivate_key(
         .update_api_key(
             &posted.admin.actor,
             &id,
-            serde_json::json!({"active": false}),
+            gatehouse_registry::command::ApiKeyPatch {
+                active: Some(false),
+                ..Default::default()
+            },
         )
         .await?;
     Ok(see_other(&format!("/console/profiles/{}", key.profile_id)))

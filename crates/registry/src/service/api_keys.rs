@@ -2,13 +2,14 @@
 //! revocable and refreshable. Only SHA-256 digests are stored; lookups go by digest.
 
 use super::audit::page;
-use super::{Actor, Registry, decode_cursor, parse_input};
-use crate::api::{ApiKey, ApiKeyInput, ApiKeyIssued, KeyIpRulesDoc, ListParams, Page, merge_patch};
+use super::{Actor, Registry, decode_cursor};
+use crate::api::{ApiKey, ApiKeyIssued, KeyIpRulesDoc, ListParams, Page};
 use crate::api_key_format;
+use crate::command::{ApiKeyPatch, NewApiKey};
 use crate::entity::{access_profile, api_key};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
-use crate::types::{AuthType, FieldError, IpRule, Name, normalize_ip};
+use crate::types::{AuthType, IpRule, KeyIpRules, normalize_ip};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
@@ -69,50 +70,21 @@ impl ApiKeySnapshot {
     }
 }
 
-struct ValidKey {
-    name: Name,
-    active: bool,
-    expires_at: Option<DateTime<Utc>>,
-    ip_rules: KeyIpRulesDoc,
-}
-
-fn validate(input: &ApiKeyInput) -> Result<ValidKey> {
-    let mut errors = Vec::new();
-    let name = Name::parse(&input.name)
-        .map_err(|e| errors.push(e.at("name")))
-        .ok();
-    let mut normalized = KeyIpRulesDoc::default();
-    for (list, out, field) in [
-        (&input.ip_rules.allow, &mut normalized.allow, "allow"),
-        (&input.ip_rules.deny, &mut normalized.deny, "deny"),
-    ] {
-        if list.len() > 500 {
-            errors.push(FieldError::new(
-                format!("ip_rules.{field}"),
-                "too_many",
-                "at most 500 entries",
-            ));
-        }
-        for (i, entry) in list.iter().enumerate() {
-            match IpRule::parse(entry) {
-                Ok(rule) => out.push(rule.to_string()),
-                Err(e) => errors.push(e.at(format!("ip_rules.{field}[{i}]"))),
-            }
-        }
-    }
-    match name {
-        Some(name) if errors.is_empty() => Ok(ValidKey {
-            name,
-            active: input.active,
-            expires_at: input.expires_at,
-            ip_rules: normalized,
-        }),
-        _ => Err(RegistryError::Validation(errors)),
-    }
-}
-
 fn rules_of(text: &str) -> KeyIpRulesDoc {
     serde_json::from_str(text).unwrap_or_default()
+}
+
+/// A stored key's rules (validated on write; a row that no longer parses is a fault, not
+/// "no rules").
+fn stored_rules(text: &str) -> Result<KeyIpRules> {
+    let doc: KeyIpRulesDoc =
+        serde_json::from_str(text).map_err(|e| RegistryError::Internal(e.to_string()))?;
+    KeyIpRules::parse(&doc, "ip_rules")
+        .map_err(|_| RegistryError::Internal("stored API key IP rules do not parse".to_owned()))
+}
+
+fn rules_text(rules: &KeyIpRules) -> Result<String> {
+    serde_json::to_string(&rules.to_doc()).map_err(|e| RegistryError::Internal(e.to_string()))
 }
 
 fn view(row: api_key::Model) -> ApiKey {
@@ -152,9 +124,8 @@ impl Registry {
         &self,
         conn: &C,
         profile_id: &str,
-        input: &ApiKeyInput,
+        valid: &NewApiKey,
     ) -> Result<(api_key::Model, crate::secret::SecretString)> {
-        let valid = validate(input)?;
         let count = api_key::Entity::find()
             .filter(api_key::Column::ProfileId.eq(profile_id))
             .count(conn)
@@ -177,8 +148,7 @@ impl Registry {
             name: Set(valid.name.as_str().to_owned()),
             active: Set(valid.active),
             expires_at: Set(valid.expires_at),
-            ip_rules: Set(serde_json::to_string(&valid.ip_rules)
-                .map_err(|e| RegistryError::Internal(e.to_string()))?),
+            ip_rules: Set(rules_text(&valid.ip_rules)?),
             prefix: Set(api_key_format::display_prefix(value.expose_secret())),
             digest: Set(api_key_format::digest(value.expose_secret())),
             previous_digest: Set(None),
@@ -197,10 +167,9 @@ impl Registry {
         &self,
         actor: &Actor,
         profile_id: &str,
-        body: serde_json::Value,
+        input: NewApiKey,
     ) -> Result<ApiKeyIssued> {
         actor.require_write()?;
-        let input: ApiKeyInput = parse_input(body)?;
         let txn = self.inner.db.begin().await?;
         let (_, project) = self.visible_profile(&txn, actor, profile_id).await?;
         self.token_profile(&txn, profile_id).await?;
@@ -292,44 +261,37 @@ impl Registry {
         ))
     }
 
-    /// Apply a JSON Merge Patch to an API key (name, active, expires_at, ip_rules).
+    /// Change an API key (name, active, expires_at, ip_rules).
     pub async fn update_api_key(
         &self,
         actor: &Actor,
         id: &str,
-        patch: serde_json::Value,
+        patch: ApiKeyPatch,
     ) -> Result<ApiKey> {
         actor.require_write()?;
-        if !patch.is_object() {
-            return Err(RegistryError::invalid(
-                "body",
-                "invalid_type",
-                "a merge patch must be a JSON object",
-            ));
-        }
+        let changed = patch.fields();
         let txn = self.inner.db.begin().await?;
         let (row, project) = self.visible_api_key(&txn, actor, id).await?;
-        let mut doc = serde_json::to_value(ApiKeyInput {
-            name: row.name.clone(),
-            active: row.active,
-            expires_at: row.expires_at,
-            ip_rules: rules_of(&row.ip_rules),
-        })
-        .map_err(|e| RegistryError::Internal(e.to_string()))?;
-        merge_patch(&mut doc, &patch);
-        let valid = validate(&parse_input(doc)?)?;
+        let mut rules = stored_rules(&row.ip_rules)?;
+        if let Some(allow) = patch.allow {
+            rules.allow = allow;
+        }
+        if let Some(deny) = patch.deny {
+            rules.deny = deny;
+        }
         let mut active: api_key::ActiveModel = row.into();
-        active.name = Set(valid.name.as_str().to_owned());
-        active.active = Set(valid.active);
-        active.expires_at = Set(valid.expires_at);
-        active.ip_rules = Set(serde_json::to_string(&valid.ip_rules)
-            .map_err(|e| RegistryError::Internal(e.to_string()))?);
+        if let Some(name) = patch.name {
+            active.name = Set(name.as_str().to_owned());
+        }
+        if let Some(on) = patch.active {
+            active.active = Set(on);
+        }
+        if let Some(expires_at) = patch.expires_at {
+            active.expires_at = Set(expires_at);
+        }
+        active.ip_rules = Set(rules_text(&rules)?);
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
-        let changed: Vec<&String> = patch
-            .as_object()
-            .map(|m| m.keys().collect())
-            .unwrap_or_default();
         self.audit_in(
             &txn,
             actor,

@@ -598,7 +598,6 @@ mod tests {
     use crate::secret::PasswordHasher;
     use crate::{Actor, RegistrySettings};
     use sea_orm::ConnectionTrait;
-    use serde_json::json;
 
     async fn registry(profile_cache: usize) -> Registry {
         let db = crate::connect("sqlite::memory:").await.unwrap();
@@ -624,14 +623,24 @@ mod tests {
         let registry = registry(100).await;
         let actor = Actor::system();
         let client = registry
-            .create_client(&actor, json!({"name": "ACME"}))
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("ACME").unwrap()),
+            )
             .await
             .unwrap();
         let created = registry
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "batch", "auth_type": "oauth2", "all_collections": true}),
+                crate::command::NewProfile {
+                    all_collections: true,
+                    ..crate::command::NewProfile::new(
+                        crate::types::Name::parse("batch").unwrap(),
+                        crate::types::AuthType::OAuth2,
+                        Vec::new(),
+                    )
+                },
             )
             .await
             .unwrap();
@@ -689,14 +698,24 @@ mod tests {
         let registry = registry(16).await;
         let actor = Actor::system();
         let client = registry
-            .create_client(&actor, json!({"name": "ACME"}))
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("ACME").unwrap()),
+            )
             .await
             .unwrap();
         let created = registry
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "batch", "auth_type": "oauth2", "all_collections": true}),
+                crate::command::NewProfile {
+                    all_collections: true,
+                    ..crate::command::NewProfile::new(
+                        crate::types::Name::parse("batch").unwrap(),
+                        crate::types::AuthType::OAuth2,
+                        Vec::new(),
+                    )
+                },
             )
             .await
             .unwrap();

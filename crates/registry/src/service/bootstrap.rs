@@ -1,7 +1,7 @@
 //! First-start setup: the built-in admin collection and the bootstrap admin client.
 
-use super::collections::ValidCollection;
 use super::{Actor, Registry};
+use crate::command::{NewCollection, ScopeDef};
 use crate::entity::{client, collection};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
@@ -62,7 +62,7 @@ impl Registry {
             return Ok(row.id);
         }
         let invalid = |e: crate::types::Invalid| RegistryError::Internal(e.message);
-        let valid = ValidCollection {
+        let valid = NewCollection {
             name: Name::parse(ADMIN_COLLECTION_NAME).map_err(invalid)?,
             description: Description::parse(
                 "The Gatehouse admin JSON API. Granted only explicitly.",
@@ -70,14 +70,15 @@ impl Registry {
             .map_err(invalid)?,
             audience: Audience::parse(audience).map_err(invalid)?,
             scopes: vec![
-                (
-                    ScopeName::parse_any(ADMIN_SCOPE).map_err(invalid)?,
-                    "Read and change the registry".to_owned(),
-                ),
-                (
-                    ScopeName::parse_any(ADMIN_READ_SCOPE).map_err(invalid)?,
-                    "Read the registry".to_owned(),
-                ),
+                ScopeDef {
+                    name: ScopeName::parse_any(ADMIN_SCOPE).map_err(invalid)?,
+                    description: Description::parse("Read and change the registry")
+                        .map_err(invalid)?,
+                },
+                ScopeDef {
+                    name: ScopeName::parse_any(ADMIN_READ_SCOPE).map_err(invalid)?,
+                    description: Description::parse("Read the registry").map_err(invalid)?,
+                },
             ],
             integration_url: None,
             documentation_url: None,
@@ -210,7 +211,7 @@ impl Registry {
         let client_row = self
             .insert_client(
                 &txn,
-                &super::clients::ValidClient::system(Name::parse(client_name).map_err(invalid)?),
+                &crate::command::NewClient::system(Name::parse(client_name).map_err(invalid)?),
             )
             .await?;
         let profile = super::profiles::ValidProfile {

@@ -1,94 +1,21 @@
 //! Clients: the organisations that consume APIs, with contact details and a logo.
 
 use super::audit::page;
-use super::{Actor, AdminScope, Registry, decode_cursor, parse_input};
-use crate::api::{Client, ClientInput, Contact, ListParams, Logo, Page, merge_patch};
+use super::{Actor, AdminScope, Registry, decode_cursor};
+use crate::api::{Client, Contact, ListParams, Logo, Page};
+use crate::command::{ClientPatch, NewClient};
 use crate::entity::{access_profile, client};
 use crate::error::Forbidden;
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
-use crate::types::{Description, Email, FieldError, Name};
+use crate::types::{Name, ProjectId};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
 };
 
-pub(crate) struct ValidClient {
-    name: Name,
-    description: Description,
-    project: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<Email>,
-    active: bool,
-}
-
-fn optional_name(v: &Option<String>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    match v.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(s) => Name::parse(s)
-            .map(|n| n.as_str().to_owned())
-            .map_err(|e| errors.push(e.at(field)))
-            .ok(),
-    }
-}
-
-impl ValidClient {
-    /// A client created by the server itself.
-    pub(crate) fn system(name: Name) -> Self {
-        Self {
-            name,
-            description: Description::default(),
-            project: None,
-            first_name: None,
-            last_name: None,
-            email: None,
-            active: true,
-        }
-    }
-}
-
-pub(crate) fn validate_client(input: &ClientInput) -> Result<ValidClient> {
-    let mut errors = Vec::new();
-    let name = Name::parse(&input.name)
-        .map_err(|e| errors.push(e.at("name")))
-        .ok();
-    let description = Description::parse(&input.description)
-        .map_err(|e| errors.push(e.at("description")))
-        .ok();
-    // A project id; whether it exists (and is the actor's) needs the stored state.
-    let project = match input.project.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(id) if id.starts_with("prj_") && id.len() <= 64 => Some(id.to_owned()),
-        Some(_) => {
-            errors.push(FieldError::new(
-                "project",
-                "invalid_project",
-                "must be a project id (`prj_…`) or null",
-            ));
-            None
-        }
-    };
-    let first_name = optional_name(&input.contact.first_name, "contact.first_name", &mut errors);
-    let last_name = optional_name(&input.contact.last_name, "contact.last_name", &mut errors);
-    let email = match input.contact.email.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(s) => Email::parse(s)
-            .map_err(|e| errors.push(e.at("contact.email")))
-            .ok(),
-    };
-    match (name, description) {
-        (Some(name), Some(description)) if errors.is_empty() => Ok(ValidClient {
-            name,
-            description,
-            project,
-            first_name,
-            last_name,
-            email,
-            active: input.active,
-        }),
-        _ => Err(RegistryError::Validation(errors)),
-    }
+fn text(name: &Option<Name>) -> Option<String> {
+    name.as_ref().map(|n| n.as_str().to_owned())
 }
 
 fn view(row: client::Model) -> Client {
@@ -109,20 +36,6 @@ fn view(row: client::Model) -> Client {
     }
 }
 
-fn to_input(row: &client::Model) -> ClientInput {
-    ClientInput {
-        name: row.name.clone(),
-        description: row.description.clone(),
-        project: row.project.clone(),
-        contact: Contact {
-            first_name: row.contact_first_name.clone(),
-            last_name: row.contact_last_name.clone(),
-            email: row.contact_email.clone(),
-        },
-        active: row.active,
-    }
-}
-
 impl Registry {
     /// The project a new or moved client may be placed in: it must exist (422) and, for an
     /// admin limited to projects, be one of its own (403; a limited admin cannot leave a
@@ -131,8 +44,9 @@ impl Registry {
         &self,
         conn: &C,
         actor: &Actor,
-        project: Option<&str>,
+        project: Option<&ProjectId>,
     ) -> Result<()> {
+        let project = project.map(ProjectId::as_str);
         if !actor.sees_project(project) {
             return Err(RegistryError::Forbidden(Forbidden::ProjectLimited));
         }
@@ -186,18 +100,18 @@ impl Registry {
     pub(crate) async fn insert_client<C: ConnectionTrait>(
         &self,
         conn: &C,
-        valid: &ValidClient,
+        new: &NewClient,
     ) -> Result<client::Model> {
         let now = self.now();
         Ok(client::ActiveModel {
             id: Set(new_id(IdKind::Client)),
-            name: Set(valid.name.as_str().to_owned()),
-            description: Set(valid.description.as_str().to_owned()),
-            project: Set(valid.project.clone()),
-            contact_first_name: Set(valid.first_name.clone()),
-            contact_last_name: Set(valid.last_name.clone()),
-            contact_email: Set(valid.email.as_ref().map(|e| e.as_str().to_owned())),
-            active: Set(valid.active),
+            name: Set(new.name.as_str().to_owned()),
+            description: Set(new.description.as_str().to_owned()),
+            project: Set(new.project.as_ref().map(|p| p.as_str().to_owned())),
+            contact_first_name: Set(text(&new.contact.first_name)),
+            contact_last_name: Set(text(&new.contact.last_name)),
+            contact_email: Set(new.contact.email.as_ref().map(|e| e.as_str().to_owned())),
+            active: Set(new.active),
             logo: Set(None),
             logo_type: Set(None),
             created_at: Set(now),
@@ -208,15 +122,13 @@ impl Registry {
     }
 
     /// Create a client.
-    pub async fn create_client(&self, actor: &Actor, body: serde_json::Value) -> Result<Client> {
+    pub async fn create_client(&self, actor: &Actor, new: NewClient) -> Result<Client> {
         actor.require_write()?;
-        let input: ClientInput = parse_input(body)?;
-        let valid = validate_client(&input)?;
         let txn = self.inner.db.begin().await?;
-        self.check_client_project(&txn, actor, valid.project.as_deref())
+        self.check_client_project(&txn, actor, new.project.as_ref())
             .await?;
-        self.check_client_name(&txn, &valid.name, None).await?;
-        let row = self.insert_client(&txn, &valid).await?;
+        self.check_client_name(&txn, &new.name, None).await?;
+        let row = self.insert_client(&txn, &new).await?;
         self.audit_in(
             &txn,
             actor,
@@ -287,46 +199,50 @@ impl Registry {
         Ok(page(rows, limit, |r| r.id.clone(), view))
     }
 
-    /// Apply a JSON Merge Patch to a client.
+    /// Change a client.
     pub async fn update_client(
         &self,
         actor: &Actor,
         id: &str,
-        patch: serde_json::Value,
+        patch: ClientPatch,
     ) -> Result<Client> {
         actor.require_write()?;
-        if !patch.is_object() {
-            return Err(RegistryError::invalid(
-                "body",
-                "invalid_type",
-                "a merge patch must be a JSON object",
-            ));
-        }
         let txn = self.inner.db.begin().await?;
         let row = self.visible_client(&txn, actor, id).await?;
-        let mut doc = serde_json::to_value(to_input(&row))
-            .map_err(|e| RegistryError::Internal(e.to_string()))?;
-        merge_patch(&mut doc, &patch);
-        let valid = validate_client(&parse_input(doc)?)?;
-        if valid.project != row.project {
-            self.check_client_project(&txn, actor, valid.project.as_deref())
+        if let Some(project) = &patch.project
+            && project.as_ref().map(ProjectId::as_str) != row.project.as_deref()
+        {
+            self.check_client_project(&txn, actor, project.as_ref())
                 .await?;
         }
-        self.check_client_name(&txn, &valid.name, Some(id)).await?;
+        if let Some(name) = &patch.name {
+            self.check_client_name(&txn, name, Some(id)).await?;
+        }
+        let changed = patch.fields();
         let mut active: client::ActiveModel = row.into();
-        active.name = Set(valid.name.as_str().to_owned());
-        active.description = Set(valid.description.as_str().to_owned());
-        active.project = Set(valid.project.clone());
-        active.contact_first_name = Set(valid.first_name.clone());
-        active.contact_last_name = Set(valid.last_name.clone());
-        active.contact_email = Set(valid.email.as_ref().map(|e| e.as_str().to_owned()));
-        active.active = Set(valid.active);
+        if let Some(name) = patch.name {
+            active.name = Set(name.as_str().to_owned());
+        }
+        if let Some(description) = patch.description {
+            active.description = Set(description.as_str().to_owned());
+        }
+        if let Some(project) = patch.project {
+            active.project = Set(project.map(|p| p.as_str().to_owned()));
+        }
+        if let Some(first) = patch.first_name {
+            active.contact_first_name = Set(text(&first));
+        }
+        if let Some(last) = patch.last_name {
+            active.contact_last_name = Set(text(&last));
+        }
+        if let Some(email) = patch.email {
+            active.contact_email = Set(email.map(|e| e.as_str().to_owned()));
+        }
+        if let Some(on) = patch.active {
+            active.active = Set(on);
+        }
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
-        let changed: Vec<&String> = patch
-            .as_object()
-            .map(|m| m.keys().collect())
-            .unwrap_or_default();
         self.audit_in(
             &txn,
             actor,

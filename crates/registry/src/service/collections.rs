@@ -2,108 +2,61 @@
 //! introspection credentials.
 
 use super::audit::page;
-use super::{Actor, Registry, decode_cursor, parse_input};
+use super::{Actor, Registry, decode_cursor};
 use crate::api::{
-    Collection, CollectionCreated, CollectionInput, CollectionSecretIssued, ListParams, Page,
-    ScopeDoc, merge_patch,
+    Collection, CollectionCreated, CollectionSecretIssued, ListParams, Page, ScopeDoc,
 };
+use crate::command::{CollectionPatch, NewCollection, ScopeDef};
 use crate::entity::{collection, collection_scope};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::secret::generate_client_secret;
-use crate::types::{Audience, Description, FieldError, HttpUrl, Name, ScopeName};
+use crate::types::{Audience, FieldError, HttpUrl, Name};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use std::collections::{BTreeMap, HashSet};
 
-/// A collection input that passed validation.
-pub(crate) struct ValidCollection {
-    pub(crate) name: Name,
-    pub(crate) description: Description,
-    pub(crate) audience: Audience,
-    pub(crate) scopes: Vec<(ScopeName, String)>,
-    pub(crate) integration_url: Option<HttpUrl>,
-    pub(crate) documentation_url: Option<HttpUrl>,
-}
-
-pub(crate) fn validate_collection(
-    input: &CollectionInput,
-    builtin: bool,
-) -> Result<ValidCollection> {
-    let mut errors: Vec<FieldError> = Vec::new();
-    let name = Name::parse(&input.name)
-        .map_err(|e| errors.push(e.at("name")))
-        .ok();
-    let description = Description::parse(&input.description)
-        .map_err(|e| errors.push(e.at("description")))
-        .ok();
-    let audience = Audience::parse(&input.audience)
-        .map_err(|e| errors.push(e.at("audience")))
-        .ok();
-    let mut seen = HashSet::new();
-    let mut scopes = Vec::new();
-    if input.scopes.len() > 200 {
+/// The scope list rules, on create and update: at most 200, no name twice.
+fn check_scopes(scopes: &[ScopeDef]) -> Result<()> {
+    let mut errors = Vec::new();
+    if scopes.len() > 200 {
         errors.push(FieldError::new(
             "scopes",
             "too_many",
             "at most 200 scopes per collection",
         ));
     }
-    for (i, s) in input.scopes.iter().enumerate() {
-        let parsed = if builtin {
-            ScopeName::parse_any(&s.name)
-        } else {
-            ScopeName::parse_user(&s.name)
-        };
-        match parsed {
-            Ok(scope) => {
-                if !seen.insert(scope.clone()) {
-                    errors.push(FieldError::new(
-                        format!("scopes[{i}].name"),
-                        "duplicate",
-                        "scope listed twice",
-                    ));
-                }
-                match Description::parse(&s.description) {
-                    Ok(d) => scopes.push((scope, d.as_str().to_owned())),
-                    Err(e) => errors.push(e.at(format!("scopes[{i}].description"))),
-                }
-            }
-            Err(e) => errors.push(e.at(format!("scopes[{i}].name"))),
+    let mut seen = HashSet::new();
+    for (i, s) in scopes.iter().enumerate() {
+        if !seen.insert(s.name.as_str()) {
+            errors.push(FieldError::new(
+                format!("scopes[{i}].name"),
+                "duplicate",
+                "scope listed twice",
+            ));
         }
     }
-    let url = |v: &Option<String>, field: &str, errors: &mut Vec<FieldError>| match v.as_deref() {
-        None | Some("") => None,
-        Some(s) => HttpUrl::parse(s).map_err(|e| errors.push(e.at(field))).ok(),
-    };
-    let integration_url = url(&input.integration_url, "integration_url", &mut errors);
-    let documentation_url = url(&input.documentation_url, "documentation_url", &mut errors);
-    match (name, description, audience) {
-        (Some(name), Some(description), Some(audience)) if errors.is_empty() => {
-            Ok(ValidCollection {
-                name,
-                description,
-                audience,
-                scopes,
-                integration_url,
-                documentation_url,
-            })
-        }
-        _ => Err(RegistryError::Validation(errors)),
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::Validation(errors))
     }
 }
 
-fn to_input(row: &collection::Model, scopes: &[ScopeDoc]) -> CollectionInput {
-    CollectionInput {
-        name: row.name.clone(),
-        description: row.description.clone(),
-        audience: row.audience.clone(),
-        scopes: scopes.to_vec(),
-        integration_url: row.integration_url.clone(),
-        documentation_url: row.documentation_url.clone(),
-    }
+fn scope_docs(scopes: &[ScopeDef]) -> Vec<ScopeDoc> {
+    scopes
+        .iter()
+        .map(|s| ScopeDoc {
+            name: s.name.as_str().to_owned(),
+            description: s.description.as_str().to_owned(),
+        })
+        .collect()
+}
+
+fn url_text(url: &Option<HttpUrl>) -> Option<String> {
+    url.as_ref().map(|u| u.as_str().to_owned())
 }
 
 impl Registry {
@@ -149,19 +102,21 @@ impl Registry {
     async fn check_unique_collection<C: ConnectionTrait>(
         &self,
         conn: &C,
-        valid: &ValidCollection,
+        name: &Name,
+        audience: &Audience,
+        scopes: &[ScopeDef],
         except_id: Option<&str>,
     ) -> Result<()> {
         let mut q = collection::Entity::find().filter(
             Condition::any()
-                .add(collection::Column::Name.eq(valid.name.as_str()))
-                .add(collection::Column::Audience.eq(valid.audience.as_str())),
+                .add(collection::Column::Name.eq(name.as_str()))
+                .add(collection::Column::Audience.eq(audience.as_str())),
         );
         if let Some(id) = except_id {
             q = q.filter(collection::Column::Id.ne(id));
         }
         if let Some(other) = q.one(conn).await? {
-            let field = if other.name == valid.name.as_str() {
+            let field = if other.name == name.as_str() {
                 "name"
             } else {
                 "audience"
@@ -171,11 +126,7 @@ impl Registry {
                 message: format!("another collection already has this {field}"),
             });
         }
-        let names: Vec<String> = valid
-            .scopes
-            .iter()
-            .map(|(s, _)| s.as_str().to_owned())
-            .collect();
+        let names: Vec<String> = scopes.iter().map(|s| s.name.as_str().to_owned()).collect();
         if !names.is_empty() {
             let mut q = collection_scope::Entity::find()
                 .filter(collection_scope::Column::Name.is_in(names));
@@ -199,7 +150,7 @@ impl Registry {
         &self,
         conn: &C,
         id: &str,
-        scopes: &[(ScopeName, String)],
+        scopes: &[ScopeDef],
     ) -> Result<()> {
         collection_scope::Entity::delete_many()
             .filter(collection_scope::Column::CollectionId.eq(id))
@@ -208,14 +159,15 @@ impl Registry {
         if scopes.is_empty() {
             return Ok(());
         }
-        let rows = scopes.iter().enumerate().map(|(i, (name, description))| {
-            collection_scope::ActiveModel {
-                name: Set(name.as_str().to_owned()),
+        let rows = scopes
+            .iter()
+            .enumerate()
+            .map(|(i, scope)| collection_scope::ActiveModel {
+                name: Set(scope.name.as_str().to_owned()),
                 collection_id: Set(id.to_owned()),
-                description: Set(description.clone()),
+                description: Set(scope.description.as_str().to_owned()),
                 position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
-            }
-        });
+            });
         collection_scope::Entity::insert_many(rows)
             .exec(conn)
             .await?;
@@ -227,7 +179,7 @@ impl Registry {
     pub(crate) async fn insert_collection<C: ConnectionTrait>(
         &self,
         conn: &C,
-        valid: &ValidCollection,
+        valid: &NewCollection,
         builtin: bool,
         secret_hash: String,
     ) -> Result<collection::Model> {
@@ -262,15 +214,15 @@ impl Registry {
     pub async fn create_collection(
         &self,
         actor: &Actor,
-        body: serde_json::Value,
+        valid: NewCollection,
     ) -> Result<CollectionCreated> {
         actor.require_unlimited_write()?;
-        let input: CollectionInput = parse_input(body)?;
-        let valid = validate_collection(&input, false)?;
+        check_scopes(&valid.scopes)?;
         let secret = generate_client_secret();
         let hash = self.inner.hasher.hash(&secret).await?;
         let txn = self.inner.db.begin().await?;
-        self.check_unique_collection(&txn, &valid, None).await?;
+        self.check_unique_collection(&txn, &valid.name, &valid.audience, &valid.scopes, None)
+            .await?;
         let row = self.insert_collection(&txn, &valid, false, hash).await?;
         self.audit(
             &txn,
@@ -283,16 +235,8 @@ impl Registry {
         .await?;
         txn.commit().await?;
         self.invalidate();
-        let scopes = valid
-            .scopes
-            .iter()
-            .map(|(n, d)| ScopeDoc {
-                name: n.as_str().to_owned(),
-                description: d.clone(),
-            })
-            .collect();
         Ok(CollectionCreated {
-            collection: Self::collection_view(row, scopes),
+            collection: Self::collection_view(row, scope_docs(&valid.scopes)),
             introspection_client_secret: secret.expose_secret().to_owned(),
         })
     }
@@ -339,21 +283,18 @@ impl Registry {
         ))
     }
 
-    /// Apply a JSON Merge Patch (RFC 7396) to a collection.
+    /// Change a collection (never the built-in admin collection).
     pub async fn update_collection(
         &self,
         actor: &Actor,
         id: &str,
-        patch: serde_json::Value,
+        patch: CollectionPatch,
     ) -> Result<Collection> {
         actor.require_unlimited_write()?;
-        if !patch.is_object() {
-            return Err(RegistryError::invalid(
-                "body",
-                "invalid_type",
-                "a merge patch must be a JSON object",
-            ));
+        if let Some(scopes) = &patch.scopes {
+            check_scopes(scopes)?;
         }
+        let changed = patch.fields();
         let txn = self.inner.db.begin().await?;
         let row = self.collection_row(&txn, id).await?;
         if row.builtin {
@@ -363,35 +304,46 @@ impl Registry {
                 "the built-in admin collection cannot be changed",
             ));
         }
-        let current_scopes = self
+        let name = match patch.name {
+            Some(n) => n,
+            None => Name::parse(&row.name).map_err(|e| RegistryError::Internal(e.message))?,
+        };
+        let audience = match patch.audience {
+            Some(a) => a,
+            None => {
+                Audience::parse(&row.audience).map_err(|e| RegistryError::Internal(e.message))?
+            }
+        };
+        let scopes = patch.scopes;
+        self.check_unique_collection(
+            &txn,
+            &name,
+            &audience,
+            scopes.as_deref().unwrap_or(&[]),
+            Some(id),
+        )
+        .await?;
+        let mut active: collection::ActiveModel = row.into();
+        active.name = Set(name.as_str().to_owned());
+        active.audience = Set(audience.as_str().to_owned());
+        if let Some(d) = &patch.description {
+            active.description = Set(d.as_str().to_owned());
+        }
+        if let Some(u) = &patch.integration_url {
+            active.integration_url = Set(url_text(u));
+        }
+        if let Some(u) = &patch.documentation_url {
+            active.documentation_url = Set(url_text(u));
+        }
+        active.updated_at = Set(self.now());
+        let row = active.update(&txn).await?;
+        if let Some(scopes) = &scopes {
+            self.write_scopes(&txn, id, scopes).await?;
+        }
+        let shown = self
             .scopes_of(&txn, std::slice::from_ref(&row.id))
             .await?
             .remove(&row.id)
-            .unwrap_or_default();
-        let mut doc = serde_json::to_value(to_input(&row, &current_scopes))
-            .map_err(|e| RegistryError::Internal(e.to_string()))?;
-        merge_patch(&mut doc, &patch);
-        let input: CollectionInput = parse_input(doc)?;
-        let valid = validate_collection(&input, false)?;
-        self.check_unique_collection(&txn, &valid, Some(id)).await?;
-        let mut active: collection::ActiveModel = row.into();
-        active.name = Set(valid.name.as_str().to_owned());
-        active.description = Set(valid.description.as_str().to_owned());
-        active.audience = Set(valid.audience.as_str().to_owned());
-        active.integration_url = Set(valid
-            .integration_url
-            .as_ref()
-            .map(|u| u.as_str().to_owned()));
-        active.documentation_url = Set(valid
-            .documentation_url
-            .as_ref()
-            .map(|u| u.as_str().to_owned()));
-        active.updated_at = Set(self.now());
-        let row = active.update(&txn).await?;
-        self.write_scopes(&txn, id, &valid.scopes).await?;
-        let changed: Vec<&String> = patch
-            .as_object()
-            .map(|m| m.keys().collect())
             .unwrap_or_default();
         self.audit(
             &txn,
@@ -404,15 +356,7 @@ impl Registry {
         .await?;
         txn.commit().await?;
         self.invalidate();
-        let scopes = valid
-            .scopes
-            .iter()
-            .map(|(n, d)| ScopeDoc {
-                name: n.as_str().to_owned(),
-                description: d.clone(),
-            })
-            .collect();
-        Ok(Self::collection_view(row, scopes))
+        Ok(Self::collection_view(row, shown))
     }
 
     /// Delete a collection; profiles lose their grant of it.

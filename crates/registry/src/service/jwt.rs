@@ -6,7 +6,8 @@
 //! algorithms and keys (RFC 8725 §3.1).
 
 use super::Registry;
-use crate::api::{JwtMethod, JwtSettingsView, ProfileInput};
+use crate::api::{JwtMethod, JwtSettingsView};
+use crate::command::NewProfile;
 use crate::entity::access_profile;
 use crate::error::{RegistryError, Result};
 use crate::types::FieldError;
@@ -163,7 +164,7 @@ impl Registry {
     /// be absent.
     pub(crate) fn validate_jwt(
         &self,
-        input: &ProfileInput,
+        input: &NewProfile,
         errors: &mut Vec<FieldError>,
     ) -> Option<ValidJwt> {
         use crate::types::AuthType;
@@ -284,7 +285,7 @@ impl Registry {
                         ));
                     }
                 }
-                if let Some(secret) = &input.jwt_secret {
+                if let Some(secret) = input.jwt_secret.as_ref().map(|s| s.expose_secret()) {
                     let min = algorithms
                         .iter()
                         .filter_map(|a| Alg::parse(a))
@@ -425,7 +426,10 @@ impl Registry {
                 allowed_issuers: input.allowed_issuers.clone(),
                 allowed_audiences: input.allowed_audiences.clone(),
             },
-            supplied_secret: input.jwt_secret.clone(),
+            supplied_secret: input
+                .jwt_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
             claim_value_given: input.jwt_claim_value.is_some(),
         })
     }
@@ -646,18 +650,33 @@ mod tests {
         let col = r
             .create_collection(
                 &actor,
-                json!({"name": "c", "audience": "https://c.example/api", "scopes": [{"name": "c:r"}]}),
+                crate::command::NewCollection::plain("c", "https://c.example/api", &["c:r"])
+                    .unwrap(),
             )
             .await
             .unwrap();
-        let client = r.create_client(&actor, json!({"name": "x"})).await.unwrap();
+        let client = r
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("x").unwrap()),
+            )
+            .await
+            .unwrap();
         let profile = r
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "j", "auth_type": "jwt", "jwt_method": "hmac",
-                    "jwt_claim": "tenant", "jwt_claim_value": "acme",
-                    "collections": [col.collection.id], "allowed_audiences": ["https://c.example/api"]}),
+                crate::command::NewProfile {
+                    jwt_method: Some(crate::api::JwtMethod::Hmac),
+                    jwt_claim: Some("tenant".to_owned()),
+                    jwt_claim_value: Some("acme".to_owned()),
+                    allowed_audiences: vec!["https://c.example/api".to_owned()],
+                    ..crate::command::NewProfile::new(
+                        crate::types::Name::parse("j").unwrap(),
+                        crate::types::AuthType::Jwt,
+                        vec![col.collection.id.clone()],
+                    )
+                },
             )
             .await
             .unwrap();

@@ -210,7 +210,8 @@ impl RegistrySettings {
         }
     }
 
-    fn endpoint(&self, path: &str) -> String {
+    /// The URL of one of this server's endpoints (`path` under the issuer).
+    pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer.trim_end_matches('/'), path)
     }
 }

@@ -2,10 +2,9 @@
 //! limits themselves are enforced by [`crate::limits`]; this module is their admin side.
 
 use super::audit::page;
-use super::{Actor, Registry, decode_cursor, parse_input};
-use crate::api::{
-    ListParams, Page, Policy, PolicyInput, Quota, QuotaPer, RateLimit, RatePer, merge_patch,
-};
+use super::{Actor, Registry, decode_cursor};
+use crate::api::{ListParams, Page, Policy, Quota, QuotaPer, RateLimit, RatePer};
+use crate::command::{LimitPatch, NewPolicy, PolicyPatch};
 use crate::entity::{access_profile, policy};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
@@ -31,25 +30,18 @@ pub struct PolicySnapshot {
     pub quota: Option<Quota>,
 }
 
-struct ValidPolicy {
-    name: Name,
-    rate_limit: Option<RateLimit>,
-    quota: Option<Quota>,
-}
-
-fn validate(input: &PolicyInput) -> Result<ValidPolicy> {
+/// The rules a policy's limits obey, on create and after a patch: each limit in range, and
+/// at least one of them.
+fn check_limits(rate_limit: Option<RateLimit>, quota: Option<Quota>) -> Result<()> {
     let mut errors = Vec::new();
-    let name = Name::parse(&input.name)
-        .map_err(|e| errors.push(e.at("name")))
-        .ok();
-    if input.rate_limit.is_none() && input.quota.is_none() {
+    if rate_limit.is_none() && quota.is_none() {
         errors.push(FieldError::new(
             "rate_limit",
             "required",
             "a policy sets a rate_limit, a quota, or both",
         ));
     }
-    if let Some(r) = &input.rate_limit
+    if let Some(r) = &rate_limit
         && !(1..=MAX_RATE).contains(&r.requests)
     {
         errors.push(FieldError::new(
@@ -58,7 +50,7 @@ fn validate(input: &PolicyInput) -> Result<ValidPolicy> {
             format!("1 to {MAX_RATE}"),
         ));
     }
-    if let Some(q) = &input.quota
+    if let Some(q) = &quota
         && !(1..=MAX_QUOTA).contains(&q.requests)
     {
         errors.push(FieldError::new(
@@ -67,13 +59,46 @@ fn validate(input: &PolicyInput) -> Result<ValidPolicy> {
             format!("1 to {MAX_QUOTA}"),
         ));
     }
-    match name {
-        Some(name) if errors.is_empty() => Ok(ValidPolicy {
-            name,
-            rate_limit: input.rate_limit,
-            quota: input.quota,
-        }),
-        _ => Err(RegistryError::Validation(errors)),
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::Validation(errors))
+    }
+}
+
+/// Merge a limit patch into the stored limit; a new limit needs both members.
+fn merge_limit<P: Copy>(
+    field: &str,
+    stored: Option<(i64, P)>,
+    patch: Option<Option<LimitPatch<P>>>,
+    errors: &mut Vec<FieldError>,
+) -> Option<(i64, P)> {
+    match patch {
+        None => stored,
+        Some(None) => None,
+        Some(Some(p)) => {
+            let requests = p.requests.or(stored.map(|s| s.0));
+            let per = p.per.or(stored.map(|s| s.1));
+            match (requests, per) {
+                (Some(r), Some(per)) => Some((r, per)),
+                (None, _) => {
+                    errors.push(FieldError::new(
+                        format!("{field}.requests"),
+                        "required",
+                        "a new limit needs requests and per",
+                    ));
+                    None
+                }
+                (_, None) => {
+                    errors.push(FieldError::new(
+                        format!("{field}.per"),
+                        "required",
+                        "a new limit needs requests and per",
+                    ));
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -105,15 +130,6 @@ fn view(row: policy::Model, profiles: u64) -> Policy {
         profiles,
         created_at: row.created_at,
         updated_at: row.updated_at,
-    }
-}
-
-fn to_input(row: &policy::Model) -> PolicyInput {
-    let (rate_limit, quota) = limits_of(row);
-    PolicyInput {
-        name: row.name.clone(),
-        rate_limit,
-        quota,
     }
 }
 
@@ -183,9 +199,9 @@ impl Registry {
     }
 
     /// Create a policy.
-    pub async fn create_policy(&self, actor: &Actor, body: serde_json::Value) -> Result<Policy> {
+    pub async fn create_policy(&self, actor: &Actor, valid: NewPolicy) -> Result<Policy> {
         actor.require_unlimited_write()?;
-        let valid = validate(&parse_input(body)?)?;
+        check_limits(valid.rate_limit, valid.quota)?;
         let txn = self.inner.db.begin().await?;
         self.check_policy_name(&txn, &valid.name, None).await?;
         let now = self.now();
@@ -242,41 +258,51 @@ impl Registry {
         ))
     }
 
-    /// Apply a JSON Merge Patch to a policy; every profile using it sees the change at once
-    /// (the limiter state of a changed limit starts afresh).
+    /// Change a policy; every profile using it sees the change at once (the limiter state
+    /// of a changed limit starts afresh).
     pub async fn update_policy(
         &self,
         actor: &Actor,
         id: &str,
-        patch: serde_json::Value,
+        patch: PolicyPatch,
     ) -> Result<Policy> {
         actor.require_unlimited_write()?;
-        if !patch.is_object() {
-            return Err(RegistryError::invalid(
-                "body",
-                "invalid_type",
-                "a merge patch must be a JSON object",
-            ));
-        }
+        let changed = patch.fields();
         let txn = self.inner.db.begin().await?;
         let row = self.policy_row(&txn, id).await?;
-        let mut doc = serde_json::to_value(to_input(&row))
-            .map_err(|e| RegistryError::Internal(e.to_string()))?;
-        merge_patch(&mut doc, &patch);
-        let valid = validate(&parse_input(doc)?)?;
-        self.check_policy_name(&txn, &valid.name, Some(id)).await?;
+        let (rate, quota) = limits_of(&row);
+        let mut errors = Vec::new();
+        let rate_limit = merge_limit(
+            "rate_limit",
+            rate.map(|r| (r.requests, r.per)),
+            patch.rate_limit,
+            &mut errors,
+        )
+        .map(|(requests, per)| RateLimit { requests, per });
+        let quota = merge_limit(
+            "quota",
+            quota.map(|q| (q.requests, q.per)),
+            patch.quota,
+            &mut errors,
+        )
+        .map(|(requests, per)| Quota { requests, per });
+        if !errors.is_empty() {
+            return Err(RegistryError::Validation(errors));
+        }
+        check_limits(rate_limit, quota)?;
+        if let Some(name) = &patch.name {
+            self.check_policy_name(&txn, name, Some(id)).await?;
+        }
         let mut active: policy::ActiveModel = row.into();
-        active.name = Set(valid.name.as_str().to_owned());
-        active.rate_requests = Set(valid.rate_limit.map(|r| r.requests));
-        active.rate_per = Set(valid.rate_limit.map(|r| r.per.as_str().to_owned()));
-        active.quota_requests = Set(valid.quota.map(|q| q.requests));
-        active.quota_per = Set(valid.quota.map(|q| q.per.as_str().to_owned()));
+        if let Some(name) = &patch.name {
+            active.name = Set(name.as_str().to_owned());
+        }
+        active.rate_requests = Set(rate_limit.map(|r| r.requests));
+        active.rate_per = Set(rate_limit.map(|r| r.per.as_str().to_owned()));
+        active.quota_requests = Set(quota.map(|q| q.requests));
+        active.quota_per = Set(quota.map(|q| q.per.as_str().to_owned()));
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
-        let changed: Vec<&String> = patch
-            .as_object()
-            .map(|m| m.keys().collect())
-            .unwrap_or_default();
         self.audit(
             &txn,
             actor,

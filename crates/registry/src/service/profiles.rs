@@ -1,17 +1,18 @@
 //! Access profiles: what one consumer of a client may do, and how it proves itself.
 
 use super::auth::GrantedCollection;
-use super::{Actor, Registry, decode_cursor, parse_input};
+use super::{Actor, Registry, decode_cursor};
 use crate::api::{
-    Connection, ConnectionCollection, ListParams, Page, Profile, ProfileCreated, ProfileInput,
+    Connection, ConnectionCollection, ListParams, Page, Profile, ProfileCreated,
     ProfileSecretIssued, merge_patch,
 };
+use crate::command::{NewProfile, ProfilePatch};
 use crate::entity::{access_profile, collection, profile_collection};
 use crate::error::{RegistryError, Result};
 use crate::ids::{IdKind, new_id};
 use crate::secret::generate_client_secret;
 use crate::types::{
-    AuthType, Description, FieldError, IpRules, IpRulesView, Name, parse_custom_claims,
+    AuthType, Description, FieldError, IpRules, IpRulesView, Name, ProjectId, parse_custom_claims,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -38,14 +39,8 @@ pub(crate) struct ValidProfile {
 }
 
 impl Registry {
-    fn validate_profile(&self, input: &ProfileInput) -> Result<ValidProfile> {
+    fn validate_profile(&self, input: &NewProfile) -> Result<ValidProfile> {
         let mut errors: Vec<FieldError> = Vec::new();
-        let name = Name::parse(&input.name)
-            .map_err(|e| errors.push(e.at("name")))
-            .ok();
-        let description = Description::parse(&input.description)
-            .map_err(|e| errors.push(e.at("description")))
-            .ok();
         let mut collections: Vec<String> = Vec::new();
         for id in &input.collections {
             if !collections.contains(id) {
@@ -66,9 +61,6 @@ impl Registry {
                 "at most 500 collections",
             ));
         }
-        let ip_rules = IpRules::parse(&input.ip_rules, "ip_rules")
-            .map_err(|e| errors.extend(e))
-            .ok();
         let max = self.inner.settings.max_token_ttl;
         let ttl = input
             .token_ttl_seconds
@@ -80,9 +72,12 @@ impl Registry {
                 format!("must be between 1 and {max} (GATEHOUSE_MAX_TOKEN_TTL)"),
             ));
         }
-        let custom_claims = parse_custom_claims(&input.custom_claims, "custom_claims")
-            .map_err(|e| errors.extend(e))
-            .ok();
+        let custom_claims = parse_custom_claims(
+            &serde_json::Value::Object(input.custom_claims.clone()),
+            "custom_claims",
+        )
+        .map_err(|e| errors.extend(e))
+        .ok();
         let scopes = input.scopes.as_ref().map(|s| {
             let mut seen = BTreeSet::new();
             s.iter()
@@ -91,28 +86,87 @@ impl Registry {
                 .collect::<Vec<_>>()
         });
         let jwt = self.validate_jwt(input, &mut errors);
-        match (name, description, ip_rules, custom_claims) {
-            (Some(name), Some(description), Some(ip_rules), Some(custom_claims))
-                if errors.is_empty() =>
-            {
-                Ok(ValidProfile {
-                    name,
-                    description,
-                    collections,
-                    all_collections: input.all_collections,
-                    scopes,
-                    auth_type: input.auth_type,
-                    ip_rules,
-                    active: input.active,
-                    token_ttl_seconds: ttl,
-                    custom_claims,
-                    jwt,
-                    policy_id: input.policy_id.clone(),
-                    admin_projects: input.admin_projects.clone(),
-                })
-            }
+        match custom_claims {
+            Some(custom_claims) if errors.is_empty() => Ok(ValidProfile {
+                name: input.name.clone(),
+                description: input.description.clone(),
+                collections,
+                all_collections: input.all_collections,
+                scopes,
+                auth_type: input.auth_type,
+                ip_rules: input.ip_rules.clone(),
+                active: input.active,
+                token_ttl_seconds: ttl,
+                custom_claims,
+                jwt,
+                policy_id: input.policy_id.clone(),
+                admin_projects: input
+                    .admin_projects
+                    .as_ref()
+                    .map(|ids| ids.iter().map(|p| p.as_str().to_owned()).collect()),
+            }),
             _ => Err(RegistryError::Validation(errors)),
         }
+    }
+
+    /// The stored profile as the command that would create it (secrets aside): what a
+    /// patch applies to.
+    fn spec_of(&self, row: &access_profile::Model, links: Vec<String>) -> Result<NewProfile> {
+        let internal = |what: &str| RegistryError::Internal(format!("stored profile: {what}"));
+        let auth_type =
+            AuthType::parse(&row.auth_type).map_err(|e| RegistryError::Internal(e.message))?;
+        let jwt = matches!(auth_type, AuthType::Jwt | AuthType::Oidc)
+            .then(|| serde_json::from_str::<super::jwt::JwtStored>(&row.settings).ok())
+            .flatten()
+            .map(|s| s.view);
+        let admin_projects = match &row.admin_projects {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str::<Vec<String>>(text)
+                    .map_err(|_| internal("admin_projects"))?
+                    .iter()
+                    .map(|p| ProjectId::parse(p).map_err(|_| internal("admin_projects")))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        Ok(NewProfile {
+            name: Name::parse(&row.name).map_err(|_| internal("name"))?,
+            description: Description::parse(&row.description)
+                .map_err(|_| internal("description"))?,
+            collections: links,
+            all_collections: row.all_collections,
+            scopes: row
+                .scopes
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            auth_type,
+            ip_rules: IpRules::from_stored(&row.ip_rules).map_err(|_| internal("ip_rules"))?,
+            policy_id: row.policy_id.clone(),
+            admin_projects,
+            active: row.active,
+            token_ttl_seconds: Some(row.token_ttl_seconds),
+            custom_claims: serde_json::from_str(&row.custom_claims).unwrap_or_default(),
+            jwt_method: jwt.as_ref().and_then(|j| j.jwt_method),
+            jwt_algorithms: jwt.as_ref().map(|j| j.jwt_algorithms.clone()),
+            jwt_public_key: jwt.as_ref().and_then(|j| j.jwt_public_key.clone()),
+            jwt_secret: None,
+            oidc_jwks_uri: jwt.as_ref().and_then(|j| j.oidc_jwks_uri.clone()),
+            oidc_issuer: jwt.as_ref().and_then(|j| j.oidc_issuer.clone()),
+            jwt_claim: jwt.as_ref().map(|j| j.jwt_claim.clone()),
+            jwt_claim_value: jwt.as_ref().map(|j| j.jwt_claim_value.clone()),
+            required_claims: jwt
+                .as_ref()
+                .map(|j| j.required_claims.clone())
+                .unwrap_or_default(),
+            allowed_issuers: jwt
+                .as_ref()
+                .map(|j| j.allowed_issuers.clone())
+                .unwrap_or_default(),
+            allowed_audiences: jwt
+                .as_ref()
+                .map(|j| j.allowed_audiences.clone())
+                .unwrap_or_default(),
+        })
     }
 
     /// The collections a profile grants, with the scopes it may obtain from each.
@@ -361,21 +415,16 @@ impl Registry {
         Ok(())
     }
 
-    pub(crate) fn parse_profile_input(&self, body: serde_json::Value) -> Result<ValidProfile> {
-        let input: ProfileInput = parse_input(body)?;
-        self.validate_profile(&input)
-    }
-
     /// Create an access profile for a client; an `oauth2` profile's answer carries its
     /// client secret, once.
     pub async fn create_profile(
         &self,
         actor: &Actor,
         client_id: &str,
-        body: serde_json::Value,
+        new: NewProfile,
     ) -> Result<ProfileCreated> {
         actor.require_write()?;
-        let valid = self.parse_profile_input(body)?;
+        let valid = self.validate_profile(&new)?;
         // oauth2 profiles get a client secret; token profiles their first API key.
         let secret = (valid.auth_type == AuthType::OAuth2).then(generate_client_secret);
         let hash = match &secret {
@@ -397,12 +446,7 @@ impl Registry {
             .insert_profile(&txn, client_id, &valid, &oauth_client_id, hash)
             .await?;
         let first_key = if valid.auth_type == AuthType::Token {
-            let input = crate::api::ApiKeyInput {
-                name: "default".to_owned(),
-                active: true,
-                expires_at: None,
-                ip_rules: crate::api::KeyIpRulesDoc::default(),
-            };
+            let input = crate::command::NewApiKey::first();
             Some(self.insert_api_key(&txn, &row.id, &input).await?)
         } else {
             None
@@ -664,58 +708,16 @@ impl Registry {
         Ok(Page { items, next_cursor })
     }
 
-    fn to_input(
-        &self,
-        row: &access_profile::Model,
-        links: Vec<String>,
-    ) -> Result<serde_json::Value> {
-        let doc = serde_json::json!({
-            "name": row.name,
-            "description": row.description,
-            "collections": links,
-            "all_collections": row.all_collections,
-            "scopes": row.scopes.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()),
-            "auth_type": row.auth_type,
-            "ip_rules": serde_json::from_str::<serde_json::Value>(&row.ip_rules).map_err(|e| RegistryError::Internal(e.to_string()))?,
-            "policy_id": row.policy_id,
-            "active": row.active,
-            "token_ttl_seconds": row.token_ttl_seconds,
-            "custom_claims": serde_json::from_str::<serde_json::Value>(&row.custom_claims).unwrap_or_else(|_| serde_json::json!({})),
-        });
-        let mut doc = doc;
-        if let (Some(text), Some(map)) = (&row.admin_projects, doc.as_object_mut()) {
-            map.insert(
-                "admin_projects".to_owned(),
-                serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
-            );
-        }
-        if (row.auth_type == AuthType::Jwt.as_str() || row.auth_type == AuthType::Oidc.as_str())
-            && let (Ok(stored), Some(map)) = (
-                serde_json::from_str::<super::jwt::JwtStored>(&row.settings),
-                doc.as_object_mut(),
-            )
-            && let Ok(serde_json::Value::Object(view)) = serde_json::to_value(&stored.view)
-        {
-            map.extend(view);
-        }
-        Ok(doc)
-    }
-
-    /// Apply a JSON Merge Patch to a profile. `auth_type` cannot change.
+    /// Change a profile. `auth_type` and `jwt_method` cannot change; a `jwt_secret` is set
+    /// only by a refresh.
     pub async fn update_profile(
         &self,
         actor: &Actor,
         id: &str,
-        patch: serde_json::Value,
+        patch: ProfilePatch,
     ) -> Result<Profile> {
         actor.require_write()?;
-        if !patch.is_object() {
-            return Err(RegistryError::invalid(
-                "body",
-                "invalid_type",
-                "a merge patch must be a JSON object",
-            ));
-        }
+        let changed = patch.fields();
         let txn = self.inner.db.begin().await?;
         let (row, project) = self.visible_profile(&txn, actor, id).await?;
         let links = self
@@ -724,27 +726,33 @@ impl Registry {
             .remove(&row.id)
             .unwrap_or_default();
         let was_admin = self.grants_admin(&txn, &links).await?;
-        let mut doc = self.to_input(&row, links)?;
-        merge_patch(&mut doc, &patch);
+        let mut spec = self.spec_of(&row, links)?;
         // Said first, so the answer names the real problem rather than what a different
         // auth_type would need.
-        if doc.get("auth_type").and_then(serde_json::Value::as_str) != Some(row.auth_type.as_str())
-        {
+        if patch.auth_type.is_some_and(|a| a != spec.auth_type) {
             return Err(RegistryError::invalid(
                 "auth_type",
                 "immutable",
                 "auth_type cannot change after creation",
             ));
         }
-        // Remove nulls left for optional members so defaults apply.
-        let valid = self.parse_profile_input(doc)?;
-        if valid.auth_type.as_str() != row.auth_type {
+        if patch.jwt_secret.as_ref().is_some_and(Option::is_some) {
             return Err(RegistryError::invalid(
-                "auth_type",
-                "immutable",
-                "auth_type cannot change after creation",
+                "jwt_secret",
+                "write_only",
+                "set a new secret with POST /admin/v1/access-profiles/{id}/secret",
             ));
         }
+        let stored_method = spec.jwt_method;
+        apply_patch(&mut spec, patch)?;
+        if spec.jwt_method != stored_method {
+            return Err(RegistryError::invalid(
+                "jwt_method",
+                "immutable",
+                "jwt_method cannot change after creation",
+            ));
+        }
+        let valid = self.validate_profile(&spec)?;
         let is_admin = self.grants_admin(&txn, &valid.collections).await?;
         if was_admin || is_admin {
             actor.require_unlimited_write()?;
@@ -758,20 +766,6 @@ impl Registry {
             Some(j) => {
                 let mut stored: super::jwt::JwtStored = serde_json::from_str(&row.settings)
                     .map_err(|e| RegistryError::Internal(e.to_string()))?;
-                if j.view.jwt_method != stored.view.jwt_method {
-                    return Err(RegistryError::invalid(
-                        "jwt_method",
-                        "immutable",
-                        "jwt_method cannot change after creation",
-                    ));
-                }
-                if j.supplied_secret.is_some() {
-                    return Err(RegistryError::invalid(
-                        "jwt_secret",
-                        "write_only",
-                        "set a new secret with POST /admin/v1/access-profiles/{id}/secret",
-                    ));
-                }
                 self.check_match_value(&txn, &j.view.jwt_claim, &j.view.jwt_claim_value, Some(id))
                     .await?;
                 stored.view = j.view.clone();
@@ -808,10 +802,6 @@ impl Registry {
         active.updated_at = Set(self.now());
         let row = active.update(&txn).await?;
         self.write_links(&txn, id, &valid.collections).await?;
-        let changed: Vec<&String> = patch
-            .as_object()
-            .map(|m| m.keys().collect())
-            .unwrap_or_default();
         self.audit_in(
             &txn,
             actor,
@@ -955,4 +945,104 @@ impl Registry {
 
 fn json_text<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| RegistryError::Internal(e.to_string()))
+}
+
+/// Apply a patch to a stored profile's spec: members replace, `ip_rules` and
+/// `custom_claims` merge member by member (RFC 7396 §2), removed members take their defaults.
+fn apply_patch(spec: &mut NewProfile, patch: ProfilePatch) -> Result<()> {
+    if let Some(v) = patch.name {
+        spec.name = v;
+    }
+    if let Some(v) = patch.description {
+        spec.description = v;
+    }
+    if let Some(v) = patch.collections {
+        spec.collections = v;
+    }
+    if let Some(v) = patch.all_collections {
+        spec.all_collections = v;
+    }
+    if let Some(v) = patch.scopes {
+        spec.scopes = v;
+    }
+    match patch.ip_rules {
+        None => {}
+        Some(None) => spec.ip_rules = IpRules::default(),
+        Some(Some(p)) => {
+            let mut doc = spec.ip_rules.to_doc();
+            if let Some(d) = p.default_access {
+                doc.default_access = d;
+            }
+            if let Some(list) = p.allow {
+                doc.allow = list.iter().map(ToString::to_string).collect();
+            }
+            if let Some(list) = p.deny {
+                doc.deny = list.iter().map(ToString::to_string).collect();
+            }
+            spec.ip_rules = IpRules::parse(&doc, "ip_rules").map_err(RegistryError::Validation)?;
+        }
+    }
+    if let Some(v) = patch.policy_id {
+        spec.policy_id = v;
+    }
+    if let Some(v) = patch.admin_projects {
+        spec.admin_projects = v;
+    }
+    if let Some(v) = patch.active {
+        spec.active = v;
+    }
+    if let Some(v) = patch.token_ttl_seconds {
+        spec.token_ttl_seconds = v;
+    }
+    match patch.custom_claims {
+        None => {}
+        Some(None) => spec.custom_claims.clear(),
+        Some(Some(members)) => {
+            for (name, value) in members {
+                match value {
+                    None => {
+                        spec.custom_claims.remove(&name);
+                    }
+                    Some(value) => {
+                        let slot = spec
+                            .custom_claims
+                            .entry(name)
+                            .or_insert(serde_json::Value::Null);
+                        merge_patch(slot, &value);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(v) = patch.jwt_method {
+        spec.jwt_method = v;
+    }
+    if let Some(v) = patch.jwt_algorithms {
+        spec.jwt_algorithms = v;
+    }
+    if let Some(v) = patch.jwt_public_key {
+        spec.jwt_public_key = v;
+    }
+    if let Some(v) = patch.oidc_jwks_uri {
+        spec.oidc_jwks_uri = v;
+    }
+    if let Some(v) = patch.oidc_issuer {
+        spec.oidc_issuer = v;
+    }
+    if let Some(v) = patch.jwt_claim {
+        spec.jwt_claim = v;
+    }
+    if let Some(v) = patch.jwt_claim_value {
+        spec.jwt_claim_value = v;
+    }
+    if let Some(v) = patch.required_claims {
+        spec.required_claims = v;
+    }
+    if let Some(v) = patch.allowed_issuers {
+        spec.allowed_issuers = v;
+    }
+    if let Some(v) = patch.allowed_audiences {
+        spec.allowed_audiences = v;
+    }
+    Ok(())
 }

@@ -164,7 +164,6 @@ impl Registry {
 mod tests {
     use crate::Actor;
     use crate::clock::{Clock, ManualClock};
-    use serde_json::json;
     use std::sync::Arc;
 
     /// Nothing is swept before it expires; everything that expired is, once; with the clock
@@ -177,17 +176,28 @@ mod tests {
         let col = r
             .create_collection(
                 &actor,
-                json!({"name": "c", "audience": "https://c.example/api", "scopes": [{"name": "c:r"}]}),
+                crate::command::NewCollection::plain("c", "https://c.example/api", &["c:r"])
+                    .unwrap(),
             )
             .await
             .unwrap();
-        let client = r.create_client(&actor, json!({"name": "x"})).await.unwrap();
+        let client = r
+            .create_client(
+                &actor,
+                crate::command::NewClient::system(crate::types::Name::parse("x").unwrap()),
+            )
+            .await
+            .unwrap();
         let ids = [col.collection.id.clone()];
         let oauth = r
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "o", "auth_type": "oauth2", "collections": ids}),
+                crate::command::NewProfile::new(
+                    crate::types::Name::parse("o").unwrap(),
+                    crate::types::AuthType::OAuth2,
+                    ids.to_vec(),
+                ),
             )
             .await
             .unwrap();
@@ -195,7 +205,11 @@ mod tests {
             .create_profile(
                 &actor,
                 &client.id,
-                json!({"name": "t", "auth_type": "token", "collections": ids}),
+                crate::command::NewProfile::new(
+                    crate::types::Name::parse("t").unwrap(),
+                    crate::types::AuthType::Token,
+                    ids.to_vec(),
+                ),
             )
             .await
             .unwrap();
@@ -230,6 +244,28 @@ mod tests {
             "{swept:?}"
         );
         assert!(!swept.skipped);
+        assert_eq!(
+            swept.console_sessions, 0,
+            "a session two minutes old is live"
+        );
+        // Console sessions go after 30 idle minutes.
+        let session = r.create_console_session("gco_admin").await.unwrap();
+        clock.advance(29.0 * 60.0);
+        assert_eq!(
+            r.sweep_expired(clock.now()).await.unwrap().console_sessions,
+            0
+        );
+        clock.advance(60.0);
+        assert_eq!(
+            r.sweep_expired(clock.now()).await.unwrap().console_sessions,
+            1
+        );
+        assert!(
+            r.console_session(session.token_secret())
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(
             r.sweep_expired(clock.now()).await.unwrap().total(),
             0,

@@ -25,6 +25,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
 pub mod fuzzing;
+pub mod process;
 
 pub use reqwest::StatusCode;
 pub use serde_json::{Value, json};

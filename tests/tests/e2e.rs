@@ -4,6 +4,8 @@
 //! One test binary for the whole suite keeps build time low; each area is a module.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "e2e/access_log.rs"]
+mod access_log;
 #[path = "e2e/admin_api.rs"]
 mod admin_api;
 #[path = "e2e/admin_auth.rs"]
@@ -12,6 +14,8 @@ mod admin_auth;
 mod api_keys;
 #[path = "e2e/audit.rs"]
 mod audit;
+#[path = "e2e/backup.rs"]
+mod backup;
 #[path = "e2e/bounded.rs"]
 mod bounded;
 #[path = "e2e/cli.rs"]
@@ -84,3 +88,5 @@ mod token_errors;
 mod trust;
 #[path = "e2e/usage.rs"]
 mod usage;
+#[path = "e2e/walkthrough.rs"]
+mod walkthrough;

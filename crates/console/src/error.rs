@@ -124,3 +124,76 @@ impl IntoResponse for ConsoleError {
 
 /// The result of a console handler.
 pub(crate) type ConsoleResult<T = Response> = Result<T, ConsoleError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_registry::Forbidden;
+
+    fn status(e: ConsoleError) -> u16 {
+        e.into_response().status().as_u16()
+    }
+
+    #[test]
+    fn registry_errors_map_to_one_status_each() {
+        assert_eq!(status(RegistryError::NotFound("client").into()), 404);
+        assert_eq!(
+            status(RegistryError::Forbidden(Forbidden::ReadOnly).into()),
+            403
+        );
+        assert_eq!(
+            status(RegistryError::invalid("name", "required", "required").into()),
+            422
+        );
+        assert_eq!(
+            status(
+                RegistryError::Conflict {
+                    field: "name".into(),
+                    message: "taken".into()
+                }
+                .into()
+            ),
+            422
+        );
+        assert_eq!(status(RegistryError::Unavailable("db".into()).into()), 503);
+        assert_eq!(status(RegistryError::Internal("boom".into()).into()), 500);
+        assert_eq!(status(ConsoleError::Csrf), 403);
+    }
+
+    #[test]
+    fn throttling_says_when_to_retry_and_pages_are_html() {
+        let r = ConsoleError::Throttled(7).into_response();
+        assert_eq!(r.status().as_u16(), 429);
+        assert_eq!(
+            r.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"7"[..])
+        );
+        let ct = r
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(ct.starts_with("text/html"), "{ct}");
+        let zero = ConsoleError::Throttled(0).into_response();
+        assert_eq!(
+            zero.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+    }
+
+    #[test]
+    fn internal_details_are_not_shown() {
+        let page = ErrorPage {
+            layout: Layout::bare("x"),
+            title: "Something went wrong",
+            message: "The server could not complete this request.",
+            fields: Vec::new(),
+        };
+        let html = askama::Template::render(&page).unwrap();
+        assert!(html.contains("Something went wrong"));
+        let e: ConsoleError = RegistryError::Internal("secret detail".into()).into();
+        assert!(matches!(e, ConsoleError::Internal));
+    }
+}

@@ -629,6 +629,41 @@ mod tests {
     }
 
     #[test]
+    fn forms_become_commands_with_the_api_field_errors() {
+        let bad = form(&[("name", ""), ("contact_email", "not-an-email")]);
+        let Err(RegistryError::Validation(errors)) = new_client(&bad) else {
+            panic!("an empty name and a bad email are refused");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"name"), "{fields:?}");
+        assert!(
+            fields.iter().any(|f| f.starts_with("contact")),
+            "{fields:?}"
+        );
+        let good = form(&[("name", "Acme"), ("active", "on")]);
+        let command = new_client(&good).unwrap();
+        assert_eq!(command.name.as_str(), "Acme");
+        assert!(command.active);
+        let toggled = client_patch(&good).unwrap();
+        assert_eq!(toggled.active, Some(true));
+    }
+
+    proptest::proptest! {
+        /// Splitting never yields an empty entry, a separator or surrounding blanks, and a
+        /// list shown one per line splits back to itself.
+        #[test]
+        fn split_lists_are_clean_and_stable(text in "[a-z0-9./:, \n\r]{0,80}") {
+            let items = split_list(&text);
+            for item in &items {
+                proptest::prop_assert!(!item.is_empty());
+                proptest::prop_assert!(!item.contains([',', '\n', '\r']));
+                proptest::prop_assert_eq!(item.trim(), item.as_str());
+            }
+            proptest::prop_assert_eq!(split_list(&items.join("\n")), items);
+        }
+    }
+
+    #[test]
     fn times_from_datetime_local_are_utc() {
         assert_eq!(
             parse_time("2027-01-31T12:00").map(|t| t.to_rfc3339()),

@@ -16,6 +16,9 @@ pub(crate) struct Layout {
     pub admin: String,
     /// The admin may change things.
     pub write: bool,
+    /// The admin may change what every admin shares (collections, policies, projects,
+    /// signing keys): a writer not limited to projects.
+    pub shared_write: bool,
     /// Which navigation entry is current.
     pub section: &'static str,
     /// The page shows a one-time secret: htmx must not keep it in its history.
@@ -34,6 +37,7 @@ impl Layout {
             csrf: String::new(),
             admin: String::new(),
             write: false,
+            shared_write: false,
             section: "",
             no_history: false,
             pico: crate::assets::url("pico.min.css"),
@@ -50,6 +54,8 @@ impl Layout {
         layout.csrf = admin.csrf.clone();
         layout.admin = admin.id.clone();
         layout.write = admin.actor.can_write();
+        layout.shared_write =
+            layout.write && *admin.actor.scope() == gatehouse_registry::AdminScope::All;
         layout.section = section;
         layout
     }

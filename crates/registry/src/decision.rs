@@ -123,10 +123,15 @@ pub enum Caller {
 impl Caller {
     /// An identifier for the audit log.
     pub fn actor(&self) -> String {
+        self.id().to_owned()
+    }
+
+    /// The caller's public id (collection `col_…`, admin or client `gco_…`), for logs.
+    pub fn id(&self) -> &str {
         match self {
-            Caller::Collection(c) => c.id.clone(),
-            Caller::Admin(actor) => actor.id().to_owned(),
-            Caller::Client(p) => p.oauth_client_id.clone(),
+            Caller::Collection(c) => &c.id,
+            Caller::Admin(actor) => actor.id(),
+            Caller::Client(p) => &p.oauth_client_id,
         }
     }
 }

@@ -818,7 +818,8 @@ fn keep_plain_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::
 }
 
 /// The tracing span of one request: method, path and the request id, so every log line
-/// written while serving it names the request.
+/// written while serving it names the request; the route template and the client's public
+/// id are recorded into it once known.
 fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let id = request
         .headers()
@@ -830,7 +831,25 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         method = %request.method(),
         path = %request.uri().path(),
         request_id = %id,
+        route = tracing::field::Empty,
+        client_id = tracing::field::Empty,
     )
+}
+
+/// The access log: one INFO line per request (target `gatehouse::access`), inside the
+/// request's span (method, path, route template, request id, client id when known) with the
+/// status and the latency. Never a credential: no headers, no query, no body.
+fn access_log<B>(
+    response: &axum::http::Response<B>,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    tracing::info!(
+        target: "gatehouse::access",
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "served"
+    );
 }
 
 /// The error shape of a listener: the public one speaks RFC 6749 §5.2 (`error`,
@@ -934,7 +953,11 @@ fn with_common_layers(
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(access_log),
+        )
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

@@ -77,6 +77,20 @@ pub enum Command {
     /// Administrators: a way back in when every admin credential is lost.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Back the database up into a new file (SQLite: online, while the server serves;
+    /// PostgreSQL: pg_dump). Restoring needs the same GATEHOUSE_SECRET_KEY.
+    Backup {
+        /// The backup file to create (never overwritten; written mode 0600).
+        file: PathBuf,
+    },
+    /// Restore the database from a backup (stop the server first).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace an existing SQLite database file.
+        #[arg(long)]
+        force: bool,
+    },
     /// Commands that talk to a running server (admin API, token, introspection).
     #[command(flatten)]
     Remote(gatehouse_cli::RemoteCommand),

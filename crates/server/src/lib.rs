@@ -4,6 +4,7 @@
 //! the token crate speaks OAuth, the admin crate speaks the admin API.
 
 mod app;
+pub mod backup;
 mod body_guard;
 pub mod config;
 pub mod metrics;

@@ -68,6 +68,14 @@ async fn main() -> Result<std::process::ExitCode> {
             tracing::info!("migrations applied");
         }
         Command::Remote(_) => {}
+        Command::Backup { file } => {
+            let report = gatehouse_server::backup::backup(&config, &file).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Restore { file, force } => {
+            let report = gatehouse_server::backup::restore(&config, &file, force).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         Command::Serve => {
             let server = gatehouse_server::start(config).await?;
             wait_for_signal().await;

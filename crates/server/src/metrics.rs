@@ -276,12 +276,13 @@ async fn record(
 ) -> Response {
     let start = Instant::now();
     let method = method_index(request.method());
-    let endpoint = listener.endpoint(
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or(UNMATCHED, MatchedPath::as_str),
-    );
+    let template = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str);
+    // The access log line carries the route template (the request's span is current here).
+    tracing::Span::current().record("route", tracing::field::display(template));
+    let endpoint = listener.endpoint(template);
     let _in_flight = InFlight::enter(&listener.in_flight);
     let response = next.run(request).await;
     endpoint.record(

@@ -81,6 +81,11 @@ pub async fn grant(
             .await?
         }
     };
+    // The access log names the client (its public id, never a credential).
+    tracing::Span::current().record(
+        "client_id",
+        tracing::field::display(&profile.oauth_client_id),
+    );
     let negotiated = negotiate(&profile, request.scope.as_deref(), &request.resources)?;
     if request.grant_type == GrantType::ClientCredentials {
         run_engine(&profile, &negotiated, &request).await?;

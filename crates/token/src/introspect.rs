@@ -203,6 +203,8 @@ async fn read(
         .map(|c| crate::client_ip::resolve(c.0.ip(), &parts.headers, &state.trusted_proxies));
     let auth = client_auth(parts.headers.get(header::AUTHORIZATION), &params)?;
     let caller = crate::client::caller(state, &auth, peer).await?;
+    // The access log names who asked (a public id, never a credential).
+    tracing::Span::current().record("client_id", tracing::field::display(caller.id()));
     Ok((caller, params))
 }
 

@@ -245,6 +245,7 @@ async fn console_cookie_and_headers_on_every_page() -> anyhow::Result<()> {
         format!("/console/clients/{client_id}"),
         format!("/console/clients/{client_id}?range=30d"),
         format!("/console/clients/{client_id}/edit"),
+        format!("/console/clients/{client_id}/delete"),
         format!("/console/clients/{client_id}/profiles/new"),
         format!("/console/profiles/{profile_id}"),
         format!("/console/profiles/{profile_id}/edit"),
@@ -1063,6 +1064,15 @@ async fn console_read_only_and_project_limited_admins_see_what_the_registry_allo
         form.contains(&a) && !form.contains(&b_project),
         "only its projects to choose"
     );
+    assert!(
+        page.contains("New client"),
+        "it may add clients to its project"
+    );
+    let shared = b.get("/console/collections").await.text();
+    assert!(
+        !shared.contains("New collection"),
+        "collections are read-only for it"
+    );
     Ok(())
 }
 
@@ -1133,5 +1143,100 @@ async fn console_cookie_is_host_prefixed_and_secure_behind_an_https_admin_url() 
     let mut plain = Browser::new(&app);
     plain.cookie = b.cookie.as_ref().map(|c| c.replacen("__Host-", "", 1));
     assert_redirect(&plain.get("/console/clients").await, "/console/sign-in");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_deletes_after_a_confirmation_page() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let collection = app
+        .create_collection("stock", "https://stock.example/api", &["stock:read"])
+        .await?;
+    let (_, _, profile) = oauth_profile(&app, json!([collection["id"]])).await;
+    let client = app
+        .admin_get(&format!("/access-profiles/{profile}"))
+        .await?
+        .json()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page = b.get(&format!("/console/profiles/{profile}/delete")).await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("Delete access profile"));
+    assert!(html.contains(&format!(r#"action="/console/profiles/{profile}/delete""#)));
+    assert!(
+        html.contains(&format!(r#"href="/console/profiles/{profile}""#)),
+        "Cancel"
+    );
+    assert_eq!(
+        app.admin_get(&format!("/access-profiles/{profile}"))
+            .await?
+            .status,
+        200,
+        "a GET deletes nothing"
+    );
+    let r = b
+        .post(
+            &format!("/console/profiles/{profile}/delete"),
+            &[("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_redirect(&r, &format!("/console/clients/{client}"));
+    assert_eq!(
+        app.admin_get(&format!("/access-profiles/{profile}"))
+            .await?
+            .status,
+        404
+    );
+    let r = b
+        .post(
+            &format!("/console/clients/{client}/delete"),
+            &[("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_redirect(&r, "/console/clients");
+    assert_eq!(
+        app.admin_get(&format!("/clients/{client}")).await?.status,
+        404
+    );
+
+    // A policy still in use is not deleted; the page says why.
+    let policy = app
+        .admin_post(
+            "/policies",
+            &json!({"name": "gold", "rate_limit": {"requests": 5, "per": "second"}}),
+        )
+        .await?
+        .json();
+    let policy_id = policy["id"].as_str().unwrap();
+    let collection = app
+        .create_collection("orders", "https://orders.example/api", &["orders:read"])
+        .await?;
+    let owner = app.create_client("owner").await?;
+    app.create_profile(
+        owner["id"].as_str().unwrap(),
+        &json!({"name": "p", "auth_type": "oauth2", "collections": [collection["id"]],
+                "policy_id": policy_id}),
+    )
+    .await?;
+    let r = b
+        .post(
+            &format!("/console/policies/{policy_id}/delete"),
+            &[("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+    assert_eq!(
+        app.admin_get(&format!("/policies/{policy_id}"))
+            .await?
+            .status,
+        200
+    );
     Ok(())
 }

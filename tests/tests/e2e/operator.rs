@@ -9,11 +9,10 @@
 //! `GATEHOUSE_TEST_REQUIRE_PG_FAULTS=1`, which turns a missing binary into a failure).
 
 use base64::Engine;
+use gatehouse_tests::process::{free_port, run, start};
 use gatehouse_tests::{Value, fresh_pg_database, server_binary};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The `environment:` block of the `gatehouse` service in `docker-compose.yml`, with
 /// `${VAR:-default}` and `${VAR:?message}` resolved the way compose resolves them when the
@@ -56,86 +55,6 @@ fn compose_environment() -> anyhow::Result<BTreeMap<String, String>> {
         path.display()
     );
     Ok(env)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-struct Server {
-    child: Child,
-    public: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `bin` with exactly `env` (plus PATH) and wait until `/readyz` answers 200; `Err`
-/// with its output when it exits first.
-async fn start(
-    bin: &Path,
-    env: &BTreeMap<String, String>,
-    args: &[&str],
-) -> anyhow::Result<Server> {
-    let public = format!(
-        "http://{}",
-        env.get("GATEHOUSE_PUBLIC_ADDR")
-            .cloned()
-            .unwrap_or_default()
-    );
-    let log = tempfile::NamedTempFile::new()?;
-    let mut child = Command::new(bin)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(log.reopen()?)
-        .spawn()?;
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Some(status) = child.try_wait()? {
-            let output = std::fs::read_to_string(log.path()).unwrap_or_default();
-            anyhow::bail!("the server exited ({status}): {output}");
-        }
-        if http
-            .get(format!("{public}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(Server { child, public });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("not ready within 30 s")
-}
-
-/// Run `bin` to completion with `env`: (success, stdout + stderr).
-fn run(
-    bin: &Path,
-    env: &BTreeMap<String, String>,
-    args: &[&str],
-) -> anyhow::Result<(bool, String)> {
-    let out = Command::new(bin)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env)
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.success(), text))
 }
 
 /// The compose environment, made local: this test's database (PostgreSQL in the PostgreSQL

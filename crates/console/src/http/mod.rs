@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 pub(crate) mod clients;
 mod collections;
+mod delete;
 mod keys;
 mod policies;
 mod profiles;
@@ -109,6 +110,22 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             get(projects::show).post(projects::update),
         )
         .route("/console/projects/{id}/delete", post(projects::delete))
+        .route(
+            "/console/clients/{id}/delete",
+            get(delete::client_page).post(delete::client),
+        )
+        .route(
+            "/console/profiles/{id}/delete",
+            get(delete::profile_page).post(delete::profile),
+        )
+        .route(
+            "/console/collections/{id}/delete",
+            get(delete::collection_page).post(delete::collection),
+        )
+        .route(
+            "/console/policies/{id}/delete",
+            get(delete::policy_page).post(delete::policy),
+        )
         .route("/console/audit", get(audit::list))
         .route("/console/keys", get(keys::list))
         .route("/console/keys/rotate", post(keys::rotate))

@@ -4,7 +4,7 @@
 //! match its certificate stops the start with a message.
 
 use gatehouse_tests::process::{free_port, start_with};
-use gatehouse_tests::{random_base62, server_binary};
+use gatehouse_tests::{fresh_pg_database, random_base62, server_binary};
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
@@ -116,6 +116,12 @@ async fn tls_with_alpn_and_a_certificate_reload_that_keeps_connections() -> anyh
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
+    // SQLite here; this test's own PostgreSQL database in CI's PostgreSQL pass.
+    let pg = fresh_pg_database().await?;
+    let database_url = match &pg {
+        Some((url, _)) => url.clone(),
+        None => format!("sqlite://{}/gh.db?mode=rwc", dir.path().display()),
+    };
     let ca_key = key()?;
     let ca = cert("Gatehouse test CA", 1, &ca_key, None)?;
     let server_key = key()?;
@@ -148,6 +154,13 @@ async fn tls_with_alpn_and_a_certificate_reload_that_keeps_connections() -> anyh
         ),
         ("GATEHOUSE_BOOTSTRAP_CLIENT_SECRET", random_base62(43)),
         ("GATEHOUSE_LOG", "warn".to_owned()),
+        (
+            "GATEHOUSE_SECRET_KEY",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                rand::random::<[u8; 32]>(),
+            ),
+        ),
     ] {
         env.insert(k.to_owned(), v);
     }

@@ -133,10 +133,7 @@ async fn tls_with_alpn_and_a_certificate_reload_that_keeps_connections() -> anyh
     let (public_port, admin_port) = (free_port()?, free_port()?);
     let mut env = BTreeMap::new();
     for (k, v) in [
-        (
-            "GATEHOUSE_DATABASE_URL",
-            format!("sqlite://{}/gh.db?mode=rwc", dir.path().display()),
-        ),
+        ("GATEHOUSE_DATABASE_URL", database_url),
         ("GATEHOUSE_PUBLIC_ADDR", format!("127.0.0.1:{public_port}")),
         ("GATEHOUSE_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")),
         ("GATEHOUSE_DATA_DIR", dir.path().display().to_string()),

@@ -5,7 +5,7 @@
 
 use gatehouse_tests::{Reply, TestApp, Value, json, spawn_app};
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; \
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
 form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// A browser of the console: no redirects followed, one session cookie.

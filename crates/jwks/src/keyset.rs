@@ -21,6 +21,8 @@ struct ActiveSigner {
     /// base64url of the protected header `{"alg","kid","typ":"at+jwt"}`, computed once.
     header_b64: String,
     signer: Box<dyn JwsSigner>,
+    /// When it began to sign.
+    activated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One generation of keys: the signer, the verification keys and the JWKS document.
@@ -71,6 +73,11 @@ fn thumbprint(jwk: &Jwk) -> Result<String, JwksError> {
 }
 
 impl KeySet {
+    /// When the signing key in use began to sign (from memory: no storage read).
+    pub fn active_since(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.active.activated_at
+    }
+
     /// Build from stored keys: `next`, `active` and `retired` keys are published (a retired
     /// one only while it retired after `retired_after`, i.e. its tokens may still be alive);
     /// the `active` one signs.
@@ -124,6 +131,7 @@ impl KeySet {
                     alg,
                     header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
                     signer,
+                    activated_at: key.activated_at,
                 });
             }
         }

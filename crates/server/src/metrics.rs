@@ -367,14 +367,13 @@ struct Readings {
 }
 
 async fn metrics_handler(State(state): State<Arc<Scrape>>) -> Response {
-    let signing_key_age = match state.keys.list().await {
-        Ok(keys) => keys
-            .iter()
-            .find(|k| k.state == "active")
-            .and_then(|k| k.activated_at)
-            .map(|at| (state.clock.now() - at).num_seconds().max(0)),
-        Err(_) => None,
-    };
+    // From the key set in memory: a scrape (unauthenticated, like most Prometheus endpoints)
+    // reads no storage.
+    let signing_key_age = state
+        .keys
+        .current()
+        .active_since()
+        .map(|at| (state.clock.now() - at).num_seconds().max(0));
     let readings = Readings {
         pool: pool_stats(&state.db),
         rss: resident_memory_bytes(),

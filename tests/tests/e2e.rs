@@ -62,6 +62,8 @@ mod oidc_profiles;
 mod openapi;
 #[path = "e2e/operator.rs"]
 mod operator;
+#[path = "e2e/otlp.rs"]
+mod otlp;
 #[path = "e2e/outbound.rs"]
 mod outbound;
 #[path = "e2e/policies.rs"]

@@ -462,6 +462,63 @@ pub struct Settings {
     /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "GATEHOUSE_TLS_KEY_FILE", global = true)]
     pub tls_key_file: Option<PathBuf>,
+    /// OpenTelemetry collector (OTLP over HTTP, protobuf), e.g. `http://collector:4318`:
+    /// request spans are exported to `<endpoint>/v1/traces`, continuing W3C `traceparent`.
+    /// Off when unset.
+    #[arg(long, env = "GATEHOUSE_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces exported, 0.0–1.0 (default 1.0); a request carrying a
+    /// `traceparent` follows its caller's sampling decision.
+    #[arg(long, env = "GATEHOUSE_OTLP_SAMPLE_RATIO", global = true)]
+    pub otlp_sample_ratio: Option<f64>,
+}
+
+/// OpenTelemetry trace export: the collector's traces URL and the root sampling ratio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Otlp {
+    /// Where spans are POSTed (OTLP/HTTP, protobuf): the endpoint given, with `/v1/traces`
+    /// appended unless it already ends so.
+    pub traces_url: url::Url,
+    /// Share of new (root) traces sampled; a caller's `traceparent` decides for its own.
+    pub sample_ratio: f64,
+}
+
+impl Otlp {
+    /// Validate `GATEHOUSE_OTLP_ENDPOINT` and `GATEHOUSE_OTLP_SAMPLE_RATIO`; `None` when no
+    /// endpoint is set.
+    fn from_settings(endpoint: Option<&str>, ratio: Option<f64>) -> Result<Option<Self>> {
+        let sample_ratio = ratio.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&sample_ratio) {
+            bail!("GATEHOUSE_OTLP_SAMPLE_RATIO: {sample_ratio} (use a number from 0.0 to 1.0)");
+        }
+        let Some(endpoint) = endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
+            return Ok(None);
+        };
+        // The value is not repeated in errors: it may hold credentials by mistake.
+        let mut url = url::Url::parse(endpoint)
+            .context("GATEHOUSE_OTLP_ENDPOINT is not a URL (e.g. http://collector:4318)")?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            bail!("GATEHOUSE_OTLP_ENDPOINT: use an http:// or https:// URL with a host");
+        }
+        // Configuration is printed (`gatehouse config check`, the start-up log): credentials
+        // belong in OTEL_EXPORTER_OTLP_HEADERS, not in the URL.
+        if !url.username().is_empty() || url.password().is_some() {
+            bail!(
+                "GATEHOUSE_OTLP_ENDPOINT: no credentials in the URL; give them as headers in OTEL_EXPORTER_OTLP_HEADERS"
+            );
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            bail!("GATEHOUSE_OTLP_ENDPOINT: no query or fragment");
+        }
+        if !url.path().ends_with("/v1/traces") {
+            let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+        }
+        Ok(Some(Otlp {
+            traces_url: url,
+            sample_ratio,
+        }))
+    }
 }
 
 /// A duration in whole seconds, written with units (`90`, `90s`, `15m`, `1h`, `1d`,
@@ -578,6 +635,8 @@ impl std::fmt::Debug for Settings {
             database_timeout,
             tls_cert_file,
             tls_key_file,
+            otlp_endpoint,
+            otlp_sample_ratio,
         } = self;
         f.debug_struct("Settings")
             .field("config", config)
@@ -633,6 +692,8 @@ impl std::fmt::Debug for Settings {
             .field("database_timeout", database_timeout)
             .field("tls_cert_file", tls_cert_file)
             .field("tls_key_file", tls_key_file)
+            .field("otlp_endpoint", otlp_endpoint)
+            .field("otlp_sample_ratio", otlp_sample_ratio)
             .finish()
     }
 }
@@ -703,6 +764,8 @@ impl Settings {
             database_timeout: self.database_timeout.or(other.database_timeout),
             tls_cert_file: self.tls_cert_file.or(other.tls_cert_file),
             tls_key_file: self.tls_key_file.or(other.tls_key_file),
+            otlp_endpoint: self.otlp_endpoint.or(other.otlp_endpoint),
+            otlp_sample_ratio: self.otlp_sample_ratio.or(other.otlp_sample_ratio),
         }
     }
 }
@@ -771,6 +834,8 @@ pub struct Config {
     pub database_max_connections: u32,
     /// TLS certificate chain and key files (`None`: plain HTTP).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where request spans go (`None`: no OpenTelemetry export).
+    pub otlp: Option<Otlp>,
     /// Database connect and pool-acquire timeout.
     pub database_timeout: std::time::Duration,
     /// How long a remote key set is reused before a background refresh.
@@ -835,6 +900,7 @@ impl std::fmt::Debug for Config {
             database_max_connections,
             database_timeout,
             tls,
+            otlp,
             remote_keys_ttl,
             remote_keys_min_refresh,
             outbound_allow,
@@ -900,6 +966,7 @@ impl std::fmt::Debug for Config {
             .field("database_max_connections", database_max_connections)
             .field("database_timeout", database_timeout)
             .field("tls", tls)
+            .field("otlp", otlp)
             .finish()
     }
 }
@@ -1149,6 +1216,7 @@ impl Config {
                 (None, None) => None,
                 _ => bail!("GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE go together"),
             },
+            otlp: Otlp::from_settings(s.otlp_endpoint.as_deref(), s.otlp_sample_ratio)?,
         };
         if let Some(issuer) = &config.issuer {
             validate_issuer(issuer)?;
@@ -1184,6 +1252,7 @@ impl Config {
             database_max_connections: 16,
             database_timeout: std::time::Duration::from_secs(5),
             tls: None,
+            otlp: None,
             remote_keys_ttl: std::time::Duration::from_secs(600),
             remote_keys_min_refresh: std::time::Duration::from_secs(30),
             outbound_allow: gatehouse_jwks::outbound::OutboundAllow::default(),
@@ -1237,6 +1306,57 @@ pub fn validate_issuer(issuer: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn otlp_endpoint_gets_the_traces_path_and_refuses_what_would_leak_or_mislead() {
+        let traces = |e: &str| {
+            Otlp::from_settings(Some(e), None)
+                .unwrap()
+                .unwrap()
+                .traces_url
+                .to_string()
+        };
+        assert_eq!(
+            traces("http://collector:4318"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            traces("http://collector:4318/"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            traces("https://otel.example/tenant-a/"),
+            "https://otel.example/tenant-a/v1/traces"
+        );
+        assert_eq!(
+            traces("http://collector:4318/v1/traces"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(Otlp::from_settings(None, None).unwrap(), None);
+        assert_eq!(Otlp::from_settings(Some("  "), None).unwrap(), None);
+        let ratio = Otlp::from_settings(Some("http://c:4318"), Some(0.25))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ratio.sample_ratio, 0.25);
+        for (endpoint, ratio, says) in [
+            ("collector:4318", None, "http:// or https://"),
+            ("grpc://collector:4317", None, "http:// or https://"),
+            ("not a url", None, "not a URL"),
+            (
+                "http://user:pw@collector:4318",
+                None,
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+            ("http://collector:4318/?token=x", None, "no query"),
+            ("http://collector:4318", Some(1.5), "0.0 to 1.0"),
+            ("http://collector:4318", Some(-0.1), "0.0 to 1.0"),
+            ("http://collector:4318", Some(f64::NAN), "0.0 to 1.0"),
+        ] {
+            let err = Otlp::from_settings(Some(endpoint), ratio).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{endpoint}: {err:#}");
+            assert!(!format!("{err:#}").contains("pw@"), "{err:#}");
+        }
+    }
 
     #[test]
     fn durations_take_units() {

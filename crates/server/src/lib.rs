@@ -8,6 +8,7 @@ pub mod backup;
 mod body_guard;
 pub mod config;
 pub mod metrics;
+pub mod telemetry;
 pub mod tls;
 
 pub use app::{

@@ -2,20 +2,8 @@
 
 use anyhow::Result;
 use gatehouse_server::config::{
-    AdminCommand, Cli, Command, Config, ConfigCommand, LogFormat, SecretKeyCommand, Settings,
+    AdminCommand, Cli, Command, Config, ConfigCommand, SecretKeyCommand, Settings,
 };
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true);
-    match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
-}
 
 async fn wait_for_signal() {
     let ctrl_c = async {
@@ -81,7 +69,7 @@ async fn main() -> Result<std::process::ExitCode> {
         return config_check(cli.settings);
     }
     let config = Config::from_settings(cli.settings)?;
-    init_logging(&config);
+    let telemetry = gatehouse_server::telemetry::init(&config)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Keys(command) => {
             let out = gatehouse_server::keys_command(&config, &command).await?;
@@ -123,5 +111,6 @@ async fn main() -> Result<std::process::ExitCode> {
             tracing::info!("stopped");
         }
     }
+    telemetry.shutdown().await;
     Ok(std::process::ExitCode::SUCCESS)
 }

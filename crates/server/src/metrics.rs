@@ -320,6 +320,7 @@ async fn record(
         .map_or(UNMATCHED, MatchedPath::as_str);
     // The access log line carries the route template (the request's span is current here).
     tracing::Span::current().record("route", tracing::field::display(template));
+    crate::telemetry::name_request_span(request.method(), template);
     let endpoint = listener.endpoint(template);
     let _in_flight = InFlight::enter(&listener.in_flight);
     let response = next.run(request).await;

@@ -1,0 +1,169 @@
+//! Logs and traces: the `tracing` subscriber the binary installs (text or JSON lines filtered
+//! by `GATEHOUSE_LOG`) and, when `GATEHOUSE_OTLP_ENDPOINT` is set, OpenTelemetry export of
+//! request spans over OTLP/HTTP, continuing the caller's W3C `traceparent`.
+//!
+//! Without an endpoint nothing OpenTelemetry-related runs: no layer, no header parsing.
+//! With one, the export runs on the SDK's own batch thread (a bounded queue: spans are
+//! dropped, never buffered without limit, when the collector is slow or away) and the request
+//! path only builds the span.
+
+use crate::config::{Config, LogFormat, Otlp};
+use anyhow::{Context, Result};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+/// Whether request spans are exported (set once, by [`init`]).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// The installed trace pipeline, flushed by [`Telemetry::shutdown`].
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+/// Install the process's subscriber: the log lines `config.log` selects and, when
+/// configured, the OpenTelemetry layer. Call once, before serving.
+pub fn init(config: &Config) -> Result<Telemetry> {
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .json()
+            .flatten_event(true)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
+    }
+    .with_filter(filter);
+    let (provider, traces) = match &config.otlp {
+        None => (None, None),
+        Some(otlp) => {
+            let provider = tracer_provider(otlp)?;
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("gatehouse"))
+                // Our own spans at INFO (the request span and what runs inside it), whatever
+                // the log filter; not the access log (it repeats the span), not dependencies'.
+                .with_filter(
+                    Targets::new()
+                        .with_target("gatehouse", LevelFilter::INFO)
+                        .with_target("gatehouse::access", LevelFilter::OFF),
+                );
+            (Some(provider), Some(layer))
+        }
+    };
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .context("installing the log subscriber")?;
+    if let Some(otlp) = &config.otlp {
+        EXPORTING.store(true, Ordering::Relaxed);
+        tracing::info!(
+            endpoint = %otlp.traces_url,
+            sample_ratio = otlp.sample_ratio,
+            "exporting request spans over OTLP"
+        );
+    }
+    Ok(Telemetry { provider })
+}
+
+/// The SDK pipeline: a batch exporter to the collector, parent-based sampling (a caller's
+/// `traceparent` decides for its trace; new traces are sampled at the configured ratio).
+fn tracer_provider(otlp: &Otlp) -> Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(otlp.traces_url.as_str())
+        .with_timeout(Duration::from_secs(10))
+        .build()
+        .context("building the OTLP exporter")?;
+    let service = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "gatehouse".to_owned());
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            otlp.sample_ratio,
+        ))))
+        .with_resource(resource)
+        .build())
+}
+
+impl Telemetry {
+    /// Export the spans still queued (at most 5 s), then stop the exporter.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.provider else {
+            return;
+        };
+        // The SDK blocks while it flushes: not on a runtime worker.
+        let done = tokio::task::spawn_blocking(move || {
+            provider.shutdown_with_timeout(Duration::from_secs(5))
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "flushing the OTLP exporter failed"),
+            Err(e) => tracing::warn!(error = %e, "flushing the OTLP exporter failed"),
+        }
+    }
+}
+
+/// Whether request spans are exported (OTLP configured).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Make `span` continue the trace of the request's W3C `traceparent` (and `tracestate`)
+/// header, when spans are exported. A missing or malformed header (W3C Trace Context §3.2:
+/// wrong version, length, or all-zero ids) leaves the span the root of a new trace.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    if !exporting() {
+        return;
+    }
+    let parent = TraceContextPropagator::new().extract(&Headers(headers));
+    // Fails only when the span is disabled or has no OpenTelemetry data: nothing to join.
+    let _ = span.set_parent(parent);
+}
+
+/// Name the current request's exported span `{method} {route}` once the route is known
+/// (OpenTelemetry HTTP semantic conventions); nothing when spans are not exported.
+pub fn name_request_span(method: &http::Method, route: &str) {
+    if !exporting() {
+        return;
+    }
+    // The span has started by now, and a started span's name changes only through
+    // OpenTelemetry (recording `otel.name` would be ignored).
+    tracing::Span::current()
+        .context()
+        .span()
+        .update_name(format!("{method} {route}"));
+}
+
+/// Read access to request headers for the propagator.
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}

@@ -4,7 +4,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
-use josekit::jws::JwsSigner;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, RwLock};
@@ -20,7 +19,7 @@ struct ActiveSigner {
     alg: SigningAlg,
     /// base64url of the protected header `{"alg","kid","typ":"at+jwt"}`, computed once.
     header_b64: String,
-    signer: Box<dyn JwsSigner>,
+    signer: crate::alg::TokenSigner,
     /// When it began to sign.
     activated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -184,7 +183,7 @@ impl KeySet {
         URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
         let signature = self.active.signer.sign(out.as_bytes())?;
         out.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut out);
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut out);
         Ok(out)
     }
 
@@ -518,6 +517,31 @@ mod tests {
         let mut later = vec![active.kid.clone(), next.kid.clone()];
         later.sort();
         assert_eq!(kids(101), later, "retired before the cutoff: gone");
+    }
+
+    #[test]
+    fn es256_signatures_verify_with_josekit_and_are_raw_r_s() {
+        let set = set_for(SigningAlg::Es256);
+        let jwks: Value = serde_json::from_slice(&set.jwks_json()).unwrap();
+        let jwk =
+            josekit::jwk::Jwk::from_map(jwks["keys"][0].as_object().unwrap().clone()).unwrap();
+        let verifier = josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap();
+        let mut signatures = std::collections::HashSet::new();
+        for i in 0..50 {
+            let token = set.sign_access_token(&claims(1000 + i)).unwrap();
+            let (input, signature) = token.rsplit_once('.').unwrap();
+            let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            assert_eq!(signature.len(), 64, "r || s, 32 bytes each (RFC 7518 §3.4)");
+            josekit::jws::JwsVerifier::verify(&verifier, input.as_bytes(), &signature).unwrap();
+            assert!(
+                signatures.insert(signature.clone()),
+                "a fresh nonce per signature"
+            );
+            // Any changed byte of the signing input fails.
+            let mut tampered = input.as_bytes().to_vec();
+            tampered[(i as usize * 7) % input.len()] ^= 1;
+            assert!(josekit::jws::JwsVerifier::verify(&verifier, &tampered, &signature).is_err());
+        }
     }
 
     #[test]

@@ -156,6 +156,25 @@ impl CacheCounters {
 
 pub use crate::decision::Reason;
 
+/// The error codes the OAuth endpoints (token, introspection, revocation) answer with
+/// (RFC 6749 §5.2, RFC 6750 §3.1, and `rate_limited` / `quota_exceeded` for policies), in
+/// the index order of [`Metrics::oauth_errors`]; anything else counts as the last, `other`.
+pub const OAUTH_ERRORS: [&str; 13] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_token",
+    "invalid_grant",
+    "unauthorized_client",
+    "invalid_scope",
+    "invalid_target",
+    "unsupported_grant_type",
+    "rate_limited",
+    "quota_exceeded",
+    "temporarily_unavailable",
+    "server_error",
+    "other",
+];
+
 /// The process's counters.
 #[derive(Debug)]
 pub struct Metrics {
@@ -167,6 +186,8 @@ pub struct Metrics {
     pub introspections_inactive: [Counter; 11],
     /// Token requests refused by a policy.
     pub token_policy_refusals: Counter,
+    /// Refusals answered by the OAuth endpoints, by error code ([`OAUTH_ERRORS`] order).
+    pub oauth_errors: [Counter; OAUTH_ERRORS.len()],
     /// argon2id verifications actually run (cache misses of the verified-secret cache).
     pub argon2_verifications: Counter,
     /// Client authentications refused by the failed-attempt budget, without argon2.
@@ -205,6 +226,7 @@ impl Metrics {
             introspections_active: Counter::new(),
             introspections_inactive: [const { Counter::new() }; 11],
             token_policy_refusals: Counter::new(),
+            oauth_errors: [const { Counter::new() }; OAUTH_ERRORS.len()],
             argon2_verifications: Counter::new(),
             auth_throttled: Counter::new(),
             argon2_busy: Counter::new(),
@@ -229,6 +251,17 @@ impl Metrics {
         }
     }
 
+    /// Count one refusal answered with this OAuth error code.
+    pub fn oauth_error(&self, code: &str) {
+        let i = OAUTH_ERRORS
+            .iter()
+            .position(|c| *c == code)
+            .unwrap_or(OAUTH_ERRORS.len() - 1);
+        if let Some(c) = self.oauth_errors.get(i) {
+            c.inc();
+        }
+    }
+
     /// The caches, by the name `/metrics` gives them.
     pub fn caches(&self) -> [(&'static str, &CacheCounters); 6] {
         [
@@ -244,3 +277,25 @@ impl Metrics {
 
 /// The counters of this process.
 pub static METRICS: Metrics = Metrics::new();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_errors_count_by_code_and_the_unknown_as_other() {
+        let m = Metrics::new();
+        m.oauth_error("invalid_client");
+        m.oauth_error("invalid_client");
+        m.oauth_error("quota_exceeded");
+        m.oauth_error("made_up");
+        let count = |code: &str| {
+            let i = OAUTH_ERRORS.iter().position(|c| *c == code).unwrap();
+            m.oauth_errors[i].get()
+        };
+        assert_eq!(count("invalid_client"), 2);
+        assert_eq!(count("quota_exceeded"), 1);
+        assert_eq!(count("other"), 1);
+        assert_eq!(count("invalid_scope"), 0);
+    }
+}

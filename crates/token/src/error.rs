@@ -162,6 +162,7 @@ pub(crate) fn no_store(response: &mut Response) {
 
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
+        gatehouse_registry::metrics::METRICS.oauth_error(self.code());
         if matches!(
             self,
             TokenError::ServerError | TokenError::TemporarilyUnavailable
@@ -241,6 +242,40 @@ mod tests {
             (TokenError::ServerError, 500),
         ] {
             assert_eq!(e.into_response().status().as_u16(), s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+    use gatehouse_registry::metrics::OAUTH_ERRORS;
+
+    #[test]
+    fn every_error_code_has_its_own_metric_label() {
+        for e in [
+            TokenError::InvalidRequest("x"),
+            TokenError::InvalidClient,
+            TokenError::InvalidToken,
+            TokenError::InvalidGrant,
+            TokenError::UnauthorizedClient,
+            TokenError::InvalidScope,
+            TokenError::InvalidTarget,
+            TokenError::UnsupportedGrantType,
+            TokenError::throttled(1),
+            TokenError::Limited {
+                quota: true,
+                retry_after: 1,
+                info: None,
+            },
+            TokenError::TemporarilyUnavailable,
+            TokenError::ServerError,
+        ] {
+            assert!(
+                OAUTH_ERRORS[..OAUTH_ERRORS.len() - 1].contains(&e.code()),
+                "{} would be counted as other",
+                e.code()
+            );
         }
     }
 }

@@ -2,7 +2,8 @@
 # Interleaved before/after runs with the project's bench tool (`gatehouse-bench run`), for a
 # change's performance note: each version gets its own freshly seeded SQLite database (its
 # own migrations), then rounds alternate A, B, A, B… on the same machine, so drift and noise
-# land on both sides. Loopback only; every run is bounded by --duration.
+# land on both sides; the order flips every round (A B, B A, A B …) so neither side always
+# runs first. Loopback only; every run is bounded by --duration.
 #   bench/compare.sh DIR_A DIR_B [rounds] [duration] [scenarios]
 # DIR_A and DIR_B each hold a release `gatehouse` and `gatehouse-bench` (the load generator of
 # DIR_B drives both servers). Prints one JSON line per run and a summary table (means).
@@ -21,7 +22,9 @@ for side in A B; do
     --credentials "$WORK/$side.jsonl" --server-bin "$dir/gatehouse" >/dev/null 2>&1
 done
 for round in $(seq 1 "$ROUNDS"); do
-  for side in A B; do
+  order="A B"
+  if [ $((round % 2)) -eq 0 ]; then order="B A"; fi
+  for side in $order; do
     dir=${!side}
     "$B/gatehouse-bench" run "$SCENARIOS" --server-bin "$dir/gatehouse" \
       --database-url "sqlite://$WORK/$side.db?mode=rwc" --credentials "$WORK/$side.jsonl" \
@@ -31,17 +34,24 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done | tee "$WORK/runs.jsonl"
 python3 - "$WORK/runs.jsonl" <<'PY'
-import json, sys, collections
+import json, sys, collections, statistics
 runs = collections.defaultdict(list)
+cpu = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    runs[(r["report"]["scenario"], r["side"])].append(r["report"]["rps"])
+    key = (r["report"]["scenario"], r["side"])
+    runs[key].append(r["report"]["rps"])
+    if r["report"].get("server_cpu_us_per_request") is not None:
+        cpu[key].append(r["report"]["server_cpu_us_per_request"])
 scenarios = sorted({s for s, _ in runs})
-print("| scenario | A runs (req/s) | B runs (req/s) | mean A | mean B | change |")
-print("|---|---|---|---:|---:|---:|")
+mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")
+print("| scenario | A runs (req/s) | B runs (req/s) | mean A | mean B | change | median change | server CPU µs/req A → B |")
+print("|---|---|---|---:|---:|---:|---:|---:|")
 for s in scenarios:
     a, b = runs[(s, "A")], runs[(s, "B")]
-    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    ma, mb = mean(a), mean(b)
+    da, db = statistics.median(a), statistics.median(b)
     print(f"| {s} | {' / '.join(f'{x:,.0f}' for x in a)} | {' / '.join(f'{x:,.0f}' for x in b)} "
-          f"| {ma:,.0f} | {mb:,.0f} | {100 * (mb - ma) / ma:+.1f} % |")
+          f"| {ma:,.0f} | {mb:,.0f} | {100 * (mb - ma) / ma:+.1f} % | {100 * (db - da) / da:+.1f} % "
+          f"| {mean(cpu[(s, 'A')]):.1f} → {mean(cpu[(s, 'B')]):.1f} |")
 PY

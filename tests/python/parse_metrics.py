@@ -1,16 +1,20 @@
-"""Parse a Prometheus text exposition with the reference parser (prometheus_client) and print
-every family as JSON: {name: {"type": ..., "samples": [[sample_name, labels, value], ...]}}.
+"""Parse a metrics exposition with the reference parser (prometheus_client) and print every
+family as JSON: {name: {"type": ..., "samples": [[sample_name, labels, value], ...]}}.
 
-Usage: python3 parse_metrics.py FILE. Exits 1 (with the parser's message) if it does not parse.
+Usage: python3 parse_metrics.py FILE [openmetrics]. The Prometheus text format by default;
+with `openmetrics`, the OpenMetrics text format (which must end with `# EOF`). Exits 1 (with
+the parser's message) if it does not parse.
 """
 
 import json
 import sys
 
-from prometheus_client.parser import text_string_to_metric_families
-
 
 def main() -> int:
+    if sys.argv[2:] == ["openmetrics"]:
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    else:
+        from prometheus_client.parser import text_string_to_metric_families
     with open(sys.argv[1], encoding="utf-8") as f:
         text = f.read()
     out = {}

@@ -1,7 +1,13 @@
 //! Prometheus metrics: per-route HTTP counters and latency histograms recorded by a
-//! middleware on both listeners, and `GET /metrics` (admin listener only) rendering them
-//! together with the registry's process-wide counters, the database pool and the process in
-//! the Prometheus text exposition format (version 0.0.4), written by hand.
+//! middleware on both listeners, and `GET /metrics` (admin listener only) exposing them
+//! together with the registry's process-wide counters, the database pool and the process.
+//!
+//! The exposition is encoded by `prometheus-client`: the Prometheus text format (version
+//! 0.0.4) by default, OpenMetrics (1.0.0) when the `Accept` header asks for it. The counters
+//! stay our own atomics, bumped on the request path as before (a shared read lock finds a
+//! route's counters, no allocation once the route was seen); `Exposition`, a
+//! `prometheus-client` collector, reads them at each scrape. (The crate's own labelled
+//! `Family` takes a lock on every increment.)
 //!
 //! Label values are bounded: the endpoint is the matched route template (`/oauth/token`,
 //! `/admin/v1/clients/{id}`) or `unmatched`, never a raw path; the method is one of the
@@ -10,20 +16,30 @@
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gatehouse_registry::metrics::{METRICS, Metrics, Reason};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-/// The content type of the text exposition format.
+/// The content type of the Prometheus text format, the default answer.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The content type of the OpenMetrics text format, for a scraper that asks for it.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds, inclusive) of the latency histogram's buckets; `+Inf` is implied.
 pub const BUCKETS: [f64; 14] = [
@@ -187,8 +203,8 @@ impl HttpMetrics {
         router.layer(axum::middleware::from_fn_with_state(stats, record))
     }
 
-    /// Render the HTTP metrics.
-    fn render(&self, out: &mut String) {
+    /// Encode the HTTP families.
+    fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let mut listeners: Vec<Arc<ListenerStats>> = self
             .listeners
             .lock()
@@ -204,39 +220,35 @@ impl HttpMetrics {
         }
         series.sort_by(|a, b| (a.0, &*a.1).cmp(&(b.0, &*b.1)));
 
-        header(
-            out,
-            "gatehouse_http_requests_total",
-            "counter",
+        let mut family = encoder.encode_descriptor(
+            "gatehouse_http_requests",
             "HTTP requests served, by listener, route template, method and status class.",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for (listener, endpoint, stats) in &series {
-            for (m, row) in METHODS.iter().zip(&stats.requests) {
+            for (method, row) in METHODS.iter().zip(&stats.requests) {
                 for (class, counter) in CLASSES.iter().zip(row) {
                     let n = counter.load(Ordering::Relaxed);
                     if n > 0 {
-                        sample(
-                            out,
-                            "gatehouse_http_requests_total",
-                            &[
-                                ("listener", listener),
-                                ("endpoint", endpoint),
-                                ("method", m),
-                                ("status", class),
-                            ],
-                            n,
-                        );
+                        let labels = [
+                            ("listener", *listener),
+                            ("endpoint", &**endpoint),
+                            ("method", *method),
+                            ("status", *class),
+                        ];
+                        counter_sample(&mut family, &labels, n)?;
                     }
                 }
             }
         }
 
-        header(
-            out,
+        let mut family = encoder.encode_descriptor(
             "gatehouse_http_request_duration_seconds",
-            "histogram",
             "HTTP request latency in seconds (until the response head), by listener and route template.",
-        );
+            None,
+            MetricType::Histogram,
+        )?;
         for (listener, endpoint, stats) in &series {
             let counts: Vec<u64> = stats
                 .buckets
@@ -244,50 +256,43 @@ impl HttpMetrics {
                 .map(|b| b.load(Ordering::Relaxed))
                 .collect();
             let sum = Duration::from_nanos(stats.sum_nanos.load(Ordering::Relaxed));
-            render_histogram(
-                out,
-                "gatehouse_http_request_duration_seconds",
-                &[("listener", listener), ("endpoint", endpoint)],
+            let labels = [("listener", *listener), ("endpoint", &**endpoint)];
+            histogram_sample(
+                &mut family.encode_family(&labels)?,
+                &BUCKETS,
                 &counts,
                 sum.as_secs_f64(),
-            );
+            )?;
         }
 
-        header(
-            out,
+        let mut family = encoder.encode_descriptor(
             "gatehouse_http_requests_in_flight",
-            "gauge",
             "HTTP requests being served, by listener.",
-        );
+            None,
+            MetricType::Gauge,
+        )?;
         for l in &listeners {
-            sample(
-                out,
-                "gatehouse_http_requests_in_flight",
-                &[("listener", l.name)],
-                l.in_flight.load(Ordering::Relaxed),
-            );
+            family
+                .encode_family(&[("listener", l.name)])?
+                .encode_gauge(&l.in_flight.load(Ordering::Relaxed))?;
         }
 
-        header(
-            out,
-            "gatehouse_http_responses_total",
-            "counter",
+        let mut family = encoder.encode_descriptor(
+            "gatehouse_http_responses",
             "HTTP responses, by listener and status code (`other` for codes not listed).",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for l in &listeners {
             for (i, counter) in l.codes.iter().enumerate() {
                 let n = counter.load(Ordering::Relaxed);
                 if n > 0 {
                     let code = CODES.get(i).map_or("other".to_owned(), u16::to_string);
-                    sample(
-                        out,
-                        "gatehouse_http_responses_total",
-                        &[("listener", l.name), ("code", &code)],
-                        n,
-                    );
+                    counter_sample(&mut family, &[("listener", l.name), ("code", &code)], n)?;
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -340,22 +345,55 @@ pub fn router(
     keys: Arc<gatehouse_jwks::KeyManager>,
     clock: Arc<dyn gatehouse_registry::clock::Clock>,
 ) -> Router {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Exposition {
+        http,
+        db,
+        keys,
+        clock,
+    }));
     Router::new()
         .route("/metrics", get(metrics_handler))
-        .with_state(Arc::new(Scrape {
-            http,
-            db,
-            keys,
-            clock,
-        }))
+        .with_state(Arc::new(registry))
 }
 
-/// What `/metrics` reads.
-struct Scrape {
+/// Every family `/metrics` exposes, read at each scrape: the HTTP metrics, the registry's
+/// process-wide counters ([`METRICS`]), the signing key's age, the database pool and the
+/// process.
+struct Exposition {
     http: Arc<HttpMetrics>,
     db: DatabaseConnection,
     keys: Arc<gatehouse_jwks::KeyManager>,
     clock: Arc<dyn gatehouse_registry::clock::Clock>,
+}
+
+impl fmt::Debug for Exposition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exposition").finish_non_exhaustive()
+    }
+}
+
+impl Exposition {
+    fn readings(&self) -> Readings {
+        // From the key set in memory: a scrape (unauthenticated, like most Prometheus
+        // endpoints) reads no storage.
+        let signing_key_age = self
+            .keys
+            .current()
+            .active_since()
+            .map(|at| (self.clock.now() - at).num_seconds().max(0));
+        Readings {
+            pool: pool_stats(&self.db),
+            rss: resident_memory_bytes(),
+            signing_key_age,
+        }
+    }
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        encode_all(&mut encoder, &self.http, &METRICS, self.readings())
+    }
 }
 
 /// What a scrape reads besides the counters.
@@ -367,25 +405,85 @@ struct Readings {
     signing_key_age: Option<i64>,
 }
 
-async fn metrics_handler(State(state): State<Arc<Scrape>>) -> Response {
-    // From the key set in memory: a scrape (unauthenticated, like most Prometheus endpoints)
-    // reads no storage.
-    let signing_key_age = state
-        .keys
-        .current()
-        .active_since()
-        .map(|at| (state.clock.now() - at).num_seconds().max(0));
-    let readings = Readings {
-        pool: pool_stats(&state.db),
-        rss: resident_memory_bytes(),
-        signing_key_age,
+/// The exposition formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// The Prometheus text format 0.0.4, the default.
+    Prometheus,
+    /// OpenMetrics 1.0.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// OpenMetrics when an `Accept` header lists `application/openmetrics-text` with a
+    /// non-zero quality no lower than `text/plain`'s; the Prometheus text format otherwise.
+    fn negotiate(headers: &HeaderMap) -> Self {
+        let mut openmetrics: f32 = 0.0;
+        let mut text: f32 = 0.0;
+        let ranges = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','));
+        for range in ranges {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim();
+            let quality = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, q)| q.trim().parse::<f32>().ok())
+                .unwrap_or(0.0);
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                openmetrics = openmetrics.max(quality);
+            } else if media.eq_ignore_ascii_case("text/plain") {
+                text = text.max(quality);
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => CONTENT_TYPE,
+            Self::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+
+    fn encode(self, out: &mut String, registry: &Registry) -> fmt::Result {
+        match self {
+            Self::Prometheus => prometheus_client::encoding::prometheus_text::encode(out, registry),
+            Self::OpenMetrics => prometheus_client::encoding::text::encode(out, registry),
+        }
+    }
+}
+
+async fn metrics_handler(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(&headers);
+    let mut body = String::with_capacity(16 * 1024);
+    let mut response = match format.encode(&mut body, &registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(fmt::Error) => {
+            gatehouse_admin::error::ApiError::Registry(gatehouse_registry::RegistryError::Internal(
+                "the metrics could not be encoded".to_owned(),
+            ))
+            .into_response()
+        }
     };
-    let body = render(&state.http, &METRICS, readings);
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-        body,
-    )
-        .into_response()
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
 }
 
 /// A snapshot of the database pool.
@@ -455,334 +553,297 @@ fn resident_memory_bytes() -> Option<u64> {
     None
 }
 
-/// The whole exposition.
-fn render(http: &HttpMetrics, counters: &Metrics, readings: Readings) -> String {
+/// Every family, in the order of the exposition.
+fn encode_all(
+    encoder: &mut DescriptorEncoder<'_>,
+    http: &HttpMetrics,
+    counters: &Metrics,
+    readings: Readings,
+) -> fmt::Result {
     let Readings {
         pool,
         rss,
         signing_key_age,
     } = readings;
-    let mut out = String::with_capacity(8 * 1024);
-    http.render(&mut out);
-    render_counters(&mut out, counters);
+    http.encode(encoder)?;
+    encode_counters(encoder, counters)?;
     if let Some(age) = signing_key_age {
-        header(
-            &mut out,
+        gauge(
+            encoder,
             "gatehouse_signing_key_age_seconds",
-            "gauge",
             "Seconds since the signing key in use began to sign.",
-        );
-        sample(&mut out, "gatehouse_signing_key_age_seconds", &[], age);
+            age,
+        )?;
     }
     if let Some(pool) = pool {
-        header(
-            &mut out,
+        let mut family = encoder.encode_descriptor(
             "gatehouse_db_pool_connections",
-            "gauge",
             "Database pool connections, by state.",
-        );
-        sample(
-            &mut out,
-            "gatehouse_db_pool_connections",
-            &[("state", "idle")],
-            pool.idle,
-        );
-        sample(
-            &mut out,
-            "gatehouse_db_pool_connections",
-            &[("state", "in_use")],
-            pool.in_use,
-        );
-        header(
-            &mut out,
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in [("idle", pool.idle), ("in_use", pool.in_use)] {
+            family
+                .encode_family(&[("state", state)])?
+                .encode_gauge(&n)?;
+        }
+        gauge(
+            encoder,
             "gatehouse_db_pool_max",
-            "gauge",
             "Maximum size of the database pool.",
-        );
-        sample(&mut out, "gatehouse_db_pool_max", &[], pool.max);
+            pool.max,
+        )?;
     }
     if let Some(rss) = rss {
-        header(
-            &mut out,
+        gauge(
+            encoder,
             "process_resident_memory_bytes",
-            "gauge",
             "Resident memory size in bytes.",
-        );
-        sample(&mut out, "process_resident_memory_bytes", &[], rss);
+            rss,
+        )?;
     }
-    header(
-        &mut out,
-        "gatehouse_build_info",
-        "gauge",
-        "Build information; the value is always 1.",
-    );
-    sample(
-        &mut out,
-        "gatehouse_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1,
-    );
-    out
+    encoder
+        .encode_descriptor(
+            "gatehouse_build_info",
+            "Build information; the value is always 1.",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?
+        .encode_gauge(&1_u64)
 }
 
 /// The registry's process-wide counters.
-fn render_counters(out: &mut String, m: &Metrics) {
-    let simple = |out: &mut String, name: &str, help: &str, value: u64| {
-        header(out, name, "counter", help);
-        sample(out, name, &[], value);
-    };
-    simple(
-        out,
-        "gatehouse_tokens_issued_total",
+fn encode_counters(encoder: &mut DescriptorEncoder<'_>, m: &Metrics) -> fmt::Result {
+    counter(
+        encoder,
+        "gatehouse_tokens_issued",
         "Access tokens signed.",
         m.tokens_issued.get(),
-    );
+    )?;
 
-    header(
-        out,
-        "gatehouse_introspections_total",
-        "counter",
+    let mut family = encoder.encode_descriptor(
+        "gatehouse_introspections",
         "Introspections answered, by outcome (and, when inactive, by reason).",
-    );
-    sample(
-        out,
-        "gatehouse_introspections_total",
+        None,
+        MetricType::Counter,
+    )?;
+    counter_sample(
+        &mut family,
         &[("outcome", "active")],
         m.introspections_active.get(),
-    );
-    for (reason, counter) in Reason::ALL.iter().zip(&m.introspections_inactive) {
-        sample(
-            out,
-            "gatehouse_introspections_total",
+    )?;
+    for (reason, n) in Reason::ALL.iter().zip(&m.introspections_inactive) {
+        counter_sample(
+            &mut family,
             &[("outcome", "inactive"), ("reason", reason.code())],
-            counter.get(),
-        );
+            n.get(),
+        )?;
     }
 
-    simple(
-        out,
-        "gatehouse_token_policy_refusals_total",
+    counter(
+        encoder,
+        "gatehouse_token_policy_refusals",
         "Token requests refused by a policy.",
         m.token_policy_refusals.get(),
-    );
-    simple(
-        out,
-        "gatehouse_argon2_verifications_total",
+    )?;
+    let mut family = encoder.encode_descriptor(
+        "gatehouse_oauth_errors",
+        "Refusals answered by the token, introspection and revocation endpoints, by OAuth error code.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (code, n) in gatehouse_registry::metrics::OAUTH_ERRORS
+        .iter()
+        .zip(&m.oauth_errors)
+    {
+        counter_sample(&mut family, &[("error", *code)], n.get())?;
+    }
+    counter(
+        encoder,
+        "gatehouse_argon2_verifications",
         "argon2id verifications run (verified-secret cache misses).",
         m.argon2_verifications.get(),
-    );
-    simple(
-        out,
-        "gatehouse_auth_failures_total",
+    )?;
+    counter(
+        encoder,
+        "gatehouse_auth_failures",
         "Failed client authentications.",
         m.auth_failures.get(),
-    );
-    simple(
-        out,
-        "gatehouse_auth_throttled_total",
+    )?;
+    counter(
+        encoder,
+        "gatehouse_auth_throttled",
         "Client authentications refused by the failed-attempt budget, without argon2.",
         m.auth_throttled.get(),
-    );
-    simple(
-        out,
-        "gatehouse_argon2_busy_total",
+    )?;
+    counter(
+        encoder,
+        "gatehouse_argon2_busy",
         "Client authentications refused at once (503) because every argon2 worker was busy and the waiting room full.",
         m.argon2_busy.get(),
-    );
-    simple(
-        out,
-        "gatehouse_redis_errors_total",
+    )?;
+    counter(
+        encoder,
+        "gatehouse_redis_errors",
         "Calls to the shared (Redis) limiter that failed or timed out.",
         m.redis_errors.get(),
-    );
-    header(
-        out,
-        "gatehouse_redis_call_duration_seconds",
-        "histogram",
-        "Latency of the shared (Redis) limiter's calls that answered.",
-    );
+    )?;
     let (counts, sum) = m.redis_seconds.snapshot();
-    render_histogram_with(
-        out,
-        "gatehouse_redis_call_duration_seconds",
-        &[],
+    histogram_sample(
+        &mut encoder.encode_descriptor(
+            "gatehouse_redis_call_duration_seconds",
+            "Latency of the shared (Redis) limiter's calls that answered.",
+            None,
+            MetricType::Histogram,
+        )?,
         &gatehouse_registry::metrics::FAST_BUCKETS,
         &counts,
         sum,
-    );
-    header(
-        out,
+    )?;
+    gauge(
+        encoder,
         "gatehouse_argon2_admitted",
-        "gauge",
         "argon2id verifications running or waiting for a worker.",
-    );
-    sample(
-        out,
-        "gatehouse_argon2_admitted",
-        &[],
         m.argon2_admitted.get(),
-    );
-    header(
-        out,
+    )?;
+    gauge(
+        encoder,
         "gatehouse_listen_connected",
-        "gauge",
         "1 while this instance LISTENs for other instances' changes (PostgreSQL), else 0.",
-    );
-    sample(
-        out,
-        "gatehouse_listen_connected",
-        &[],
         m.listen_connected.get(),
-    );
-    header(
-        out,
-        "gatehouse_remote_key_fetches_total",
-        "counter",
+    )?;
+
+    let mut family = encoder.encode_descriptor(
+        "gatehouse_remote_key_fetches",
         "Fetches of remote key sets (identity providers' discovery and JWKS), by outcome.",
-    );
+        None,
+        MetricType::Counter,
+    )?;
     let fetches = &gatehouse_jwks::remote::REMOTE_FETCHES;
     for (outcome, n) in [("ok", &fetches.ok), ("failed", &fetches.failed)] {
-        sample(
-            out,
-            "gatehouse_remote_key_fetches_total",
+        counter_sample(
+            &mut family,
             &[("outcome", outcome)],
             n.load(Ordering::Relaxed),
-        );
+        )?;
     }
 
     let caches = m.caches();
-    header(
-        out,
-        "gatehouse_cache_hits_total",
-        "counter",
+    let mut family = encoder.encode_descriptor(
+        "gatehouse_cache_hits",
         "Cache lookups answered from memory, by cache.",
-    );
+        None,
+        MetricType::Counter,
+    )?;
     for (name, c) in &caches {
-        sample(
-            out,
-            "gatehouse_cache_hits_total",
-            &[("cache", name)],
-            c.hits.get(),
-        );
+        counter_sample(&mut family, &[("cache", *name)], c.hits.get())?;
     }
-    header(
-        out,
-        "gatehouse_cache_misses_total",
-        "counter",
+    let mut family = encoder.encode_descriptor(
+        "gatehouse_cache_misses",
         "Cache lookups that missed, by cache.",
-    );
+        None,
+        MetricType::Counter,
+    )?;
     for (name, c) in &caches {
-        sample(
-            out,
-            "gatehouse_cache_misses_total",
-            &[("cache", name)],
-            c.misses.get(),
-        );
+        counter_sample(&mut family, &[("cache", *name)], c.misses.get())?;
     }
+    Ok(())
 }
 
-/// `# HELP` and `# TYPE` lines.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    out.push_str("# HELP ");
-    out.push_str(name);
-    out.push(' ');
-    escape_help(out, help);
-    out.push_str("\n# TYPE ");
-    out.push_str(name);
-    out.push(' ');
-    out.push_str(kind);
-    out.push('\n');
+/// A counter family of one unlabelled sample. `name` is without `_total`: the encoder adds
+/// it.
+fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
 }
 
-/// One sample line: `name{label="value",...} value`.
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-    out.push_str(name);
-    push_labels(out, labels, None);
-    let _ = writeln!(out, " {value}");
-}
-
-fn push_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {
-    if labels.is_empty() && le.is_none() {
-        return;
-    }
-    out.push('{');
-    let mut first = true;
-    for (k, v) in labels.iter().copied().chain(le.map(|le| ("le", le))) {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(k);
-        out.push_str("=\"");
-        escape_label_value(out, v);
-        out.push('"');
-    }
-    out.push('}');
-}
-
-/// A histogram's `_bucket` (cumulative, ending with `+Inf`), `_sum` and `_count` lines.
-/// `counts` holds the per-bucket (not cumulative) observations, one per [`BUCKETS`] bound
-/// and a last one for `+Inf`.
-fn render_histogram(
-    out: &mut String,
+/// A gauge family of one unlabelled sample.
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
     name: &str,
-    labels: &[(&str, &str)],
-    counts: &[u64],
-    sum: f64,
-) {
-    render_histogram_with(out, name, labels, &BUCKETS, counts, sum);
+    help: &str,
+    value: impl EncodeGaugeValue,
+) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
 }
 
-/// [`render_histogram`] with other bucket bounds.
-fn render_histogram_with(
-    out: &mut String,
-    name: &str,
-    labels: &[(&str, &str)],
+/// One labelled sample of a counter family.
+fn counter_sample(
+    family: &mut MetricEncoder<'_>,
+    labels: &impl EncodeLabelSet,
+    value: u64,
+) -> fmt::Result {
+    family
+        .encode_family(labels)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+/// One histogram from per-bucket (not cumulative) `counts`, one per bound of `bounds` and a
+/// last one for `+Inf`, and their `sum`; the encoder makes the buckets cumulative. The count
+/// is the buckets' total, so `+Inf` equals `_count` even while requests are being recorded.
+fn histogram_sample(
+    metric: &mut MetricEncoder<'_>,
     bounds: &[f64],
     counts: &[u64],
     sum: f64,
-) {
-    let bucket = format!("{name}_bucket");
-    let mut cumulative: u64 = 0;
-    for (i, n) in counts.iter().enumerate() {
-        cumulative = cumulative.saturating_add(*n);
-        let le = bounds
-            .get(i)
-            .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-        out.push_str(&bucket);
-        push_labels(out, labels, Some(&le));
-        let _ = writeln!(out, " {cumulative}");
-    }
-    sample(out, &format!("{name}_sum"), labels, sum);
-    sample(out, &format!("{name}_count"), labels, cumulative);
-}
-
-/// Label values escape `\`, `"` and newlines.
-fn escape_label_value(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Help text escapes `\` and newlines.
-fn escape_help(out: &mut String, help: &str) {
-    for c in help.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+) -> fmt::Result {
+    let buckets: Vec<(f64, u64)> = bounds
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .zip(counts.iter().copied())
+        .collect();
+    let count = counts
+        .iter()
+        .fold(0_u64, |total, n| total.saturating_add(*n));
+    metric.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A collector over fixed readings and the given HTTP metrics.
+    #[derive(Debug)]
+    struct Fixed {
+        http: Arc<HttpMetrics>,
+        readings: Readings,
+    }
+
+    impl Collector for Fixed {
+        fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+            encode_all(&mut encoder, &self.http, &METRICS, self.readings)
+        }
+    }
+
+    fn registry(http: &Arc<HttpMetrics>, readings: Readings) -> Registry {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fixed {
+            http: http.clone(),
+            readings,
+        }));
+        registry
+    }
+
+    fn render_as(http: &Arc<HttpMetrics>, readings: Readings, format: Format) -> String {
+        let mut out = String::new();
+        format
+            .encode(&mut out, &registry(http, readings))
+            .expect("encodes");
+        out
+    }
+
+    fn render(http: &Arc<HttpMetrics>) -> String {
+        render_as(http, Readings::default(), Format::Prometheus)
+    }
+
+    fn lines_of<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(prefix)).collect()
+    }
 
     #[test]
     fn resident_memory_comes_from_vm_rss_in_kilobytes() {
@@ -794,28 +855,55 @@ mod tests {
         assert!(resident_memory_bytes().is_some_and(|b| b > 1024 * 1024));
     }
 
-    fn lines_of<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
-        text.lines().filter(|l| l.starts_with(prefix)).collect()
-    }
-
     #[test]
     fn histogram_buckets_are_cumulative_and_end_with_inf() {
-        let mut out = String::new();
-        let mut counts = vec![0u64; BUCKETS.len() + 1];
-        counts[0] = 2; // ≤ 0.0005
-        counts[3] = 1; // ≤ 0.005
-        counts[BUCKETS.len()] = 4; // > 10 s
-        render_histogram(&mut out, "h", &[("endpoint", "/x")], &counts, 42.5);
-        let buckets = lines_of(&out, "h_bucket");
-        assert_eq!(buckets.len(), BUCKETS.len() + 1);
-        assert_eq!(buckets[0], "h_bucket{endpoint=\"/x\",le=\"0.0005\"} 2");
-        assert_eq!(buckets[2], "h_bucket{endpoint=\"/x\",le=\"0.0025\"} 2");
-        assert_eq!(buckets[3], "h_bucket{endpoint=\"/x\",le=\"0.005\"} 3");
-        assert_eq!(buckets[10], "h_bucket{endpoint=\"/x\",le=\"1\"} 3");
-        assert_eq!(buckets[13], "h_bucket{endpoint=\"/x\",le=\"10\"} 3");
-        assert_eq!(buckets[14], "h_bucket{endpoint=\"/x\",le=\"+Inf\"} 7");
-        assert!(out.contains("\nh_sum{endpoint=\"/x\"} 42.5\n"), "{out}");
-        assert!(out.ends_with("h_count{endpoint=\"/x\"} 7\n"), "{out}");
+        let http = Arc::new(HttpMetrics::new());
+        let x = http.listener("public").endpoint("/x");
+        for elapsed in [
+            Duration::ZERO,             // ≤ 0.0005
+            Duration::from_micros(500), // ≤ 0.0005
+            Duration::from_millis(4),   // ≤ 0.005
+            Duration::from_secs(11),    // > 10 s
+            Duration::from_secs(11),
+            Duration::from_secs(11),
+            Duration::from_millis(10_500), // > 10 s
+        ] {
+            x.record(2, 1, elapsed);
+        }
+        let out = render(&http);
+        let name = "gatehouse_http_request_duration_seconds";
+        let labels = "listener=\"public\",endpoint=\"/x\"";
+        let buckets = lines_of(&out, &format!("{name}_bucket"));
+        assert_eq!(buckets.len(), BUCKETS.len() + 1, "{out}");
+        assert_eq!(
+            buckets[0],
+            format!("{name}_bucket{{{labels},le=\"0.0005\"}} 2")
+        );
+        assert_eq!(
+            buckets[2],
+            format!("{name}_bucket{{{labels},le=\"0.0025\"}} 2")
+        );
+        assert_eq!(
+            buckets[3],
+            format!("{name}_bucket{{{labels},le=\"0.005\"}} 3")
+        );
+        assert_eq!(buckets[10], format!("{name}_bucket{{{labels},le=\"1\"}} 3"));
+        assert_eq!(
+            buckets[13],
+            format!("{name}_bucket{{{labels},le=\"10\"}} 3")
+        );
+        assert_eq!(
+            buckets[14],
+            format!("{name}_bucket{{{labels},le=\"+Inf\"}} 7")
+        );
+        assert!(
+            out.contains(&format!("\n{name}_sum{{{labels}}} 43.5045\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("\n{name}_count{{{labels}}} 7\n")),
+            "{out}"
+        );
         // Monotonic.
         let values: Vec<u64> = buckets
             .iter()
@@ -835,19 +923,24 @@ mod tests {
     }
 
     #[test]
-    fn label_values_and_help_are_escaped() {
-        let mut out = String::new();
-        sample(&mut out, "m", &[("a", "x\\y\"z\nw"), ("b", "plain")], 1);
-        assert_eq!(out, "m{a=\"x\\\\y\\\"z\\nw\",b=\"plain\"} 1\n");
-        let mut out = String::new();
-        header(&mut out, "m", "counter", "back\\slash \"quoted\"\nnext");
-        assert_eq!(
-            out,
-            "# HELP m back\\\\slash \"quoted\"\\nnext\n# TYPE m counter\n"
+    fn label_values_are_escaped_by_the_encoder() {
+        let http = Arc::new(HttpMetrics::new());
+        http.listener("public")
+            .endpoint("/x\\y\"z\nw")
+            .record(0, 1, Duration::ZERO);
+        let out = render(&http);
+        assert!(
+            out.contains(
+                "gatehouse_http_requests_total{listener=\"public\",endpoint=\"/x\\\\y\\\"z\\nw\",method=\"GET\",status=\"2xx\"} 1\n"
+            ),
+            "{out}"
         );
-        let mut out = String::new();
-        sample(&mut out, "m", &[], 3);
-        assert_eq!(out, "m 3\n");
+        // The raw newline never reaches the exposition: every line is a comment or a sample.
+        assert!(
+            out.lines()
+                .all(|l| l.starts_with('#') || l.starts_with("gatehouse_")),
+            "{out}"
+        );
     }
 
     #[test]
@@ -865,7 +958,7 @@ mod tests {
 
     #[test]
     fn http_metrics_render_requests_histogram_and_in_flight() {
-        let http = HttpMetrics::new();
+        let http = Arc::new(HttpMetrics::new());
         let public = http.listener("public");
         let admin = http.listener("admin");
         assert!(Arc::ptr_eq(&public, &http.listener("public")));
@@ -878,9 +971,10 @@ mod tests {
         admin
             .endpoint("/admin/v1/clients/{id}")
             .record(0, 1, Duration::from_secs(20));
-        let mut out = String::new();
-        http.render(&mut out);
-        assert!(out.contains("# TYPE gatehouse_http_requests_total counter\n"));
+        let out = render(&http);
+        assert!(out.contains(
+            "# HELP gatehouse_http_requests_total HTTP requests served, by listener, route template, method and status class.\n# TYPE gatehouse_http_requests_total counter\n"
+        ), "{out}");
         assert!(out.contains("# TYPE gatehouse_http_request_duration_seconds histogram\n"));
         assert!(out.contains(
             "gatehouse_http_requests_total{listener=\"public\",endpoint=\"/oauth/token\",method=\"POST\",status=\"2xx\"} 1\n"
@@ -911,16 +1005,40 @@ mod tests {
         assert!(out.contains("gatehouse_http_requests_in_flight{listener=\"public\"} 0\n"));
         {
             let _guard = InFlight::enter(&admin.in_flight);
-            let mut out = String::new();
-            http.render(&mut out);
+            let out = render(&http);
             assert!(out.contains("gatehouse_http_requests_in_flight{listener=\"admin\"} 1\n"));
         }
         assert_eq!(admin.in_flight.load(Ordering::Relaxed), 0);
     }
 
-    #[test]
-    fn full_render_has_every_family_once() {
-        let http = HttpMetrics::new();
+    const FAMILIES: [&str; 24] = [
+        "gatehouse_http_requests_total",
+        "gatehouse_http_request_duration_seconds",
+        "gatehouse_http_requests_in_flight",
+        "gatehouse_tokens_issued_total",
+        "gatehouse_introspections_total",
+        "gatehouse_token_policy_refusals_total",
+        "gatehouse_oauth_errors_total",
+        "gatehouse_argon2_verifications_total",
+        "gatehouse_auth_failures_total",
+        "gatehouse_auth_throttled_total",
+        "gatehouse_argon2_busy_total",
+        "gatehouse_redis_errors_total",
+        "gatehouse_cache_hits_total",
+        "gatehouse_cache_misses_total",
+        "gatehouse_db_pool_connections",
+        "gatehouse_db_pool_max",
+        "gatehouse_http_responses_total",
+        "gatehouse_redis_call_duration_seconds",
+        "gatehouse_argon2_admitted",
+        "gatehouse_listen_connected",
+        "gatehouse_remote_key_fetches_total",
+        "gatehouse_signing_key_age_seconds",
+        "process_resident_memory_bytes",
+        "gatehouse_build_info",
+    ];
+
+    fn full_readings() -> Readings {
         let pool = PoolStats::new(3, 1, 16);
         assert_eq!(
             pool,
@@ -930,40 +1048,18 @@ mod tests {
                 max: 16
             }
         );
-        let out = render(
-            &http,
-            &METRICS,
-            Readings {
-                pool: Some(pool),
-                rss: Some(4096),
-                signing_key_age: Some(60),
-            },
-        );
-        for family in [
-            "gatehouse_http_requests_total",
-            "gatehouse_http_request_duration_seconds",
-            "gatehouse_http_requests_in_flight",
-            "gatehouse_tokens_issued_total",
-            "gatehouse_introspections_total",
-            "gatehouse_token_policy_refusals_total",
-            "gatehouse_argon2_verifications_total",
-            "gatehouse_auth_failures_total",
-            "gatehouse_auth_throttled_total",
-            "gatehouse_argon2_busy_total",
-            "gatehouse_redis_errors_total",
-            "gatehouse_cache_hits_total",
-            "gatehouse_cache_misses_total",
-            "gatehouse_db_pool_connections",
-            "gatehouse_db_pool_max",
-            "gatehouse_http_responses_total",
-            "gatehouse_redis_call_duration_seconds",
-            "gatehouse_argon2_admitted",
-            "gatehouse_listen_connected",
-            "gatehouse_remote_key_fetches_total",
-            "gatehouse_signing_key_age_seconds",
-            "process_resident_memory_bytes",
-            "gatehouse_build_info",
-        ] {
+        Readings {
+            pool: Some(pool),
+            rss: Some(4096),
+            signing_key_age: Some(60),
+        }
+    }
+
+    #[test]
+    fn full_render_has_every_family_once() {
+        let http = Arc::new(HttpMetrics::new());
+        let out = render_as(&http, full_readings(), Format::Prometheus);
+        for family in FAMILIES {
             assert_eq!(
                 out.matches(&format!("# TYPE {family} ")).count(),
                 1,
@@ -985,20 +1081,152 @@ mod tests {
         assert!(out.contains("gatehouse_cache_hits_total{cache=\"verified_secrets\"} "));
         assert!(out.contains("gatehouse_db_pool_connections{state=\"in_use\"} 2\n"));
         assert!(out.contains("gatehouse_db_pool_max 16\n"));
+        assert!(out.contains("gatehouse_signing_key_age_seconds 60\n"));
         assert!(out.contains("process_resident_memory_bytes 4096\n"));
+        assert!(out.contains("gatehouse_redis_call_duration_seconds_bucket{le=\"+Inf\"} "));
         assert!(out.contains(&format!(
             "gatehouse_build_info{{version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")
         )));
-        let without = render(&http, &METRICS, Readings::default());
+        let without = render(&http);
         assert!(!without.contains("gatehouse_db_pool"));
         assert!(!without.contains("process_resident_memory_bytes"));
+        assert!(!without.contains("gatehouse_signing_key_age_seconds"));
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        let http = Arc::new(HttpMetrics::new());
+        http.listener("public")
+            .endpoint("/oauth/token")
+            .record(2, 1, Duration::from_millis(3));
+        let out = render_as(&http, full_readings(), Format::OpenMetrics);
+        assert!(out.ends_with("\n# EOF\n"), "{out}");
+        assert!(
+            out.contains("# TYPE gatehouse_tokens_issued counter\n"),
+            "{out}"
+        );
+        assert!(out.contains("\ngatehouse_tokens_issued_total "), "{out}");
+        assert!(out.contains(
+            "gatehouse_http_requests_total{listener=\"public\",endpoint=\"/oauth/token\",method=\"POST\",status=\"2xx\"} 1\n"
+        ), "{out}");
+        assert!(out.contains(
+            "gatehouse_http_request_duration_seconds_bucket{le=\"+Inf\",listener=\"public\",endpoint=\"/oauth/token\"} 1\n"
+        ), "{out}");
+        // Bounds as floats.
+        assert!(out.contains(
+            "gatehouse_http_request_duration_seconds_bucket{le=\"1.0\",listener=\"public\",endpoint=\"/oauth/token\"} 1\n"
+        ), "{out}");
+        assert!(
+            out.contains("# TYPE gatehouse_db_pool_max gauge\n"),
+            "{out}"
+        );
+        for family in FAMILIES {
+            let family = family.strip_suffix("_total").unwrap_or(family);
+            assert_eq!(
+                out.matches(&format!("# TYPE {family} ")).count(),
+                1,
+                "{family}: {out}"
+            );
+        }
+    }
+
+    fn accept(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked_for() {
+        use Format::{OpenMetrics, Prometheus};
+        for (values, format) in [
+            (&[][..], Prometheus),
+            (&["*/*"][..], Prometheus),
+            (&["text/plain"][..], Prometheus),
+            (&["application/openmetrics-text"][..], OpenMetrics),
+            (
+                &["Application/OpenMetrics-Text; version=1.0.0"][..],
+                OpenMetrics,
+            ),
+            // What Prometheus sends: OpenMetrics preferred.
+            (
+                &[
+                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ][..],
+                OpenMetrics,
+            ),
+            (
+                &["text/plain;q=0.9, application/openmetrics-text;q=0.5"][..],
+                Prometheus,
+            ),
+            (&["application/openmetrics-text;q=0"][..], Prometheus),
+            (&["application/openmetrics-text;q=bogus"][..], Prometheus),
+            (
+                &["text/html", "application/openmetrics-text"][..],
+                OpenMetrics,
+            ),
+        ] {
+            assert_eq!(Format::negotiate(&accept(values)), format, "{values:?}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct Failing;
+
+    impl Collector for Failing {
+        fn encode(&self, _: DescriptorEncoder<'_>) -> fmt::Result {
+            Err(fmt::Error)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_encoding_error_is_a_json_500() {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Failing));
+        let response = metrics_handler(State(Arc::new(registry)), HeaderMap::new()).await;
+        assert_eq!(response.status(), 500);
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "internal_error", "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_handler_negotiates_and_varies_on_accept() {
+        let http = Arc::new(HttpMetrics::new());
+        let registry = Arc::new(registry(&http, Readings::default()));
+        let response = metrics_handler(State(registry.clone()), HeaderMap::new()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        assert_eq!(response.headers()[header::VARY], "accept");
+        let response = metrics_handler(
+            State(registry),
+            accept(&["application/openmetrics-text; version=1.0.0"]),
+        )
+        .await;
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            OPENMETRICS_CONTENT_TYPE
+        );
+        assert_eq!(response.headers()[header::VARY], "accept");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert!(body.ends_with(b"# EOF\n"));
     }
 
     #[tokio::test]
     async fn middleware_labels_route_templates_not_raw_paths() {
         use tower::ServiceExt;
-        let http = HttpMetrics::new();
+        let http = Arc::new(HttpMetrics::new());
         let router = http.track(
             "public",
             Router::new().route("/things/{id}", get(|| async { "ok" })),
@@ -1009,8 +1237,7 @@ mod tests {
                 .unwrap();
             let _ = router.clone().oneshot(request).await.unwrap();
         }
-        let mut out = String::new();
-        http.render(&mut out);
+        let out = render(&http);
         assert!(out.contains(
             "gatehouse_http_requests_total{listener=\"public\",endpoint=\"/things/{id}\",method=\"GET\",status=\"2xx\"} 2\n"
         ), "{out}");

@@ -206,6 +206,18 @@ async fn metrics_exposition_on_the_admin_listener() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A server that has issued a token and introspected it (so the token and introspection
+/// series have samples).
+async fn app_with_traffic() -> anyhow::Result<gatehouse_tests::TestApp> {
+    let app = spawn_app().await?;
+    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
+    let token = app
+        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
+        .await?;
+    assert_active(&app.introspect_token(fx.collection_basic(), &token).await?);
+    Ok(app)
+}
+
 /// The exposition parses with the reference Prometheus text-format parser (Python's
 /// `prometheus_client`), every family has a type, and the series a dashboard needs are there
 /// with their labels. Needs python3 with `prometheus_client`; skipped with a reason without
@@ -215,12 +227,7 @@ async fn the_exposition_parses_with_the_reference_prometheus_parser() -> anyhow:
     if !reference_parser_available("prometheus_client.parser")? {
         return Ok(());
     }
-    let app = spawn_app().await?;
-    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
-    let token = app
-        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
-        .await?;
-    assert_active(&app.introspect_token(fx.collection_basic(), &token).await?);
+    let app = app_with_traffic().await?;
     let body = app.get_url(&app.admin_url("/metrics")).await?.text();
     let families = parse_with_reference(&body, Format::Prometheus)?;
     let samples = |family: &str| {
@@ -328,12 +335,7 @@ async fn openmetrics_when_asked_for_parses_with_the_reference_parser() -> anyhow
     if !reference_parser_available("prometheus_client.openmetrics.parser")? {
         return Ok(());
     }
-    let app = spawn_app().await?;
-    let fx = app.oauth_fixture(&["orders:read"], json!({})).await?;
-    let token = app
-        .access_token(&fx.oauth_client_id, &fx.oauth_client_secret, &[])
-        .await?;
-    assert_active(&app.introspect_token(fx.collection_basic(), &token).await?);
+    let app = app_with_traffic().await?;
 
     // What Prometheus sends.
     let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";

@@ -41,6 +41,19 @@ const MAX_KEYS: usize = 100;
 /// Most sources cached at once.
 const MAX_SOURCES: usize = 10_000;
 
+/// Adds the served request's context to an outbound fetch's headers (the W3C
+/// `traceparent`/`tracestate` of the request that caused it, when traces are exported).
+pub type ContextHeaders = fn(&mut reqwest::header::HeaderMap);
+
+/// The one [`ContextHeaders`] of this process, if the server installed one.
+static CONTEXT_HEADERS: std::sync::OnceLock<ContextHeaders> = std::sync::OnceLock::new();
+
+/// Install the [`ContextHeaders`] every [`Fetcher`] applies (once per process; a later call
+/// changes nothing). Without it fetches carry no context.
+pub fn set_context_headers(add: ContextHeaders) {
+    let _ = CONTEXT_HEADERS.set(add);
+}
+
 /// Why an outbound fetch failed (for logs; never shown to API callers in detail).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -121,12 +134,16 @@ impl Fetcher {
     async fn get_url(&self, url: Url) -> Result<HttpResponse, FetchError> {
         // IP literals never reach the resolver: this is their only check.
         check_url(&url, &self.allow).map_err(FetchError::Refused)?;
-        let mut response = self
+        let mut request = self
             .client
             .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await?;
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(add) = CONTEXT_HEADERS.get() {
+            let mut headers = reqwest::header::HeaderMap::new();
+            add(&mut headers);
+            request = request.headers(headers);
+        }
+        let mut response = request.send().await?;
         if response
             .content_length()
             .is_some_and(|n| n > MAX_FETCH_BYTES as u64)
@@ -581,6 +598,45 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(settled(port, &count).await, 1);
+    }
+
+    #[tokio::test]
+    async fn fetches_carry_the_installed_context_headers() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        fn add(headers: &mut reqwest::header::HeaderMap) {
+            headers.insert(
+                "traceparent",
+                reqwest::header::HeaderValue::from_static(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            );
+        }
+        set_context_headers(add);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = socket.read(&mut buf).await.unwrap();
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+            String::from_utf8_lossy(&buf[..n]).to_lowercase()
+        });
+        let allow = OutboundAllow::parse(&["127.0.0.0/8"]).unwrap();
+        let fetcher = Fetcher::new(allow).unwrap();
+        let response = fetcher
+            .get(&format!("http://127.0.0.1:{port}/jwks"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let request = seen.await.unwrap();
+        assert!(
+            request.contains(
+                "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+            ),
+            "{request}"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::config::{Config, LogFormat, Otlp};
 use anyhow::{Context, Result};
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -67,6 +67,7 @@ pub fn init(config: &Config) -> Result<Telemetry> {
         .context("installing the log subscriber")?;
     if let Some(otlp) = &config.otlp {
         EXPORTING.store(true, Ordering::Relaxed);
+        gatehouse_jwks::remote::set_context_headers(add_trace_context);
         tracing::info!(
             endpoint = %otlp.traces_url,
             sample_ratio = otlp.sample_ratio,
@@ -155,6 +156,28 @@ pub fn name_request_span(method: &http::Method, route: &str) {
         .update_name(format!("{method} {route}"));
 }
 
+/// The current span's trace context as W3C `traceparent` (and `tracestate`) headers, for an
+/// outbound fetch made while serving a request (an identity provider's discovery document or
+/// JWKS); nothing outside a sampled, exported span.
+fn add_trace_context(headers: &mut http::HeaderMap) {
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut HeadersMut(headers));
+}
+
+/// Write access to outbound headers for the propagator.
+struct HeadersMut<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
 /// Read access to request headers for the propagator.
 struct Headers<'a>(&'a http::HeaderMap);
 
@@ -165,5 +188,52 @@ impl Extractor for Headers<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A span that continues a caller's trace hands that trace to outbound fetches: the
+    /// injected `traceparent` has the caller's trace id, a new span id (this span's), and the
+    /// sampled flag; outside any span nothing is added.
+    #[test]
+    fn outbound_fetches_carry_the_served_requests_trace() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+            let parent = "00f067aa0ba902b7";
+            let mut incoming = http::HeaderMap::new();
+            incoming.insert(
+                "traceparent",
+                http::HeaderValue::from_str(&format!("00-{trace}-{parent}-01")).unwrap(),
+            );
+            let span = tracing::info_span!("request");
+            let cx = TraceContextPropagator::new().extract(&Headers(&incoming));
+            span.set_parent(cx).unwrap();
+            let outbound = span.in_scope(|| {
+                let mut headers = http::HeaderMap::new();
+                add_trace_context(&mut headers);
+                headers
+            });
+            let value = outbound
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let parts: Vec<&str> = value.split('-').collect();
+            assert_eq!(parts.len(), 4, "{value}");
+            assert_eq!(parts[0], "00");
+            assert_eq!(parts[1], trace, "the caller's trace");
+            assert_ne!(parts[2], parent, "our span is the parent of the fetch");
+            assert_eq!(parts[3], "01");
+
+            let mut outside = http::HeaderMap::new();
+            add_trace_context(&mut outside);
+            assert!(outside.is_empty(), "{outside:?}");
+        });
     }
 }

@@ -34,37 +34,21 @@ pub struct Telemetry {
 /// Install the process's subscriber: the log lines `config.log` selects and, when
 /// configured, the OpenTelemetry layer. Call once, before serving.
 pub fn init(config: &Config) -> Result<Telemetry> {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .with_target(true)
-            .json()
-            .flatten_event(true)
-            .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
-    }
-    .with_filter(filter);
-    let (provider, traces) = match &config.otlp {
-        None => (None, None),
+    let provider = match &config.otlp {
+        None => {
+            logs_only(config)
+                .try_init()
+                .context("installing the log subscriber")?;
+            None
+        }
         Some(otlp) => {
             let provider = tracer_provider(otlp)?;
-            let layer = tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer("gatehouse"))
-                // Our own spans at INFO (the request span and what runs inside it), whatever
-                // the log filter; not the access log (it repeats the span), not dependencies'.
-                .with_filter(
-                    Targets::new()
-                        .with_target("gatehouse", LevelFilter::INFO)
-                        .with_target("gatehouse::access", LevelFilter::OFF),
-                );
-            (Some(provider), Some(layer))
+            logs_and_traces(config, provider.tracer("gatehouse"))
+                .try_init()
+                .context("installing the log subscriber")?;
+            Some(provider)
         }
     };
-    tracing_subscriber::registry()
-        .with(logs)
-        .with(traces)
-        .try_init()
-        .context("installing the log subscriber")?;
     if let Some(otlp) = &config.otlp {
         EXPORTING.store(true, Ordering::Relaxed);
         gatehouse_jwks::remote::set_context_headers(add_trace_context);
@@ -75,6 +59,53 @@ pub fn init(config: &Config) -> Result<Telemetry> {
         );
     }
     Ok(Telemetry { provider })
+}
+
+/// The log lines: text or one JSON object a line, with the target.
+fn log_lines<S>(format: LogFormat) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .json()
+            .flatten_event(true)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
+    }
+}
+
+/// Log lines only, under one global filter: a span or event it disables costs a callsite
+/// check, as before traces existed.
+fn logs_only(config: &Config) -> impl tracing::Subscriber + Send + Sync + 'static {
+    tracing_subscriber::registry()
+        .with(log_filter(config))
+        .with(log_lines(config.log_format))
+}
+
+/// Log lines and exported spans, each with its own filter: the log filter decides the lines;
+/// spans are Gatehouse's own at INFO and above whatever it says, except the access log (it
+/// repeats the span) and dependencies' spans.
+fn logs_and_traces(
+    config: &Config,
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+) -> impl tracing::Subscriber + Send + Sync + 'static {
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(
+            Targets::new()
+                .with_target("gatehouse", LevelFilter::INFO)
+                .with_target("gatehouse::access", LevelFilter::OFF),
+        );
+    tracing_subscriber::registry()
+        .with(log_lines(config.log_format).with_filter(log_filter(config)))
+        .with(traces)
+}
+
+/// `GATEHOUSE_LOG` (validated when the configuration was read; `info` otherwise).
+fn log_filter(config: &Config) -> EnvFilter {
+    EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
 /// The SDK pipeline: a batch exporter to the collector, parent-based sampling (a caller's
@@ -194,6 +225,38 @@ impl Extractor for Headers<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(log: &str) -> Config {
+        let mut config = Config::for_tests(String::new(), std::path::PathBuf::from("."));
+        config.log = log.to_owned();
+        config
+    }
+
+    /// Which spans exist. Without OTLP, at `GATEHOUSE_LOG=warn` an INFO request span is
+    /// disabled at its callsite (nothing built, nothing recorded) and WARN still logs. With
+    /// OTLP, our INFO spans exist for export whatever the log filter says; other crates' spans,
+    /// DEBUG and the access log do not.
+    ///
+    /// One test, not several: callsite interest is process-wide, and scoped subscribers in
+    /// parallel tests would answer for each other.
+    #[test]
+    fn the_log_filter_decides_lines_and_the_trace_filter_spans() {
+        tracing::subscriber::with_default(logs_only(&config("warn")), || {
+            assert!(tracing::info_span!(target: "gatehouse_server::app", "request").is_disabled());
+            assert!(!tracing::warn_span!(target: "gatehouse_server::app", "w").is_disabled());
+        });
+        tracing::subscriber::with_default(logs_only(&config("info")), || {
+            assert!(!tracing::info_span!(target: "gatehouse_server::app", "i").is_disabled());
+        });
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = logs_and_traces(&config("warn"), provider.tracer("test"));
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(!tracing::info_span!(target: "gatehouse_server::app", "r").is_disabled());
+            assert!(tracing::info_span!(target: "sqlx::query", "q").is_disabled());
+            assert!(tracing::debug_span!(target: "gatehouse_server::app", "d").is_disabled());
+            assert!(tracing::info_span!(target: "gatehouse::access", "a").is_disabled());
+        });
+    }
 
     /// A span that continues a caller's trace hands that trace to outbound fetches: the
     /// injected `traceparent` has the caller's trace id, a new span id (this span's), and the

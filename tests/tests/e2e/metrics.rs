@@ -206,6 +206,23 @@ async fn metrics_exposition_on_the_admin_listener() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The samples of `family` in an exposition parsed by [`parse_with_reference`]:
+/// `[name, labels, value]` each.
+fn samples_of(families: &serde_json::Value, family: &str) -> Vec<serde_json::Value> {
+    families[family]["samples"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Every `(family, type)` of `expected` is in the parsed exposition with that type.
+#[track_caller]
+fn assert_types(families: &serde_json::Value, expected: &[(&str, &str)]) {
+    for (family, kind) in expected {
+        assert_eq!(families[family]["type"], *kind, "{family} in {families}");
+    }
+}
+
 /// A server that has issued a token and introspected it (so the token and introspection
 /// series have samples).
 async fn app_with_traffic() -> anyhow::Result<gatehouse_tests::TestApp> {
@@ -230,29 +247,25 @@ async fn the_exposition_parses_with_the_reference_prometheus_parser() -> anyhow:
     let app = app_with_traffic().await?;
     let body = app.get_url(&app.admin_url("/metrics")).await?.text();
     let families = parse_with_reference(&body, Format::Prometheus)?;
-    let samples = |family: &str| {
-        families[family]["samples"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
-    for (family, kind) in [
-        ("gatehouse_tokens_issued", "counter"),
-        ("gatehouse_introspections", "counter"),
-        ("gatehouse_http_requests", "counter"),
-        ("gatehouse_http_request_duration_seconds", "histogram"),
-        ("gatehouse_http_requests_in_flight", "gauge"),
-        ("process_resident_memory_bytes", "gauge"),
-        ("gatehouse_build_info", "gauge"),
-        ("gatehouse_http_responses", "counter"),
-        ("gatehouse_redis_call_duration_seconds", "histogram"),
-        ("gatehouse_argon2_admitted", "gauge"),
-        ("gatehouse_listen_connected", "gauge"),
-        ("gatehouse_remote_key_fetches", "counter"),
-        ("gatehouse_signing_key_age_seconds", "gauge"),
-    ] {
-        assert_eq!(families[family]["type"], kind, "{family} in {families}");
-    }
+    let samples = |family: &str| samples_of(&families, family);
+    assert_types(
+        &families,
+        &[
+            ("gatehouse_tokens_issued", "counter"),
+            ("gatehouse_introspections", "counter"),
+            ("gatehouse_http_requests", "counter"),
+            ("gatehouse_http_request_duration_seconds", "histogram"),
+            ("gatehouse_http_requests_in_flight", "gauge"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("gatehouse_build_info", "gauge"),
+            ("gatehouse_http_responses", "counter"),
+            ("gatehouse_redis_call_duration_seconds", "histogram"),
+            ("gatehouse_argon2_admitted", "gauge"),
+            ("gatehouse_listen_connected", "gauge"),
+            ("gatehouse_remote_key_fetches", "counter"),
+            ("gatehouse_signing_key_age_seconds", "gauge"),
+        ],
+    );
     // Labels: introspections by outcome and denial reason; HTTP by listener, route template,
     // method and status class; a histogram's buckets end at +Inf.
     assert!(
@@ -375,39 +388,35 @@ async fn openmetrics_when_asked_for_parses_with_the_reference_parser() -> anyhow
     .await?
     .text();
     let families = parse_with_reference(&body, Format::OpenMetrics)?;
-    let samples = |family: &str| {
-        families[family]["samples"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
-    for (family, kind) in [
-        ("gatehouse_tokens_issued", "counter"),
-        ("gatehouse_introspections", "counter"),
-        ("gatehouse_http_requests", "counter"),
-        ("gatehouse_http_request_duration_seconds", "histogram"),
-        ("gatehouse_http_requests_in_flight", "gauge"),
-        ("gatehouse_http_responses", "counter"),
-        ("gatehouse_token_policy_refusals", "counter"),
-        ("gatehouse_argon2_verifications", "counter"),
-        ("gatehouse_auth_failures", "counter"),
-        ("gatehouse_auth_throttled", "counter"),
-        ("gatehouse_argon2_busy", "counter"),
-        ("gatehouse_redis_errors", "counter"),
-        ("gatehouse_redis_call_duration_seconds", "histogram"),
-        ("gatehouse_argon2_admitted", "gauge"),
-        ("gatehouse_listen_connected", "gauge"),
-        ("gatehouse_remote_key_fetches", "counter"),
-        ("gatehouse_cache_hits", "counter"),
-        ("gatehouse_cache_misses", "counter"),
-        ("gatehouse_signing_key_age_seconds", "gauge"),
-        ("gatehouse_db_pool_connections", "gauge"),
-        ("gatehouse_db_pool_max", "gauge"),
-        ("process_resident_memory_bytes", "gauge"),
-        ("gatehouse_build_info", "gauge"),
-    ] {
-        assert_eq!(families[family]["type"], kind, "{family} in {families}");
-    }
+    let samples = |family: &str| samples_of(&families, family);
+    assert_types(
+        &families,
+        &[
+            ("gatehouse_tokens_issued", "counter"),
+            ("gatehouse_introspections", "counter"),
+            ("gatehouse_http_requests", "counter"),
+            ("gatehouse_http_request_duration_seconds", "histogram"),
+            ("gatehouse_http_requests_in_flight", "gauge"),
+            ("gatehouse_http_responses", "counter"),
+            ("gatehouse_token_policy_refusals", "counter"),
+            ("gatehouse_argon2_verifications", "counter"),
+            ("gatehouse_auth_failures", "counter"),
+            ("gatehouse_auth_throttled", "counter"),
+            ("gatehouse_argon2_busy", "counter"),
+            ("gatehouse_redis_errors", "counter"),
+            ("gatehouse_redis_call_duration_seconds", "histogram"),
+            ("gatehouse_argon2_admitted", "gauge"),
+            ("gatehouse_listen_connected", "gauge"),
+            ("gatehouse_remote_key_fetches", "counter"),
+            ("gatehouse_cache_hits", "counter"),
+            ("gatehouse_cache_misses", "counter"),
+            ("gatehouse_signing_key_age_seconds", "gauge"),
+            ("gatehouse_db_pool_connections", "gauge"),
+            ("gatehouse_db_pool_max", "gauge"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("gatehouse_build_info", "gauge"),
+        ],
+    );
     assert!(
         samples("gatehouse_tokens_issued")
             .iter()

@@ -243,7 +243,33 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Child {
+    /// Start the binary on fresh ports and wait for `/readyz`. A start that exits before it is
+    /// ready (another test took a port between `free_port` and the bind) is retried on new
+    /// ports; a server that is neither ready nor gone in 30 s fails with its log.
     async fn start(bin: &Path, dir: &Path) -> anyhow::Result<Child> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::start_once(bin, dir).await? {
+                Ok(child) => return Ok(child),
+                Err(exited) if attempts < 3 => {
+                    eprintln!(
+                        "the server exited before it was ready ({exited}); retrying on new ports"
+                    );
+                }
+                Err(exited) => {
+                    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                    anyhow::bail!("the server exited before it was ready ({exited}): {log}");
+                }
+            }
+        }
+    }
+
+    /// One start: `Ok(Ok(child))` when ready, `Ok(Err(status))` when it exited first.
+    async fn start_once(
+        bin: &Path,
+        dir: &Path,
+    ) -> anyhow::Result<Result<Child, std::process::ExitStatus>> {
         let (p, a) = (free_port()?, free_port()?);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -262,7 +288,7 @@ impl Child {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        let child = Child {
+        let mut child = Child {
             proc,
             public: format!("http://127.0.0.1:{p}"),
             admin: format!("http://127.0.0.1:{a}"),
@@ -273,9 +299,15 @@ impl Child {
             if let Ok(r) = http.get(format!("{}/readyz", child.public)).send().await
                 && r.status().as_u16() == 200
             {
-                return Ok(child);
+                return Ok(Ok(child));
             }
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "not ready");
+            if let Some(status) = child.proc.try_wait()? {
+                return Ok(Err(status));
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                anyhow::bail!("not ready within 30 s; its log: {log}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -234,6 +234,9 @@ pub(crate) struct Inner {
     pub(crate) vault: Arc<dyn crate::vault::Vault>,
     pub(crate) limiter: crate::limits::Limiter,
     pub(crate) usage: crate::usage::Usage,
+    /// The queue of this registry's change notifications (PostgreSQL), sent in order by one
+    /// task started on first use.
+    pub(crate) notifier: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Change>>,
 }
 
 /// The profile registry. Cheap to clone; all clones share the caches.
@@ -309,6 +312,7 @@ impl Registry {
                 vault,
                 limiter,
                 usage: crate::usage::Usage::default(),
+                notifier: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -421,36 +425,30 @@ impl Registry {
 
     /// Tell the other instances on this PostgreSQL database that something changed
     /// (`NOTIFY`, after the commit); a no-op on SQLite, where one instance runs.
+    ///
+    /// Notifications leave **in the order of the writes**: one task per registry sends them
+    /// from a queue. (Each used to go out from its own task, so under load a later write's
+    /// notification could overtake an earlier one's: another instance could load a rotation's
+    /// keys while still holding a profile an earlier write had re-enabled as disabled.)
+    /// Whatever is queued when the task wakes goes out as one `NOTIFY` per kind: every write
+    /// behind them has committed, so one reload covers them all.
     pub(crate) fn publish_change(&self, change: Change) {
-        use sea_orm::{ConnectionTrait, DbBackend, Statement};
-        if self.inner.db.get_database_backend() != DbBackend::Postgres {
+        if self.inner.db.get_database_backend() != sea_orm::DbBackend::Postgres {
             return;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let db = self.inner.db.clone();
-        handle.spawn(async move {
-            // A failed NOTIFY is retried (a pool hiccup); should every try fail, the other
-            // instances catch up within GATEHOUSE_CACHE_TTL.
-            for (attempt, pause_ms) in [(1, 100u64), (2, 400), (3, 0)] {
-                let sql = Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_notify($1, $2)",
-                    [CHANGE_CHANNEL.into(), change.as_str().into()],
-                );
-                match db.execute_raw(sql).await {
-                    Ok(_) => return,
-                    Err(e) if pause_ms > 0 => {
-                        tracing::debug!(error = %e, attempt, "NOTIFY failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "NOTIFY failed; other instances catch up within GATEHOUSE_CACHE_TTL");
-                    }
-                }
-            }
+        let queue = self.inner.notifier.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            handle.spawn(send_notifications(self.inner.db.clone(), rx));
+            tx
         });
+        if queue.send(change).is_err() {
+            // The notifier's runtime is gone (a registry that outlived it): this one alone.
+            let db = self.inner.db.clone();
+            handle.spawn(async move { notify(&db, &[change]).await });
+        }
     }
 
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -511,6 +509,49 @@ pub fn parse_input<T: serde::de::DeserializeOwned>(
 }
 
 /// A registry on a fresh in-memory SQLite database, for unit tests.
+/// A registry's notifier: wait for a change, take every change queued behind it, and send one
+/// `NOTIFY` per kind in the order they were first queued.
+async fn send_notifications(
+    db: DatabaseConnection,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Change>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut kinds = vec![first];
+        while let Ok(next) = queue.try_recv() {
+            if !kinds.contains(&next) {
+                kinds.push(next);
+            }
+        }
+        notify(&db, &kinds).await;
+    }
+}
+
+/// `NOTIFY` each change on [`CHANGE_CHANNEL`], in order. A failed one is retried (a pool
+/// hiccup); should every try fail, the other instances catch up within
+/// `GATEHOUSE_CACHE_TTL`.
+async fn notify(db: &DatabaseConnection, changes: &[Change]) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    for change in changes {
+        for (attempt, pause_ms) in [(1, 100u64), (2, 400), (3, 0)] {
+            let sql = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANGE_CHANNEL.into(), change.as_str().into()],
+            );
+            match db.execute_raw(sql).await {
+                Ok(_) => break,
+                Err(e) if pause_ms > 0 => {
+                    tracing::debug!(error = %e, attempt, "NOTIFY failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "NOTIFY failed; other instances catch up within GATEHOUSE_CACHE_TTL");
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) async fn test_registry(clock: Arc<dyn Clock>) -> Registry {
     let db = crate::connect("sqlite::memory:").await.unwrap();
